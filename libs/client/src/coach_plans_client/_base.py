@@ -1,0 +1,262 @@
+"""What the sync and async clients share: URLs, caching, retry policy, error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from ._cache import CacheEntry, TTLCache
+from ._errors import (
+    APIError,
+    BadRequestError,
+    CoachPlansError,
+    ConnectionError,
+    InvalidResponseError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TimeoutError,
+)
+from ._models import ModelError
+
+logger = logging.getLogger("coach_plans_client")
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "http://localhost:5000"
+DEFAULT_TIMEOUT = 10.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+Params = Mapping[str, str | int | dt.date | None]
+CacheKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = now or dt.datetime.now(dt.UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+class BaseClient:
+    """Configuration and the I/O-free half of every request."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        *,
+        timeout: float | httpx.Timeout | None,
+        max_retries: int,
+        backoff_factor: float,
+        max_backoff: float,
+        max_retry_after: float,
+        cache_ttl: float | None,
+        max_cache_size: int,
+        clock: Callable[[], float],
+        has_http_client: bool,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if base_url is None and not has_http_client:
+            base_url = DEFAULT_BASE_URL
+        self.base_url = base_url.rstrip("/") if base_url else ""
+        # None means: our default, or the injected client's own timeout.
+        self._request_options: dict[str, Any] = {"follow_redirects": True}
+        if timeout is not None or not has_http_client:
+            self._request_options["timeout"] = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.max_retries = max_retries
+        self.backoff_factor = backoff_factor
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self._cache: TTLCache[Any] | None = (
+            None
+            if cache_ttl is None
+            else TTLCache(ttl=cache_ttl, max_size=max_cache_size, clock=clock)
+        )
+        self._counter_lock = threading.Lock()
+        self.requests_sent = 0
+
+    # -- request preparation -------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    @staticmethod
+    def _clean_params(params: Params | None) -> dict[str, str]:
+        cleaned: dict[str, str] = {}
+        for name, value in (params or {}).items():
+            if value is None:
+                continue
+            cleaned[name] = value.isoformat() if isinstance(value, dt.date) else str(value)
+        return cleaned
+
+    def _cache_key(self, path: str, params: Mapping[str, str]) -> CacheKey:
+        return (self._url(path), tuple(sorted(params.items())))
+
+    def _lookup(self, key: CacheKey | None) -> tuple[Any, CacheEntry[Any] | None, dict[str, str]]:
+        """(fresh cached JSON or None, stale entry, conditional headers) for a request."""
+        if key is None or self._cache is None:
+            return None, None, {}
+        fresh = self._cache.get(key)
+        if fresh is not None:
+            return fresh, None, {}
+        stale = self._cache.get_stale(key)
+        if stale is not None and stale.etag:
+            return None, stale, {"If-None-Match": stale.etag}
+        return None, None, {}
+
+    def _count_request(self) -> None:
+        with self._counter_lock:
+            self.requests_sent += 1
+
+    # -- retry policy --------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.backoff_factor * 2**attempt, self.max_backoff))
+
+    def _retry_delay_for_response(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying this response, or None to stop."""
+        if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
+            return None
+        if response.status_code == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                # A wait longer than we accept is not worth blocking the caller for.
+                return retry_after if retry_after <= self.max_retry_after else None
+        return self._backoff(attempt)
+
+    def _retry_delay_for_exception(self, exc: httpx.HTTPError, attempt: int) -> float | None:
+        # Only errors where the request surely never reached the server are retried.
+        if (
+            isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            and attempt < self.max_retries
+        ):
+            return self._backoff(attempt)
+        return None
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _translate(
+        exc: httpx.HTTPError | httpx.InvalidURL, method: str, url: str
+    ) -> CoachPlansError:
+        if isinstance(exc, httpx.TimeoutException):
+            return TimeoutError(f"timed out: {exc!r}", method=method, url=url)
+        if isinstance(exc, httpx.TransportError | httpx.InvalidURL):
+            return ConnectionError(f"cannot reach the API: {exc!r}", method=method, url=url)
+        return InvalidResponseError(f"unusable response: {exc!r}", method=method, url=url)
+
+    @staticmethod
+    def _error_from_response(response: httpx.Response, method: str, url: str) -> APIError:
+        status = response.status_code
+        error: str | None = None
+        detail = _snippet(response)
+        body: Any = None
+        with contextlib.suppress(ValueError):
+            body = response.json()
+        if isinstance(body, Mapping):
+            error = body.get("error") if isinstance(body.get("error"), str) else None
+            detail = str(body.get("detail") or body.get("plan") or detail)
+        message = (
+            f"HTTP {status}" + (f" {error}" if error else "") + (f": {detail}" if detail else "")
+        )
+        kwargs: dict[str, Any] = {
+            "status_code": status,
+            "error": error,
+            "body": body,
+            "method": method,
+            "url": url,
+        }
+        if status == 404:
+            return NotFoundError(message, **kwargs)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return RateLimitError(message, retry_after=retry_after, **kwargs)
+        if status in (400, 422):
+            return BadRequestError(message, **kwargs)
+        if status >= 500:
+            return ServerError(message, **kwargs)
+        return APIError(message, **kwargs)
+
+    def _finish(
+        self,
+        response: httpx.Response,
+        *,
+        key: CacheKey | None,
+        stale: CacheEntry[Any] | None,
+        accept: Collection[int],
+    ) -> Any:
+        """The JSON body of a final response, from the cache on 304; raises on errors."""
+        method, url = response.request.method, str(response.request.url)
+        if response.status_code == 304 and stale is not None and key is not None:
+            assert self._cache is not None  # a stale entry comes from the cache
+            logger.debug("not modified, cache refreshed: %s", url)
+            self._cache.refresh(key)
+            return stale.value
+        if response.status_code not in accept:
+            raise self._error_from_response(response, method, url)
+        try:
+            data = response.json()
+        except (ValueError, UnicodeDecodeError):
+            content_type = response.headers.get("content-type", "no content-type")
+            raise InvalidResponseError(
+                f"expected JSON, got {content_type}: {_snippet(response)}",
+                status_code=response.status_code,
+                method=method,
+                url=url,
+            ) from None
+        etag = response.headers.get("ETag")
+        if key is not None and self._cache is not None and response.status_code == 200:
+            self._cache.set(key, data, etag=etag)
+        return data
+
+    @staticmethod
+    def _parse(parse: Callable[[Any], T], data: Any, response: httpx.Response | None) -> T:
+        try:
+            return parse(data)
+        except ModelError as exc:
+            request = response.request if response is not None else None
+            raise InvalidResponseError(
+                f"response does not match the contract: {exc}",
+                status_code=response.status_code if response is not None else None,
+                method=request.method if request else None,
+                url=str(request.url) if request else None,
+            ) from None
+
+    @staticmethod
+    def _log_response(response: httpx.Response, attempt: int, started: float) -> None:
+        logger.debug(
+            "%s %s -> %s in %.1f ms (attempt %d)",
+            response.request.method,
+            response.request.url,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+            attempt + 1,
+        )
+
+    def clear_cache(self) -> None:
+        """Forget every cached response (including their ETags)."""
+        if self._cache is not None:
+            self._cache.clear()

@@ -1,0 +1,395 @@
+"""The typed clients: ``CoachPlansClient`` (sync) and ``AsyncCoachPlansClient``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable, Collection
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from ._base import BaseClient, CacheKey, Params
+from ._mock import MOCK_BASE_URL, mock_transport
+from ._models import Coach, CoachPlan, Health, ModelError, Plan, PlanPage, Revision
+
+__all__ = ["AsyncCoachPlansClient", "CoachPlansClient"]
+
+T = TypeVar("T")
+DateLike = str | dt.date
+OK = frozenset({200})
+
+
+def _items(data: Any, name: str) -> list[Any]:
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, list):
+        raise ModelError(f"expected an object with a list {name!r}, got {data!r:.100}")
+    return value
+
+
+def _all_plans(data: Any) -> dict[str, CoachPlan]:
+    if not isinstance(data, dict):
+        raise ModelError(f"expected an object of plans by coach, got {data!r:.100}")
+    return {coach: CoachPlan.from_json(plan) for coach, plan in data.items()}
+
+
+def _history(data: Any) -> list[Plan]:
+    return [Plan.from_json(item) for item in _items(data, "plans")]
+
+
+def _revisions(data: Any) -> list[Revision]:
+    return [Revision.from_json(item) for item in _items(data, "revisions")]
+
+
+def _coaches(data: Any) -> list[Coach]:
+    return [Coach.from_json(item) for item in _items(data, "coaches")]
+
+
+def _plans_params(
+    *,
+    coach: str | None,
+    date: DateLike | None,
+    date_from: DateLike | None,
+    date_to: DateLike | None,
+    author: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Params:
+    return {
+        "coach": coach,
+        "date": date,
+        "from": date_from,
+        "to": date_to,
+        "author": author,
+        "limit": limit,
+        "cursor": cursor,
+    }
+
+
+class CoachPlansClient(BaseClient):
+    """Synchronous typed client of the Coach Plans API.
+
+    Responses are cached with their ETag: within ``cache_ttl`` a repeated read is served from
+    memory; after it the entry is revalidated with ``If-None-Match`` (a 304 refreshes it).
+    ``cache_ttl=0`` always revalidates; ``cache_ttl=None`` disables the cache.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        http_client: httpx.Client | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 2,
+        backoff_factor: float = 0.5,
+        max_backoff: float = 8.0,
+        max_retry_after: float = 30.0,
+        cache_ttl: float | None = 0.0,
+        max_cache_size: int = 100,
+        headers: dict[str, str] | None = None,
+        mock_mode: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if mock_mode and http_client is None:
+            http_client = httpx.Client(transport=mock_transport())
+            base_url = base_url or MOCK_BASE_URL
+            self._owns_http_client = True
+        else:
+            self._owns_http_client = http_client is None
+        super().__init__(
+            base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_factor=backoff_factor,
+            max_backoff=max_backoff,
+            max_retry_after=max_retry_after,
+            cache_ttl=cache_ttl,
+            max_cache_size=max_cache_size,
+            clock=clock,
+            has_http_client=http_client is not None,
+        )
+        self._http = http_client or httpx.Client()
+        self._headers = {"Accept": "application/json", **(headers or {})}
+        self._sleep = sleep
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _get(
+        self,
+        path: str,
+        params: Params | None,
+        parse: Callable[[Any], T],
+        *,
+        use_cache: bool = True,
+        accept: Collection[int] = OK,
+    ) -> T:
+        query = self._clean_params(params)
+        key: CacheKey | None = self._cache_key(path, query) if use_cache else None
+        cached, stale, conditional = self._lookup(key)
+        if cached is not None:
+            return self._parse(parse, cached, None)
+        url = self._url(path)
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            self._count_request()
+            try:
+                response = self._http.get(
+                    url,
+                    params=query,
+                    headers={**self._headers, **conditional},
+                    **self._request_options,
+                )
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                delay = (
+                    self._retry_delay_for_exception(exc, attempt)
+                    if isinstance(exc, httpx.HTTPError)
+                    else None
+                )
+                if delay is None:
+                    raise self._translate(exc, "GET", url) from exc
+            else:
+                self._log_response(response, attempt, started)
+                delay = (
+                    None
+                    if response.status_code in accept
+                    else self._retry_delay_for_response(response, attempt)
+                )
+                if delay is None:
+                    data = self._finish(response, key=key, stale=stale, accept=accept)
+                    return self._parse(parse, data, response)
+            self._sleep(delay)
+            attempt += 1
+
+    def close(self) -> None:
+        """Close the HTTP client if this client created it."""
+        if self._owns_http_client:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    def get_plan(self, coach: str, date: DateLike | None = None) -> CoachPlan:
+        """A coach's plan for a date (default: today on the server); NotFoundError if none."""
+        return self._get("/api/coach-plans/", {"coach": coach, "date": date}, CoachPlan.from_json)
+
+    def get_all_plans(self, date: DateLike | None = None) -> dict[str, CoachPlan]:
+        """Every coach's plan for a date, keyed ``coach_d``...; coaches without one are absent."""
+        return self._get("/api/coach-plans/all", {"date": date}, _all_plans)
+
+    def get_history(self, coach: str, days: int = 7) -> list[Plan]:
+        """A coach's plans of the last ``days`` days, newest first."""
+        return self._get("/api/coach-plans/history", {"coach": coach, "days": days}, _history)
+
+    def list_plans(
+        self,
+        *,
+        coach: str | None = None,
+        date: DateLike | None = None,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        author: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> PlanPage:
+        """One page of plans, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
+        params = _plans_params(
+            coach=coach,
+            date=date,
+            date_from=date_from,
+            date_to=date_to,
+            author=author,
+            limit=limit,
+            cursor=cursor,
+        )
+        return self._get("/api/v1/plans", params, PlanPage.from_json)
+
+    def get_plan_by_id(self, plan_id: int) -> Plan:
+        """One plan by id; NotFoundError for unknown or deleted plans."""
+        return self._get(f"/api/v1/plans/{plan_id}", None, Plan.from_json)
+
+    def get_revisions(self, plan_id: int) -> list[Revision]:
+        """A plan's revisions, oldest first."""
+        return self._get(f"/api/v1/plans/{plan_id}/revisions", None, _revisions)
+
+    def list_coaches(self) -> list[Coach]:
+        """The coach roster."""
+        return self._get("/api/v1/coaches", None, _coaches)
+
+    def health(self) -> Health:
+        """The service's health; an unhealthy service (503) is reported, not raised."""
+        return self._get("/health", None, Health.from_json, use_cache=False, accept={200, 503})
+
+
+class AsyncCoachPlansClient(BaseClient):
+    """Asynchronous twin of :class:`CoachPlansClient` (same arguments, awaitable methods)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 2,
+        backoff_factor: float = 0.5,
+        max_backoff: float = 8.0,
+        max_retry_after: float = 30.0,
+        cache_ttl: float | None = 0.0,
+        max_cache_size: int = 100,
+        headers: dict[str, str] | None = None,
+        mock_mode: bool = False,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if mock_mode and http_client is None:
+            http_client = httpx.AsyncClient(transport=mock_transport())
+            base_url = base_url or MOCK_BASE_URL
+            self._owns_http_client = True
+        else:
+            self._owns_http_client = http_client is None
+        super().__init__(
+            base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_factor=backoff_factor,
+            max_backoff=max_backoff,
+            max_retry_after=max_retry_after,
+            cache_ttl=cache_ttl,
+            max_cache_size=max_cache_size,
+            clock=clock,
+            has_http_client=http_client is not None,
+        )
+        self._http = http_client or httpx.AsyncClient()
+        self._headers = {"Accept": "application/json", **(headers or {})}
+        self._sleep = sleep
+
+    async def _get(
+        self,
+        path: str,
+        params: Params | None,
+        parse: Callable[[Any], T],
+        *,
+        use_cache: bool = True,
+        accept: Collection[int] = OK,
+    ) -> T:
+        query = self._clean_params(params)
+        key: CacheKey | None = self._cache_key(path, query) if use_cache else None
+        cached, stale, conditional = self._lookup(key)
+        if cached is not None:
+            return self._parse(parse, cached, None)
+        url = self._url(path)
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            self._count_request()
+            try:
+                response = await self._http.get(
+                    url,
+                    params=query,
+                    headers={**self._headers, **conditional},
+                    **self._request_options,
+                )
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                delay = (
+                    self._retry_delay_for_exception(exc, attempt)
+                    if isinstance(exc, httpx.HTTPError)
+                    else None
+                )
+                if delay is None:
+                    raise self._translate(exc, "GET", url) from exc
+            else:
+                self._log_response(response, attempt, started)
+                delay = (
+                    None
+                    if response.status_code in accept
+                    else self._retry_delay_for_response(response, attempt)
+                )
+                if delay is None:
+                    data = self._finish(response, key=key, stale=stale, accept=accept)
+                    return self._parse(parse, data, response)
+            await self._sleep(delay)
+            attempt += 1
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this client created it."""
+        if self._owns_http_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def get_plan(self, coach: str, date: DateLike | None = None) -> CoachPlan:
+        """A coach's plan for a date (default: today on the server); NotFoundError if none."""
+        return await self._get(
+            "/api/coach-plans/", {"coach": coach, "date": date}, CoachPlan.from_json
+        )
+
+    async def get_all_plans(self, date: DateLike | None = None) -> dict[str, CoachPlan]:
+        """Every coach's plan for a date, keyed ``coach_d``...; coaches without one are absent."""
+        return await self._get("/api/coach-plans/all", {"date": date}, _all_plans)
+
+    async def get_history(self, coach: str, days: int = 7) -> list[Plan]:
+        """A coach's plans of the last ``days`` days, newest first."""
+        return await self._get("/api/coach-plans/history", {"coach": coach, "days": days}, _history)
+
+    async def list_plans(
+        self,
+        *,
+        coach: str | None = None,
+        date: DateLike | None = None,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        author: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> PlanPage:
+        """One page of plans, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
+        params = _plans_params(
+            coach=coach,
+            date=date,
+            date_from=date_from,
+            date_to=date_to,
+            author=author,
+            limit=limit,
+            cursor=cursor,
+        )
+        return await self._get("/api/v1/plans", params, PlanPage.from_json)
+
+    async def get_plan_by_id(self, plan_id: int) -> Plan:
+        """One plan by id; NotFoundError for unknown or deleted plans."""
+        return await self._get(f"/api/v1/plans/{plan_id}", None, Plan.from_json)
+
+    async def get_revisions(self, plan_id: int) -> list[Revision]:
+        """A plan's revisions, oldest first."""
+        return await self._get(f"/api/v1/plans/{plan_id}/revisions", None, _revisions)
+
+    async def list_coaches(self) -> list[Coach]:
+        """The coach roster."""
+        return await self._get("/api/v1/coaches", None, _coaches)
+
+    async def health(self) -> Health:
+        """The service's health; an unhealthy service (503) is reported, not raised."""
+        return await self._get(
+            "/health", None, Health.from_json, use_cache=False, accept={200, 503}
+        )

@@ -1,0 +1,302 @@
+"""Typed models of the API's responses (plain frozen dataclasses: no dependency beyond httpx)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Chart", "Coach", "CoachPlan", "Health", "Plan", "PlanPage", "Revision"]
+
+
+class ModelError(ValueError):
+    """A response body does not have the shape of the model."""
+
+
+def _mapping(data: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ModelError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _str(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ModelError(f"{key!r}: expected a string, got {value!r}")
+    return value
+
+
+def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    # Discord snowflakes may arrive as numbers from older servers.
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        return str(value)
+    raise ModelError(f"{key!r}: expected a string, got {value!r}")
+
+
+def _int(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ModelError(f"{key!r}: expected an integer, got {value!r}")
+    return value
+
+
+def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
+    return None if data.get(key) is None else _int(data, key)
+
+
+def _opt_float(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ModelError(f"{key!r}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _bool(data: Mapping[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ModelError(f"{key!r}: expected a boolean, got {value!r}")
+    return value
+
+
+def _opt_datetime(data: Mapping[str, Any], key: str) -> dt.datetime | None:
+    value = _opt_str(data, key)
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ModelError(f"{key!r}: not an ISO-8601 timestamp: {value!r}") from None
+
+
+def _opt_date(data: Mapping[str, Any], key: str) -> dt.date | None:
+    value = _opt_str(data, key)
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ModelError(f"{key!r}: not an ISO date: {value!r}") from None
+
+
+def _date(data: Mapping[str, Any], key: str) -> dt.date:
+    value = _opt_date(data, key)
+    if value is None:
+        raise ModelError(f"{key!r}: missing")
+    return value
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise ModelError(f"{key!r}: expected a list, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """A chart image attached to a plan, in the order it was posted."""
+
+    url: str
+    order: int = 0
+    filename: str | None = None
+    content_type: str | None = None
+    size_bytes: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Chart:
+        obj = _mapping(data, "chart")
+        return cls(
+            url=_str(obj, "url"),
+            order=_opt_int(obj, "order") or 0,
+            filename=_opt_str(obj, "filename"),
+            content_type=_opt_str(obj, "content_type"),
+            size_bytes=_opt_int(obj, "size_bytes"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CoachPlan:
+    """A plan in the legacy shape served by ``/api/coach-plans/`` (charts are plain URLs)."""
+
+    plan: str
+    charts: tuple[str, ...]
+    author: str | None = None
+    timestamp: dt.datetime | None = None
+    id: int | None = None
+    coach: str | None = None
+    date: dt.date | None = None
+    edited: bool = False
+    edited_at: dt.datetime | None = None
+    channel: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> CoachPlan:
+        obj = _mapping(data, "plan")
+        charts: list[str] = []
+        for chart in _list(obj, "charts"):
+            if isinstance(chart, str):
+                charts.append(chart)
+            else:
+                charts.append(Chart.from_json(chart).url)
+        return cls(
+            plan=_str(obj, "plan"),
+            charts=tuple(charts),
+            author=_opt_str(obj, "author"),
+            timestamp=_opt_datetime(obj, "timestamp"),
+            id=_opt_int(obj, "id"),
+            coach=_opt_str(obj, "coach"),
+            date=_opt_date(obj, "date"),
+            edited=_bool(obj, "edited"),
+            edited_at=_opt_datetime(obj, "edited_at"),
+            channel=_opt_str(obj, "channel"),
+            raw=dict(obj),
+        )
+
+    def to_legacy_dict(self) -> dict[str, Any]:
+        """The JSON object as the server sent it (what the old client returned)."""
+        result = dict(self.raw) if self.raw else {"plan": self.plan}
+        result["charts"] = list(self.charts)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A plan as served by the versioned API (``/api/v1/plans``)."""
+
+    id: int
+    coach: str
+    date: dt.date
+    plan: str
+    charts: tuple[Chart, ...] = ()
+    coach_display_name: str | None = None
+    author: str | None = None
+    author_id: str | None = None
+    channel: str | None = None
+    channel_id: str | None = None
+    source_message_id: str | None = None
+    created_at: dt.datetime | None = None
+    edited_at: dt.datetime | None = None
+    edited: bool = False
+    deleted_at: dt.datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Plan:
+        obj = _mapping(data, "plan")
+        return cls(
+            id=_int(obj, "id"),
+            coach=_str(obj, "coach"),
+            date=_date(obj, "date"),
+            plan=_str(obj, "plan"),
+            charts=tuple(Chart.from_json(chart) for chart in _list(obj, "charts")),
+            coach_display_name=_opt_str(obj, "coach_display_name"),
+            author=_opt_str(obj, "author"),
+            author_id=_opt_str(obj, "author_id"),
+            channel=_opt_str(obj, "channel"),
+            channel_id=_opt_str(obj, "channel_id"),
+            source_message_id=_opt_str(obj, "source_message_id"),
+            created_at=_opt_datetime(obj, "created_at"),
+            edited_at=_opt_datetime(obj, "edited_at"),
+            edited=_bool(obj, "edited"),
+            deleted_at=_opt_datetime(obj, "deleted_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPage:
+    """One page of ``/api/v1/plans``; pass ``next_cursor`` back to get the next one."""
+
+    items: tuple[Plan, ...]
+    next_cursor: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> PlanPage:
+        obj = _mapping(data, "page")
+        return cls(
+            items=tuple(Plan.from_json(item) for item in _list(obj, "items")),
+            next_cursor=_opt_str(obj, "next_cursor"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One entry of a plan's history (create, edit or delete)."""
+
+    id: int
+    plan_id: int
+    action: Literal["create", "edit", "delete"]
+    plan_text: str | None = None
+    charts: tuple[Chart, ...] = ()
+    editor: str | None = None
+    editor_id: str | None = None
+    message_id: str | None = None
+    created_at: dt.datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Revision:
+        obj = _mapping(data, "revision")
+        action = _str(obj, "action")
+        if action not in ("create", "edit", "delete"):
+            raise ModelError(f"'action': unknown revision action {action!r}")
+        return cls(
+            id=_int(obj, "id"),
+            plan_id=_int(obj, "plan_id"),
+            action=action,  # type: ignore[arg-type]  # checked just above
+            plan_text=_opt_str(obj, "plan_text"),
+            charts=tuple(
+                Chart.from_json(chart) if not isinstance(chart, str) else Chart(url=chart)
+                for chart in _list(obj, "charts")
+            ),
+            editor=_opt_str(obj, "editor"),
+            editor_id=_opt_str(obj, "editor_id"),
+            message_id=_opt_str(obj, "message_id"),
+            created_at=_opt_datetime(obj, "created_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Coach:
+    """A coach of the roster: ``coach`` is the normalised name (``coach_d``), ``key`` is ``d``."""
+
+    coach: str
+    key: str
+    name: str
+
+    @classmethod
+    def from_json(cls, data: Any) -> Coach:
+        obj = _mapping(data, "coach")
+        return cls(coach=_str(obj, "coach"), key=_str(obj, "key"), name=_str(obj, "name"))
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The answer of ``/health`` (also when the service reports itself unhealthy with 503)."""
+
+    status: str
+    bot_connected: bool = False
+    database_connected: bool = False
+    plans_count: int | None = None
+    uptime_seconds: float | None = None
+    version: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.status in ("healthy", "ok")
+
+    @classmethod
+    def from_json(cls, data: Any) -> Health:
+        obj = _mapping(data, "health")
+        return cls(
+            status=_str(obj, "status"),
+            bot_connected=_bool(obj, "bot_connected"),
+            database_connected=_bool(obj, "database_connected"),
+            plans_count=_opt_int(obj, "plans_count"),
+            uptime_seconds=_opt_float(obj, "uptime_seconds"),
+            version=_opt_str(obj, "version"),
+        )

@@ -1,0 +1,91 @@
+"""`create_app()`: the FastAPI application with its state, middleware and routers."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
+
+from coach_plans_api import __version__
+from coach_plans_api import repository as repo
+from coach_plans_api.cache import ReadCache
+from coach_plans_api.config import Settings, load_settings
+from coach_plans_api.db import Database
+from coach_plans_api.errors import install_handlers
+from coach_plans_api.middleware import RateLimiter, RequestMiddleware
+from coach_plans_api.observability import Metrics
+from coach_plans_api.routes import internal, legacy, ops, v1
+from coach_plans_api.routes.deps import AppState
+from coach_plans_api.schemas import ErrorOut
+from coach_plans_api.service import PlanService
+
+log = logging.getLogger("coach_plans_api")
+
+DESCRIPTION = """Coaches' daily trading plans, captured from Discord and served to TradingAgents.
+
+Public endpoints need no authentication and are rate limited; `/internal/` endpoints are for the
+bot and need `Authorization: Bearer <INTERNAL_API_TOKEN>`. Errors are always
+`{"error": "<code>", "detail": "<message>"}`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the database must already be migrated (`coach-plans-api migrate`)."""
+    settings = settings or load_settings()
+    db = Database(settings.sqlalchemy_url)
+    cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
+    service = PlanService(db=db, settings=settings, on_write=cache.invalidate)
+
+    def plans_count() -> float:
+        try:
+            with db.read() as session:
+                return repo.count_live_plans(session)
+        except DBAPIError:
+            return math.nan
+
+    metrics = Metrics(plans_count)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        log.info(
+            "Coach Plans API %s on %s (mock mode: %s)",
+            __version__,
+            settings.sqlalchemy_url.render_as_string(hide_password=True),
+            settings.mock_mode,
+        )
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="Coach Plans API",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        responses={
+            422: {"model": ErrorOut, "description": "Invalid request"},
+            429: {"model": ErrorOut, "description": "Rate limited; see Retry-After"},
+            503: {"model": ErrorOut, "description": "The database is unavailable"},
+        },
+    )
+    app.state.core = AppState(settings=settings, service=service, cache=cache, metrics=metrics)
+    install_handlers(app)
+    for router in (legacy.router, v1.router, internal.router, ops.router):
+        app.include_router(router)
+    app.mount(ops.ASSETS_URL, StaticFiles(directory=ops.DOCS_ASSETS), name="docs-assets")
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET"])
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return app

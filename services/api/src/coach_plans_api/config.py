@@ -1,0 +1,223 @@
+"""Settings of the plan service, read once from the environment and an optional YAML file."""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - only accepted in mock mode
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+SECRET_FIELDS = frozenset({"internal_api_token", "database_url", "redis_url"})
+
+# YAML sections map onto the flat environment names, e.g. `api: {port: 5000}` -> API_PORT.
+YAML_KEYS: dict[str, dict[str, str]] = {
+    "api": {
+        "host": "api_host",
+        "port": "api_port",
+        "internal_token": "internal_api_token",
+        "rate_limit_per_minute": "rate_limit_per_minute",
+        "plan_timezone": "plan_timezone",
+        "cors_origins": "cors_origins",
+    },
+    "database": {"path": "database_path", "url": "database_url"},
+    "logging": {"level": "log_level", "file": "log_file", "format": "log_format"},
+    "cache": {"ttl_seconds": "cache_ttl_seconds", "max_size": "max_cache_size"},
+    "mock": {"enabled": "mock_mode"},
+    "discord": {},  # the bot's section; the API reads nothing from it
+}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """Settings are invalid; the message names every bad setting."""
+
+
+def _expand(value: Any, environ: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: environ.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, dict):
+        return {k: _expand(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, environ) for v in value]
+    return value
+
+
+def load_yaml_config(path: Path, environ: dict[str, str]) -> dict[str, Any]:
+    """Flatten a YAML config file (with `${VAR}` expansion) into settings field names."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"CONFIG_FILE: cannot read {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"CONFIG_FILE: {path} must hold a mapping of sections")
+    flat: dict[str, Any] = {}
+    for section, values in _expand(raw, environ).items():
+        keys = YAML_KEYS.get(section)
+        if keys is None:
+            raise ConfigError(f"CONFIG_FILE: unknown section {section!r} in {path}")
+        for key, value in (values or {}).items():
+            if section == "discord":
+                continue
+            if key not in keys:
+                raise ConfigError(f"CONFIG_FILE: unknown key {section}.{key} in {path}")
+            flat[keys[key]] = value
+    return flat
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = values
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+class Settings(BaseSettings):
+    """Everything the plan service can be told; see README's configuration table."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(5000, ge=1, le=65535)
+    database_path: Path = Path("./data/coach_plans.db")
+    database_url: str | None = None
+    internal_api_token: str | None = None
+    mock_mode: bool = False
+    plan_timezone: str = "America/New_York"
+    coaches: str = "d:Coach D,i:Coach I,s:Coach S,n:Coach N"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_file: Path | None = None
+    log_format: Literal["text", "json"] = "text"
+    cache_ttl_seconds: float = Field(3600, ge=0)
+    max_cache_size: int = Field(100, ge=1)
+    rate_limit_per_minute: int = Field(1200, ge=0)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    bot_stale_seconds: float = Field(90, gt=0)
+    cors_origins: str = ""
+    redis_url: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CONFIG_FILE")
+        if config_file:
+            values = load_yaml_config(Path(config_file), dict(os.environ))
+            sources.append(_YamlSource(settings_cls, values))
+        return tuple(sources)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("plan_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {value!r}") from exc
+        if url.get_backend_name() not in SUPPORTED_DIALECTS:
+            raise ValueError(f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
+        return value
+
+    @field_validator("coaches")
+    @classmethod
+    def _valid_roster(cls, value: str) -> str:
+        entries = [e.strip() for e in value.split(",") if e.strip()]
+        if not entries:
+            raise ValueError("the coach roster is empty")
+        for entry in entries:
+            key = entry.split(":", 1)[0].strip()
+            if not re.fullmatch(r"[a-z0-9]{1,16}", key):
+                raise ValueError(f"bad coach key {key!r} (lower-case letters/digits)")
+        return value
+
+    @model_validator(mode="after")
+    def _token_required(self) -> Settings:
+        if not self.internal_api_token:
+            if not self.mock_mode:
+                raise ValueError(
+                    "INTERNAL_API_TOKEN is required unless MOCK_MODE=true "
+                    "(the bot authenticates its writes with it)"
+                )
+            self.internal_api_token = DEV_INTERNAL_TOKEN
+        return self
+
+    @cached_property
+    def sqlalchemy_url(self) -> URL:
+        """The database URL: `DATABASE_URL` if set, else the SQLite file at `DATABASE_PATH`."""
+        if self.database_url:
+            url = make_url(self.database_url)
+            if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+                url = url.set(drivername="postgresql+psycopg")
+            return url
+        return make_url(f"sqlite:///{self.database_path}")
+
+    @cached_property
+    def roster(self) -> dict[str, str]:
+        """Coach keys (`d`) to display names (`Coach D`), in configured order."""
+        roster: dict[str, str] = {}
+        for entry in (e.strip() for e in self.coaches.split(",") if e.strip()):
+            key, _, name = entry.partition(":")
+            roster[key.strip()] = name.strip() or f"Coach {key.strip().upper()}"
+        return roster
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.plan_timezone)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad setting, named the way the user sets it (the environment name)."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        name = loc[0].upper() if loc else "SETTINGS"
+        message = error["msg"].removeprefix("Value error, ")
+        if not loc and "INTERNAL_API_TOKEN" in message:
+            name = "INTERNAL_API_TOKEN"
+        shown = loc and loc[0] not in SECRET_FIELDS
+        lines.append(f"  {name}: {message} (got {error.get('input')!r})" if shown else f"  {name}: {message}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings() -> Settings:
+    """Read the settings once; raise ConfigError naming each bad setting."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from exc

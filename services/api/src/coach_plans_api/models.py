@@ -1,0 +1,129 @@
+"""Database tables; the schema is created and changed only through Alembic (`migrations/`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; timestamps must be timezone-aware")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Plan(Base):
+    __tablename__ = "coach_plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    coach_name: Mapped[str] = mapped_column(String(32))
+    date: Mapped[dt.date] = mapped_column(Date)
+    plan_text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(100))
+    author_id: Mapped[str] = mapped_column(String(32), index=True)
+    channel: Mapped[str | None] = mapped_column(String(100))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    source_message_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    edited_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    charts: Mapped[list[Chart]] = relationship(
+        back_populates="plan",
+        order_by="Chart.chart_order",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+    __table_args__ = (
+        # One live plan per coach and day; deleted rows keep their history beside it.
+        Index(
+            "uq_coach_plans_live",
+            "coach_name",
+            "date",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_coach_plans_coach_name_date", "coach_name", "date"),
+        Index("ix_coach_plans_date", "date"),
+    )
+
+
+class Chart(Base):
+    __tablename__ = "plan_charts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True)
+    chart_url: Mapped[str] = mapped_column(Text)
+    chart_order: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+    plan: Mapped[Plan] = relationship(back_populates="charts")
+
+
+class Revision(Base):
+    __tablename__ = "plan_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    plan_text: Mapped[str] = mapped_column(Text)
+    charts_json: Mapped[str] = mapped_column(Text)
+    editor: Mapped[str] = mapped_column(String(100))
+    editor_id: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class BotHeartbeat(Base):
+    __tablename__ = "bot_heartbeats"
+
+    bot_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connected: Mapped[bool] = mapped_column(Boolean)
+    mock_mode: Mapped[bool] = mapped_column(Boolean)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

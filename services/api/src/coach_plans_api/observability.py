@@ -1,0 +1,142 @@
+"""Logging set-up (text or JSON lines, rotating file) and the request metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import logging.handlers
+import threading
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from coach_plans_api.config import Settings
+from coach_plans_api.schemas import MetricsOut
+
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class RedactSecrets(logging.Filter):
+    """Last line of defence: a secret that slipped into a message is masked."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    formatter: logging.Formatter = (
+        JsonFormatter()
+        if settings.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if settings.log_file:
+        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                settings.log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+            )
+        )
+    redact = RedactSecrets([settings.internal_api_token or ""])
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(redact)
+        root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    # Our own access log replaces uvicorn's (it has the duration and the route).
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class Metrics:
+    """Prometheus series plus the plain totals behind the JSON summary."""
+
+    def __init__(self, plans_count: Callable[[], float]) -> None:
+        self.started = time.monotonic()
+        self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "coach_plans_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self._latency = Histogram(
+            "coach_plans_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self._errors = Counter(
+            "coach_plans_http_errors_total", "HTTP 5xx answers", ["route", "status"], registry=self.registry
+        )
+        self._cache = Counter("coach_plans_cache_total", "read cache lookups", ["result"], registry=self.registry)
+        plans = Gauge("coach_plans_plans_stored", "live plans stored", registry=self.registry)
+        plans.set_function(plans_count)
+        self._lock = threading.Lock()
+        self.total = 0
+        self.errors = 0
+        self.seconds = 0.0
+        self.hits = 0
+        self.misses = 0
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
+
+    def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
+        self._requests.labels(method, route, str(status)).inc()
+        self._latency.labels(method, route).observe(seconds)
+        is_error = status >= 500
+        if is_error:
+            self._errors.labels(route, str(status)).inc()
+        with self._lock:
+            self.total += 1
+            self.errors += is_error
+            self.seconds += seconds
+
+    def cache_lookup(self, *, hit: bool) -> None:
+        self._cache.labels("hit" if hit else "miss").inc()
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+
+    def prometheus(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def summary(self) -> MetricsOut:
+        with self._lock:
+            lookups = self.hits + self.misses
+            return MetricsOut(
+                total_requests=self.total,
+                error_count=self.errors,
+                error_rate=self.errors / self.total if self.total else 0.0,
+                cache_hit_rate=self.hits / lookups if lookups else 0.0,
+                average_response_time_ms=1000 * self.seconds / self.total if self.total else 0.0,
+                uptime_seconds=self.uptime(),
+            )

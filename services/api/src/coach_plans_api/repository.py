@@ -1,0 +1,131 @@
+"""All SQL of the service: plain functions over a session."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from coach_plans_api.models import BotHeartbeat, Chart, Plan, Revision
+
+
+def lock_coach_date(session: Session, *, coach: str, date: dt.date) -> None:
+    """Serialise writers of one coach and day (SQLite already holds its write lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{coach}/{date}"}
+        )
+
+
+def live_plan(session: Session, *, coach: str, date: dt.date) -> Plan | None:
+    return session.scalars(
+        select(Plan).where(Plan.coach_name == coach, Plan.date == date, Plan.deleted_at.is_(None))
+    ).one_or_none()
+
+
+def plan_by_id(session: Session, plan_id: int) -> Plan | None:
+    return session.get(Plan, plan_id)
+
+
+def live_plans_on(session: Session, date: dt.date) -> Sequence[Plan]:
+    return session.scalars(
+        select(Plan).where(Plan.date == date, Plan.deleted_at.is_(None)).order_by(Plan.coach_name)
+    ).all()
+
+
+def find_plans(
+    session: Session,
+    *,
+    coach: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    author: str | None = None,
+    author_id: str | None = None,
+    message_id: str | None = None,
+    after: tuple[dt.date, int] | None = None,
+    limit: int = 50,
+) -> Sequence[Plan]:
+    """Live plans matching every given filter, newest date first, then newest id."""
+    query = select(Plan).where(Plan.deleted_at.is_(None))
+    if coach is not None:
+        query = query.where(Plan.coach_name == coach)
+    if date_from is not None:
+        query = query.where(Plan.date >= date_from)
+    if date_to is not None:
+        query = query.where(Plan.date <= date_to)
+    if author is not None:
+        query = query.where(func.lower(Plan.author) == author.lower())
+    if author_id is not None:
+        query = query.where(Plan.author_id == author_id)
+    if message_id is not None:
+        query = query.where(Plan.source_message_id == message_id)
+    if after is not None:
+        last_date, last_id = after
+        query = query.where(
+            or_(Plan.date < last_date, and_(Plan.date == last_date, Plan.id < last_id))
+        )
+    return session.scalars(query.order_by(Plan.date.desc(), Plan.id.desc()).limit(limit)).all()
+
+
+def count_live_plans(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Plan).where(Plan.deleted_at.is_(None))) or 0
+
+
+def revisions_of(session: Session, plan_id: int) -> Sequence[Revision]:
+    return session.scalars(
+        select(Revision).where(Revision.plan_id == plan_id).order_by(Revision.id)
+    ).all()
+
+
+def latest_revision(session: Session, plan_id: int) -> Revision | None:
+    return session.scalars(
+        select(Revision).where(Revision.plan_id == plan_id).order_by(Revision.id.desc()).limit(1)
+    ).first()
+
+
+def plans_deleted_by_message(session: Session, message_id: str) -> Sequence[Plan]:
+    return session.scalars(
+        select(Plan)
+        .join(Revision, Revision.plan_id == Plan.id)
+        .where(Revision.message_id == message_id, Revision.action == "delete")
+        .order_by(Plan.id)
+    ).all()
+
+
+def add_plan(session: Session, plan: Plan) -> Plan:
+    session.add(plan)
+    session.flush()
+    return plan
+
+
+def replace_charts(plan: Plan, charts: list[Chart]) -> None:
+    plan.charts.clear()
+    plan.charts.extend(charts)
+
+
+def add_revision(session: Session, revision: Revision) -> None:
+    session.add(revision)
+    session.flush()
+
+
+def record_heartbeat(
+    session: Session, *, bot_id: str, connected: bool, mock_mode: bool, at: dt.datetime
+) -> None:
+    beat = session.get(BotHeartbeat, bot_id)
+    if beat is None:
+        session.add(BotHeartbeat(bot_id=bot_id, connected=connected, mock_mode=mock_mode, last_seen_at=at))
+    else:
+        beat.connected, beat.mock_mode, beat.last_seen_at = connected, mock_mode, at
+
+
+def bot_seen_since(session: Session, since: dt.datetime) -> bool:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(BotHeartbeat)
+            .where(BotHeartbeat.connected.is_(True), BotHeartbeat.last_seen_at >= since)
+        )
+        or 0
+    ) > 0

@@ -1,0 +1,1 @@
+"""HTTP routes: parse the request, call the service, return a schema."""

@@ -1,0 +1,90 @@
+"""Dependencies shared by the routers: app state, service, internal auth, cached reads."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from coach_plans_api.cache import CachedResponse, ReadCache
+from coach_plans_api.config import Settings
+from coach_plans_api.errors import StorageUnavailable, Unauthorized
+from coach_plans_api.observability import Metrics
+from coach_plans_api.service import PlanService
+
+log = logging.getLogger("coach_plans_api.cache")
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    settings: Settings
+    service: PlanService
+    cache: ReadCache
+    metrics: Metrics
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.core
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_service(state: StateDep) -> PlanService:
+    return state.service
+
+
+ServiceDep = Annotated[PlanService, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="INTERNAL_API_TOKEN shared with the bot")
+
+
+def require_internal_token(
+    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    expected = (state.settings.internal_api_token or "").encode()
+    given = credentials.credentials.encode() if credentials else b""
+    # Constant time, so the token cannot be guessed byte by byte from response times.
+    if not credentials or not hmac.compare_digest(given, expected):
+        raise Unauthorized("missing or wrong internal API token")
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+async def cached_json(
+    request: Request, state: AppState, key: str, produce: Callable[[], bytes]
+) -> Response:
+    """Answer a read from the cache, else from `produce` (run off the event loop), with ETag."""
+    entry = state.cache.get(key)
+    state.metrics.cache_lookup(hit=entry is not None)
+    if entry is None:
+        generation = state.cache.generation
+        try:
+            body = await run_in_threadpool(produce)
+        except StorageUnavailable:
+            entry = state.cache.get(key, allow_stale=True)
+            if entry is None:
+                raise
+            log.warning("database unavailable; serving %s from cache", key)
+        else:
+            etag = etag_of(body)
+            state.cache.put(key, status=200, body=body, etag=etag, generation=generation)
+            entry = CachedResponse(200, body, etag, 0.0)
+    return respond(request, entry.body, entry.etag)
+
+
+def respond(request: Request, body: bytes, etag: str, status: int = 200) -> Response:
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, status_code=status, media_type=JSON, headers={"ETag": etag})

@@ -1,0 +1,69 @@
+"""Bot -> API writes; every call needs the internal bearer token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from coach_plans_api.routes.deps import ServiceDep, require_internal_token
+from coach_plans_api.schemas import (
+    ClearIn,
+    ClearOut,
+    ErrorOut,
+    HeartbeatIn,
+    HeartbeatOut,
+    PlanDelete,
+    PlanOut,
+    PlanPatch,
+    PlanPut,
+)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Unknown coach or invalid date"},
+    401: {"model": ErrorOut, "description": "Missing or wrong internal token"},
+    403: {"model": ErrorOut, "description": "Not the plan's author nor an admin"},
+    404: {"model": ErrorOut, "description": "No such plan"},
+    413: {"model": ErrorOut, "description": "Body over 64 KiB"},
+}
+router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[Depends(require_internal_token)],
+    responses=ERRORS,
+)
+PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.put(
+    "/plans/{coach}/{date}",
+    response_model=PlanOut,
+    status_code=200,
+    responses={201: {"model": PlanOut, "description": "Created"}},
+    summary="Create or replace the plan of a coach and day",
+)
+def put_plan(coach: str, date: str, body: PlanPut, service: ServiceDep, response: Response) -> PlanOut:
+    result = service.put_plan(coach=service.coach(coach), date=service.day(date), body=body)
+    response.status_code = 201 if result.created else 200
+    return result.plan
+
+
+@router.patch("/plans/{plan_id}", response_model=PlanOut, summary="Edit a plan's text or charts")
+def patch_plan(plan_id: PlanId, body: PlanPatch, service: ServiceDep) -> PlanOut:
+    return service.patch_plan(plan_id, body)
+
+
+@router.delete("/plans/{plan_id}", response_model=PlanOut, summary="Delete a plan (kept in history)")
+def delete_plan(plan_id: PlanId, body: PlanDelete, service: ServiceDep) -> PlanOut:
+    return service.delete_plan(plan_id, body)
+
+
+@router.post("/plans/clear", response_model=ClearOut, summary="Admin: delete every plan of a day")
+def clear_plans(body: ClearIn, service: ServiceDep) -> ClearOut:
+    return service.clear(body)
+
+
+@router.post("/bot/heartbeat", response_model=HeartbeatOut, summary="The bot is alive")
+def heartbeat(body: HeartbeatIn, service: ServiceDep) -> HeartbeatOut:
+    service.heartbeat(body)
+    return HeartbeatOut(status="ok")

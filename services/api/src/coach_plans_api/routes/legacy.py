@@ -1,0 +1,72 @@
+"""The old server's URLs and fields, unchanged, plus the history endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import TypeAdapter
+
+from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
+from coach_plans_api.schemas import ErrorOut, HistoryOut, LegacyNotFoundOut, LegacyPlanOut
+
+router = APIRouter(prefix="/api/coach-plans", tags=["legacy"])
+_all_plans = TypeAdapter(dict[str, LegacyPlanOut])
+BAD_INPUT: dict[int | str, dict[str, Any]] = {400: {"model": ErrorOut, "description": "Unknown coach or invalid date"}}
+
+CoachParam = Annotated[str, Query(description="`coach_d`, `d` or `D`", examples=["coach_d"])]
+DateParam = Annotated[str | None, Query(description="YYYY-MM-DD; default: today in PLAN_TIMEZONE")]
+
+
+@router.get(
+    "/",
+    response_model=LegacyPlanOut,
+    responses={**BAD_INPUT, 404: {"model": LegacyNotFoundOut, "description": "No plan that day"}},
+    summary="A coach's plan for a day (legacy)",
+)
+async def get_plan(
+    request: Request, state: StateDep, service: ServiceDep, coach: CoachParam, date: DateParam = None
+) -> Response:
+    coach_name, day = service.coach(coach), service.day(date)
+
+    def produce() -> bytes:
+        return service.legacy_plan(coach=coach_name, date=day).model_dump_json().encode()
+
+    return await cached_json(request, state, f"legacy:{coach_name}:{day}", produce)
+
+
+# The old clients call the URL without the trailing slash too; answer it without a redirect.
+router.add_api_route("", get_plan, methods=["GET"], include_in_schema=False)
+
+
+@router.get(
+    "/all",
+    response_model=dict[str, LegacyPlanOut],
+    responses=BAD_INPUT,
+    summary="Every coach's plan for a day, keyed by coach (legacy)",
+)
+async def get_all(request: Request, state: StateDep, service: ServiceDep, date: DateParam = None) -> Response:
+    day = service.day(date)
+
+    def produce() -> bytes:
+        return _all_plans.dump_json(service.legacy_all(day))
+
+    return await cached_json(request, state, f"all:{day}", produce)
+
+
+@router.get("/history", response_model=HistoryOut, responses=BAD_INPUT, summary="A coach's recent plans")
+async def get_history(
+    request: Request,
+    state: StateDep,
+    service: ServiceDep,
+    coach: CoachParam,
+    days: Annotated[int, Query(ge=1, le=366)] = 7,
+) -> Response:
+    coach_name = service.coach(coach)
+    today = service.today()
+
+    def produce() -> bytes:
+        plans = service.history(coach=coach_name, days=days)
+        return HistoryOut(coach=coach_name, days=days, plans=plans).model_dump_json().encode()
+
+    return await cached_json(request, state, f"history:{coach_name}:{days}:{today}", produce)

@@ -1,0 +1,78 @@
+"""Health, metrics and the self-hosted API docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fastapi_offline
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+from coach_plans_api import __version__
+from coach_plans_api.routes.deps import StateDep
+from coach_plans_api.schemas import HealthOut, MetricsOut
+
+router = APIRouter(tags=["operations"])
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+ASSETS_URL = "/static/docs"
+
+
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "The database cannot be read"}},
+    summary="Liveness and readiness",
+)
+async def health(state: StateDep) -> JSONResponse:
+    database_ok, plans, bot_ok = await run_in_threadpool(state.service.health)
+    body = HealthOut(
+        status="healthy" if database_ok else "unhealthy",
+        bot_connected=bot_ok,
+        database_connected=database_ok,
+        plans_count=plans,
+        uptime_seconds=round(state.metrics.uptime(), 3),
+        version=__version__,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if database_ok else 503)
+
+
+@router.get(
+    "/metrics",
+    response_model=MetricsOut,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    summary="Prometheus text, or a JSON summary with Accept: application/json",
+)
+async def metrics(request: Request, state: StateDep) -> Response:
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(state.metrics.summary().model_dump())
+    body = await run_in_threadpool(state.metrics.prometheus)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.get("/docs", include_in_schema=False)
+async def swagger_ui() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Coach Plans API",
+        swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
+    )
+
+
+@router.get("/redoc", include_in_schema=False)
+async def redoc() -> HTMLResponse:
+    return get_redoc_html(
+        openapi_url="/openapi.json",
+        title="Coach Plans API",
+        redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
+        redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
+        with_google_fonts=False,
+    )
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    return RedirectResponse("/docs")

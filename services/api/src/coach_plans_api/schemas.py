@@ -1,0 +1,208 @@
+"""Request and response models: the public contract as it appears in OpenAPI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+MAX_PLAN_CHARS = 10_000
+MAX_CHARTS = 10
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+IMAGE_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "webp"}
+
+Snowflake = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
+PlanText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PLAN_CHARS)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ---------------------------------------------------------------------------------
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(examples=["not_found"])
+    detail: str
+    fields: list[FieldError] | None = None
+
+
+class LegacyNotFoundOut(ErrorOut):
+    plan: str = Field(examples=["No plan available for coach_d on 2026-11-25"])
+    charts: list[str]
+
+
+# --- requests -------------------------------------------------------------------------------
+class Actor(Strict):
+    user_id: Snowflake
+    display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    is_admin: bool = False
+
+
+class ChartIn(Strict):
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
+    filename: Annotated[str, StringConstraints(max_length=255)] | None = None
+    content_type: Annotated[str, StringConstraints(max_length=100)] | None = None
+    size_bytes: Annotated[int, Field(ge=0)] | None = None
+
+    @field_validator("filename")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and ("/" in value or "\\" in value or "\x00" in value):
+            raise ValueError("filename must be a plain file name, without a path")
+        return value
+
+    @model_validator(mode="after")
+    def _image_only(self) -> ChartIn:
+        if self.content_type:
+            ok = self.content_type.split(";")[0].strip().lower() in IMAGE_TYPES
+        else:
+            name = self.filename or self.url.split("?", 1)[0].rsplit("/", 1)[-1]
+            ok = "." in name and name.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS
+        if not ok:
+            raise ValueError("a chart must be a PNG, JPG, JPEG, GIF or WEBP image")
+        return self
+
+
+class PlanPut(Strict):
+    plan_text: PlanText
+    charts: list[ChartIn] = Field(default_factory=list, max_length=MAX_CHARTS)
+    actor: Actor
+    message_id: Snowflake
+    channel: Annotated[str, StringConstraints(max_length=100)] | None = None
+    channel_id: Snowflake | None = None
+
+
+class PlanPatch(Strict):
+    plan_text: PlanText | None = None
+    charts: list[ChartIn] | None = Field(default=None, max_length=MAX_CHARTS)
+    actor: Actor
+    message_id: Snowflake
+
+
+class PlanDelete(Strict):
+    actor: Actor
+    message_id: Snowflake
+
+
+class ClearIn(Strict):
+    date: str = Field(examples=["2026-11-25"])
+    actor: Actor
+    message_id: Snowflake
+
+
+class HeartbeatIn(Strict):
+    bot_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "main"
+    connected: bool = True
+    mock_mode: bool = False
+
+
+# --- responses ------------------------------------------------------------------------------
+class ChartOut(BaseModel):
+    url: str
+    order: int
+    filename: str | None
+    content_type: str | None
+    size_bytes: int | None
+
+
+class PlanOut(BaseModel):
+    id: int
+    coach: str = Field(examples=["coach_d"])
+    coach_display_name: str
+    date: dt.date
+    plan: str
+    charts: list[ChartOut]
+    author: str
+    author_id: str
+    channel: str | None
+    channel_id: str | None
+    source_message_id: str | None
+    created_at: dt.datetime
+    edited_at: dt.datetime | None
+    edited: bool
+    deleted_at: dt.datetime | None
+
+
+class LegacyPlanOut(BaseModel):
+    plan: str
+    charts: list[str]
+    author: str
+    timestamp: dt.datetime
+    id: int
+    coach: str
+    date: dt.date
+    edited: bool
+    edited_at: dt.datetime | None
+    channel: str | None
+
+
+class PlanPage(BaseModel):
+    items: list[PlanOut]
+    next_cursor: str | None
+
+
+class HistoryOut(BaseModel):
+    coach: str
+    days: int
+    plans: list[PlanOut]
+
+
+class RevisionOut(BaseModel):
+    id: int
+    plan_id: int
+    action: Literal["create", "edit", "delete"]
+    plan_text: str
+    charts: list[ChartOut]
+    editor: str
+    editor_id: str
+    message_id: str | None
+    created_at: dt.datetime
+
+
+class RevisionsOut(BaseModel):
+    plan_id: int
+    revisions: list[RevisionOut]
+
+
+class CoachOut(BaseModel):
+    coach: str = Field(examples=["coach_d"])
+    key: str = Field(examples=["d"])
+    name: str = Field(examples=["Coach D"])
+
+
+class CoachesOut(BaseModel):
+    coaches: list[CoachOut]
+
+
+class ClearOut(BaseModel):
+    date: dt.date
+    deleted: int
+    plan_ids: list[int]
+
+
+class HeartbeatOut(BaseModel):
+    status: Literal["ok"]
+
+
+class HealthOut(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    bot_connected: bool
+    database_connected: bool
+    plans_count: int | None
+    uptime_seconds: float
+    version: str
+
+
+class MetricsOut(BaseModel):
+    total_requests: int
+    error_count: int
+    error_rate: float
+    cache_hit_rate: float
+    average_response_time_ms: float
+    uptime_seconds: float

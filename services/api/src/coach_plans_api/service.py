@@ -1,0 +1,443 @@
+"""The rules: coach and date parsing, validation, ownership, idempotency and revisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from coach_plans_api import repository as repo
+from coach_plans_api.config import Settings
+from coach_plans_api.db import Database
+from coach_plans_api.errors import (
+    Forbidden,
+    InvalidCursor,
+    InvalidDate,
+    NotFound,
+    StorageUnavailable,
+    UnknownCoach,
+)
+from coach_plans_api.models import Chart, Plan, Revision
+from coach_plans_api.schemas import (
+    Actor,
+    ChartIn,
+    ChartOut,
+    ClearIn,
+    ClearOut,
+    CoachOut,
+    HeartbeatIn,
+    LegacyPlanOut,
+    PlanDelete,
+    PlanOut,
+    PlanPage,
+    PlanPatch,
+    PlanPut,
+    RevisionOut,
+)
+
+log = logging.getLogger("coach_plans_api.plans")
+_COACH = re.compile(r"^(?:coach[_ -]?)?([a-z0-9]+)$")
+MAX_HISTORY_DAYS = 366
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    plan: PlanOut
+    created: bool
+
+
+class PlanService:
+    """Reads and writes plans; every method opens its own transaction."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        on_write: Callable[[], None] = lambda: None,
+        now: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self._on_write = on_write
+        self._now = now
+
+    # --- parsing --------------------------------------------------------------------------
+    def coach(self, raw: str) -> str:
+        """`coach_d`, `d`, `D`, `Coach D` -> `coach_d`; an unknown coach is a 400."""
+        match = _COACH.match(raw.strip().lower())
+        if not match or match.group(1) not in self.settings.roster:
+            known = ", ".join(f"coach_{k}" for k in self.settings.roster)
+            raise UnknownCoach(f"unknown coach {raw!r}; known coaches: {known}")
+        return f"coach_{match.group(1)}"
+
+    def today(self) -> dt.date:
+        return self._now().astimezone(self.settings.zone).date()
+
+    def day(self, raw: str | None) -> dt.date:
+        """An ISO date, or today in the plan time zone when absent."""
+        if raw is None or raw == "":
+            return self.today()
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            raise InvalidDate(f"invalid date {raw!r}; expected YYYY-MM-DD")
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            raise InvalidDate(f"invalid date {raw!r}: no such day") from None
+
+    def coaches(self) -> list[CoachOut]:
+        return [CoachOut(coach=f"coach_{k}", key=k, name=n) for k, n in self.settings.roster.items()]
+
+    # --- reads ----------------------------------------------------------------------------
+    def legacy_plan(self, *, coach: str, date: dt.date) -> LegacyPlanOut:
+        with self._read() as session:
+            plan = repo.live_plan(session, coach=coach, date=date)
+            if plan is None:
+                raise NotFound(
+                    f"no plan for {coach} on {date}",
+                    extra={"plan": f"No plan available for {coach} on {date}", "charts": []},
+                )
+            return legacy_out(plan)
+
+    def legacy_all(self, date: dt.date) -> dict[str, LegacyPlanOut]:
+        with self._read() as session:
+            return {p.coach_name: legacy_out(p) for p in repo.live_plans_on(session, date)}
+
+    def plan(self, plan_id: int) -> PlanOut:
+        with self._read() as session:
+            plan = repo.plan_by_id(session, plan_id)
+            if plan is None or plan.deleted_at is not None:
+                raise NotFound(f"no plan with id {plan_id}")
+            return self.plan_out(plan)
+
+    def revisions(self, plan_id: int) -> list[RevisionOut]:
+        with self._read() as session:
+            if repo.plan_by_id(session, plan_id) is None:
+                raise NotFound(f"no plan with id {plan_id}")
+            return [revision_out(r) for r in repo.revisions_of(session, plan_id)]
+
+    def find(
+        self,
+        *,
+        coach: str | None,
+        date_from: dt.date | None,
+        date_to: dt.date | None,
+        author: str | None,
+        author_id: str | None,
+        message_id: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> PlanPage:
+        after = decode_cursor(cursor) if cursor else None
+        with self._read() as session:
+            plans = repo.find_plans(
+                session,
+                coach=coach,
+                date_from=date_from,
+                date_to=date_to,
+                author=author,
+                author_id=author_id,
+                message_id=message_id,
+                after=after,
+                limit=limit + 1,
+            )
+            items = [self.plan_out(p) for p in plans[:limit]]
+        next_cursor = encode_cursor(items[-1].date, items[-1].id) if len(plans) > limit else None
+        return PlanPage(items=items, next_cursor=next_cursor)
+
+    def history(self, *, coach: str, days: int) -> list[PlanOut]:
+        today = self.today()
+        return self.find(
+            coach=coach,
+            date_from=today - dt.timedelta(days=days - 1),
+            date_to=today,
+            author=None,
+            author_id=None,
+            message_id=None,
+            cursor=None,
+            limit=days,
+        ).items
+
+    def health(self) -> tuple[bool, int | None, bool]:
+        """(database reachable, live plans, bot heartbeat fresh)."""
+        since = self._now() - dt.timedelta(seconds=self.settings.bot_stale_seconds)
+        try:
+            with self.db.read() as session:
+                return True, repo.count_live_plans(session), repo.bot_seen_since(session, since)
+        except DBAPIError as exc:
+            log.warning("health check: database unreachable: %s", exc.orig)
+            return False, None, False
+
+    # --- writes ---------------------------------------------------------------------------
+    def put_plan(self, *, coach: str, date: dt.date, body: PlanPut) -> WriteResult:
+        """Create or replace the live plan of (coach, date); replacing is an edit."""
+        digest = payload_hash("put", body.plan_text, body.charts)
+        with self._write() as session:
+            repo.lock_coach_date(session, coach=coach, date=date)
+            plan = repo.live_plan(session, coach=coach, date=date)
+            if plan is not None:
+                last = repo.latest_revision(session, plan.id)
+                if last and last.message_id == body.message_id and last.payload_hash == digest:
+                    return WriteResult(self.plan_out(plan), created=last.action == "create")
+                ensure_may_change(plan, body.actor)
+                self._edit(plan, text=body.plan_text, charts=body.charts)
+                plan.source_message_id = body.message_id
+                plan.channel = body.channel or plan.channel
+                plan.channel_id = body.channel_id or plan.channel_id
+                action = "edit"
+            else:
+                plan = repo.add_plan(
+                    session,
+                    Plan(
+                        coach_name=coach,
+                        date=date,
+                        plan_text=body.plan_text,
+                        author=body.actor.display_name,
+                        author_id=body.actor.user_id,
+                        channel=body.channel,
+                        channel_id=body.channel_id,
+                        source_message_id=body.message_id,
+                        created_at=self._now(),
+                        charts=chart_rows(body.charts),
+                    ),
+                )
+                action = "create"
+            self._revise(session, plan, action=action, actor=body.actor, message_id=body.message_id, digest=digest)
+            result = WriteResult(self.plan_out(plan), created=action == "create")
+        self._stored(result.plan, action)
+        return result
+
+    def patch_plan(self, plan_id: int, body: PlanPatch) -> PlanOut:
+        digest = payload_hash("patch", body.plan_text, body.charts)
+        with self._write() as session:
+            plan = self._live_by_id(session, plan_id)
+            last = repo.latest_revision(session, plan.id)
+            if last and last.message_id == body.message_id and last.payload_hash == digest:
+                return self.plan_out(plan)
+            ensure_may_change(plan, body.actor)
+            self._edit(plan, text=body.plan_text, charts=body.charts)
+            self._revise(session, plan, action="edit", actor=body.actor, message_id=body.message_id, digest=digest)
+            out = self.plan_out(plan)
+        self._stored(out, "edit")
+        return out
+
+    def delete_plan(self, plan_id: int, body: PlanDelete) -> PlanOut:
+        digest = payload_hash("delete", None, None)
+        with self._write() as session:
+            plan = repo.plan_by_id(session, plan_id)
+            if plan is not None and plan.deleted_at is not None:
+                last = repo.latest_revision(session, plan.id)
+                if last and last.message_id == body.message_id and last.action == "delete":
+                    return self.plan_out(plan)
+            plan = self._live_by_id(session, plan_id)
+            ensure_may_change(plan, body.actor)
+            self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
+            out = self.plan_out(plan)
+        self._stored(out, "delete")
+        return out
+
+    def clear(self, body: ClearIn) -> ClearOut:
+        """Admin only: delete every live plan of a day (a retry reports the same plans)."""
+        date = self.day(body.date)
+        if not body.actor.is_admin:
+            raise Forbidden("only an admin may clear a day's plans")
+        digest = payload_hash("delete", None, None)
+        with self._write() as session:
+            done = {p.id for p in repo.plans_deleted_by_message(session, body.message_id) if p.date == date}
+            for plan in repo.live_plans_on(session, date):
+                self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
+                done.add(plan.id)
+        if done:
+            self._on_write()
+        log.info("plans cleared date=%s count=%d by=%s", date, len(done), body.actor.user_id)
+        return ClearOut(date=date, deleted=len(done), plan_ids=sorted(done))
+
+    def heartbeat(self, body: HeartbeatIn) -> None:
+        with self._write() as session:
+            repo.record_heartbeat(
+                session, bot_id=body.bot_id, connected=body.connected, mock_mode=body.mock_mode, at=self._now()
+            )
+
+    # --- helpers --------------------------------------------------------------------------
+    def plan_out(self, plan: Plan) -> PlanOut:
+        key = plan.coach_name.removeprefix("coach_")
+        return PlanOut(
+            id=plan.id,
+            coach=plan.coach_name,
+            coach_display_name=self.settings.roster.get(key, plan.coach_name),
+            date=plan.date,
+            plan=plan.plan_text,
+            charts=[chart_out(c) for c in plan.charts],
+            author=plan.author,
+            author_id=plan.author_id,
+            channel=plan.channel,
+            channel_id=plan.channel_id,
+            source_message_id=plan.source_message_id,
+            created_at=plan.created_at,
+            edited_at=plan.edited_at,
+            edited=plan.edited_at is not None,
+            deleted_at=plan.deleted_at,
+        )
+
+    def _live_by_id(self, session: Session, plan_id: int) -> Plan:
+        plan = repo.plan_by_id(session, plan_id)
+        if plan is None or plan.deleted_at is not None:
+            raise NotFound(f"no plan with id {plan_id}")
+        return plan
+
+    def _edit(self, plan: Plan, *, text: str | None, charts: Sequence[ChartIn] | None) -> None:
+        if text is not None:
+            plan.plan_text = text
+        if charts is not None:
+            repo.replace_charts(plan, chart_rows(charts))
+        plan.edited_at = self._now()
+
+    def _delete(self, session: Session, plan: Plan, *, actor: Actor, message_id: str, digest: str) -> None:
+        plan.deleted_at = self._now()
+        self._revise(session, plan, action="delete", actor=actor, message_id=message_id, digest=digest)
+
+    def _revise(
+        self, session: Session, plan: Plan, *, action: str, actor: Actor, message_id: str, digest: str
+    ) -> None:
+        session.flush()
+        repo.add_revision(
+            session,
+            Revision(
+                plan_id=plan.id,
+                action=action,
+                plan_text=plan.plan_text,
+                charts_json=json.dumps([chart_out(c).model_dump() for c in plan.charts]),
+                editor=actor.display_name,
+                editor_id=actor.user_id,
+                message_id=message_id,
+                payload_hash=digest,
+                created_at=self._now(),
+            ),
+        )
+
+    def _stored(self, plan: PlanOut, action: str) -> None:
+        self._on_write()
+        log.info(
+            "plan %s id=%d coach=%s date=%s length=%d charts=%d author_id=%s",
+            {"create": "stored", "edit": "edited", "delete": "deleted"}[action],
+            plan.id,
+            plan.coach,
+            plan.date,
+            len(plan.plan),
+            len(plan.charts),
+            plan.author_id,
+        )
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with storage_errors(), self.db.read() as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with storage_errors(), self.db.write() as session:
+            yield session
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """A database that cannot be reached is a 503, never an empty answer."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as exc:
+        log.error("database error: %s", exc.orig)
+        raise StorageUnavailable("the plan database is unavailable; try again shortly") from exc
+
+
+def ensure_may_change(plan: Plan, actor: Actor) -> None:
+    if actor.user_id != plan.author_id and not actor.is_admin:
+        raise Forbidden(f"plan {plan.id} belongs to {plan.author}; only its author or an admin may change it")
+
+
+def chart_rows(charts: Sequence[ChartIn]) -> list[Chart]:
+    return [
+        Chart(
+            chart_url=c.url,
+            chart_order=i,
+            filename=c.filename,
+            content_type=c.content_type,
+            size_bytes=c.size_bytes,
+        )
+        for i, c in enumerate(charts)
+    ]
+
+
+def chart_out(chart: Chart) -> ChartOut:
+    return ChartOut(
+        url=chart.chart_url,
+        order=chart.chart_order,
+        filename=chart.filename,
+        content_type=chart.content_type,
+        size_bytes=chart.size_bytes,
+    )
+
+
+def legacy_out(plan: Plan) -> LegacyPlanOut:
+    return LegacyPlanOut(
+        plan=plan.plan_text,
+        charts=[c.chart_url for c in plan.charts],
+        author=plan.author,
+        timestamp=plan.created_at,
+        id=plan.id,
+        coach=plan.coach_name,
+        date=plan.date,
+        edited=plan.edited_at is not None,
+        edited_at=plan.edited_at,
+        channel=plan.channel,
+    )
+
+
+def revision_out(revision: Revision) -> RevisionOut:
+    charts: list[dict[str, Any]] = json.loads(revision.charts_json)
+    return RevisionOut(
+        id=revision.id,
+        plan_id=revision.plan_id,
+        action=revision.action,  # type: ignore[arg-type]
+        plan_text=revision.plan_text,
+        charts=[ChartOut(**c) for c in charts],
+        editor=revision.editor,
+        editor_id=revision.editor_id,
+        message_id=revision.message_id,
+        created_at=revision.created_at,
+    )
+
+
+def payload_hash(action: str, text: str | None, charts: Sequence[ChartIn] | None) -> str:
+    payload = {
+        "action": action,
+        "text": text,
+        "charts": None if charts is None else [c.model_dump() for c in charts],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def encode_cursor(date: dt.date, plan_id: int) -> str:
+    return f"{date.isoformat()}_{plan_id}"
+
+
+def decode_cursor(cursor: str) -> tuple[dt.date, int]:
+    try:
+        day, _, plan_id = cursor.partition("_")
+        return dt.date.fromisoformat(day), int(plan_id)
+    except ValueError:
+        raise InvalidCursor(f"invalid cursor {cursor!r}; pass next_cursor from a previous page") from None

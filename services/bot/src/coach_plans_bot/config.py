@@ -1,0 +1,269 @@
+"""Bot settings: environment variables, an optional YAML file, one clear error per bad setting."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+IdSet = Annotated[frozenset[int], NoDecode]
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_COACH_IDS_VAR = re.compile(r"^COACH_([A-Z0-9]+)_ALLOWED_IDS$", re.IGNORECASE)
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+# YAML section -> {key in the section: settings field}
+_YAML_SECTIONS: dict[str, dict[str, str]] = {
+    "discord": {
+        "token": "discord_bot_token",
+        "bot_token": "discord_bot_token",
+        "allowed_channel_ids": "allowed_channel_ids",
+        "admin_role_ids": "admin_role_ids",
+        "coach_allowed_ids": "coach_allowed_ids",
+    },
+    "api": {
+        "base_url": "api_base_url",
+        "internal_token": "internal_api_token",
+        "internal_api_token": "internal_api_token",
+        "timeout_seconds": "api_timeout_seconds",
+    },
+    "logging": {"level": "log_level", "file": "log_file", "format": "log_format"},
+    "mock": {"enabled": "mock_mode", "mock_mode": "mock_mode"},
+    "bot": {
+        "outbox_path": "outbox_path",
+        "plan_timezone": "plan_timezone",
+        "heartbeat_seconds": "heartbeat_seconds",
+        "bot_id": "bot_id",
+    },
+}
+
+
+class ConfigError(Exception):
+    """Invalid or missing settings; the message names each bad setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"Invalid bot configuration:\n{lines}")
+
+
+def parse_id_list(value: object) -> frozenset[int]:
+    """Parse `"1, 2,3"`, a list or a single number into a set of Discord ids."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, int) and not isinstance(value, bool):
+        items: list[object] = [value]
+    elif isinstance(value, str):
+        items = [part for part in value.replace(";", ",").split(",") if part.strip()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    else:
+        raise ValueError("expected comma-separated Discord ids")
+    ids: set[int] = set()
+    for item in items:
+        text = str(item).strip()
+        if not text.isdigit():
+            raise ValueError(f"{text!r} is not a Discord id (digits only)")
+        ids.add(int(text))
+    return frozenset(ids)
+
+
+def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a YAML document."""
+    if isinstance(value, str):
+        return _ENV_REFERENCE.sub(
+            lambda match: environ.get(match.group(1), match.group(2) or ""), value
+        )
+    if isinstance(value, list):
+        return [expand_env(item, environ) for item in value]
+    if isinstance(value, dict):
+        return {key: expand_env(item, environ) for key, item in value.items()}
+    return value
+
+
+def flatten_yaml(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Map the YAML sections (discord/api/logging/mock/bot) to settings fields."""
+    flat: dict[str, Any] = {}
+    for section, mapping in _YAML_SECTIONS.items():
+        values = document.get(section) or {}
+        if not isinstance(values, Mapping):
+            raise ConfigError([f"CONFIG_FILE: section {section!r} must be a mapping"])
+        for key, field in mapping.items():
+            if key in values and values[key] not in (None, ""):
+                flat[field] = values[key]
+    return flat
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Settings from the YAML file named by CONFIG_FILE (below environment variables)."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._init_settings = init_settings
+        self._env_settings = env_settings
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # pragma: no cover - __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        path = self._init_settings().get("config_file") or self._env_settings().get("config_file")
+        if not path:
+            return {}
+        try:
+            text = Path(str(path)).read_text(encoding="utf-8")
+            document = yaml.safe_load(text) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError([f"CONFIG_FILE: cannot read {path}: {exc}"]) from exc
+        if not isinstance(document, Mapping):
+            raise ConfigError([f"CONFIG_FILE: {path} must contain a mapping of sections"])
+        return flatten_yaml(expand_env(document, os.environ))
+
+
+class _CoachIdsSource(PydanticBaseSettingsSource):
+    """Collect `COACH_<KEY>_ALLOWED_IDS` variables for any coach of the roster."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # pragma: no cover - __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        found = {
+            f"coach_{match.group(1).lower()}": value
+            for name, value in os.environ.items()
+            if (match := _COACH_IDS_VAR.match(name))
+        }
+        return {"coach_allowed_ids": found} if found else {}
+
+
+class BotSettings(BaseSettings):
+    """Everything the bot reads from its environment, validated once at start-up."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_prefix="")
+
+    mock_mode: bool = False
+    discord_bot_token: SecretStr | None = Field(default=None, validate_default=True)
+    api_base_url: str = "http://localhost:5000"
+    internal_api_token: SecretStr = SecretStr("")
+    api_timeout_seconds: float = Field(default=10.0, gt=0)
+    plan_timezone: str = "America/New_York"
+    log_level: str = "INFO"
+    log_file: Path | None = None
+    log_format: Literal["text", "json"] = "text"
+    config_file: Path | None = None
+    outbox_path: Path = Path("./data/bot_outbox.db")
+    allowed_channel_ids: IdSet = frozenset()
+    admin_role_ids: IdSet = frozenset()
+    coach_allowed_ids: Annotated[dict[str, frozenset[int]], NoDecode] = Field(default_factory=dict)
+    heartbeat_seconds: float = Field(default=30.0, gt=0)
+    bot_id: str = "main"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(env_settings, EnvSettingsSource)
+        return (
+            init_settings,
+            env_settings,
+            _CoachIdsSource(settings_cls),
+            _YamlSource(settings_cls, init_settings, env_settings),
+        )
+
+    @field_validator("discord_bot_token")
+    @classmethod
+    def _token_unless_mock(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            value = None
+        if value is None and not info.data.get("mock_mode", False):
+            raise ValueError("is required unless MOCK_MODE=true")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("plan_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+        return level
+
+    @field_validator("allowed_channel_ids", "admin_role_ids", mode="before")
+    @classmethod
+    def _id_list(cls, value: object) -> frozenset[int]:
+        return parse_id_list(value)
+
+    @field_validator("coach_allowed_ids", mode="before")
+    @classmethod
+    def _coach_ids(cls, value: object) -> dict[str, frozenset[int]]:
+        if value is None or value == "":
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError("expected a mapping of coach -> comma-separated ids")
+        result: dict[str, frozenset[int]] = {}
+        for coach, ids in value.items():
+            key = str(coach).strip().lower()
+            result[key if key.startswith("coach_") else f"coach_{key}"] = parse_id_list(ids)
+        return result
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The market time zone that defines "today"."""
+        return ZoneInfo(self.plan_timezone)
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "settings"
+    field = str(loc[0])
+    if field == "coach_allowed_ids" and len(loc) > 1:
+        return f"{str(loc[1]).upper()}_ALLOWED_IDS"
+    return field.upper()
+
+
+def load_settings(**overrides: Any) -> BotSettings:
+    """Read and validate the settings once; raise ConfigError naming every bad setting."""
+    try:
+        return BotSettings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{_setting_name(error['loc'])}: {message}")
+        raise ConfigError(problems) from exc
