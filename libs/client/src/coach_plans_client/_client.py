@@ -150,7 +150,7 @@ class CoachPlansClient(BaseClient):
                     else None
                 )
                 if delay is None:
-                    raise self._translate(exc, "GET", url) from exc
+                    raise self._translate(exc, "GET", str(httpx.URL(url, params=query))) from exc
             else:
                 self._log_response(response, attempt, started)
                 delay = (
@@ -309,7 +309,7 @@ class AsyncCoachPlansClient(BaseClient):
                     else None
                 )
                 if delay is None:
-                    raise self._translate(exc, "GET", url) from exc
+                    raise self._translate(exc, "GET", str(httpx.URL(url, params=query))) from exc
             else:
                 self._log_response(response, attempt, started)
                 delay = (

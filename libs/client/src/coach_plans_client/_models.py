@@ -160,8 +160,8 @@ class CoachPlan:
         )
 
     def to_legacy_dict(self) -> dict[str, Any]:
-        """The JSON object as the server sent it (what the old client returned)."""
-        result = dict(self.raw) if self.raw else {"plan": self.plan}
+        """The JSON object as the server sent it, charts as URLs (what the old client returned)."""
+        result: dict[str, Any] = dict(self.raw) if self.raw else {"plan": self.plan}
         result["charts"] = list(self.charts)
         return result
 

@@ -18,7 +18,7 @@ class CachedResponse:
 
 
 class ReadCache:
-    """Thread-safe; expired entries are kept (until evicted) to answer while the database is down."""
+    """Thread-safe; expired entries stay (until evicted) to answer while the database is down."""
 
     def __init__(
         self, *, ttl: float, max_size: int, clock: Callable[[], float] = time.monotonic

@@ -63,7 +63,9 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        request_id = (
+            headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 
@@ -84,14 +86,15 @@ class RequestMiddleware:
                 code, body, extra_headers = refusal
                 await _send_json(send_with_headers, code, body, extra_headers)
                 return
-            receive = await self._bounded(scope, receive, headers, send_with_headers)
-            if receive is None:
-                return
-            await self.app(scope, receive, send_with_headers)
+            bounded = await self._bounded(scope, receive, headers, send_with_headers)
+            if bounded is not None:
+                await self.app(scope, bounded, send_with_headers)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe(method=scope["method"], route=route, status=status, seconds=elapsed)
+            self.metrics.observe(
+                method=scope["method"], route=route, status=status, seconds=elapsed
+            )
             access_log.info(
                 "%s %s%s %d %.1fms id=%s",
                 scope["method"],

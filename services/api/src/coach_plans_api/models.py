@@ -42,7 +42,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             raise ValueError("naive datetime given; timestamps must be timezone-aware")
         return value.astimezone(dt.UTC)
 
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -94,7 +96,9 @@ class Chart(Base):
     __tablename__ = "plan_charts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    plan_id: Mapped[int] = mapped_column(ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True)
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True
+    )
     chart_url: Mapped[str] = mapped_column(Text)
     chart_order: Mapped[int] = mapped_column(Integer)
     filename: Mapped[str | None] = mapped_column(String(255))
@@ -109,7 +113,9 @@ class Revision(Base):
     __tablename__ = "plan_revisions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    plan_id: Mapped[int] = mapped_column(ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True)
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True
+    )
     action: Mapped[str] = mapped_column(String(16))
     plan_text: Mapped[str] = mapped_column(Text)
     charts_json: Mapped[str] = mapped_column(Text)

@@ -59,7 +59,10 @@ def configure_logging(settings: Settings) -> None:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(
             logging.handlers.RotatingFileHandler(
-                settings.log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+                settings.log_file,
+                maxBytes=LOG_FILE_BYTES,
+                backupCount=LOG_FILE_BACKUPS,
+                encoding="utf-8",
             )
         )
     redact = RedactSecrets([settings.internal_api_token or ""])
@@ -82,7 +85,10 @@ class Metrics:
         self.started = time.monotonic()
         self.registry = CollectorRegistry()
         self._requests = Counter(
-            "coach_plans_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "coach_plans_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self._latency = Histogram(
             "coach_plans_http_request_duration_seconds",
@@ -92,9 +98,14 @@ class Metrics:
             registry=self.registry,
         )
         self._errors = Counter(
-            "coach_plans_http_errors_total", "HTTP 5xx answers", ["route", "status"], registry=self.registry
+            "coach_plans_http_errors_total",
+            "HTTP 5xx answers",
+            ["route", "status"],
+            registry=self.registry,
         )
-        self._cache = Counter("coach_plans_cache_total", "read cache lookups", ["result"], registry=self.registry)
+        self._cache = Counter(
+            "coach_plans_cache_total", "read cache lookups", ["result"], registry=self.registry
+        )
         plans = Gauge("coach_plans_plans_stored", "live plans stored", registry=self.registry)
         plans.set_function(plans_count)
         self._lock = threading.Lock()

@@ -70,7 +70,9 @@ def find_plans(
 
 
 def count_live_plans(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Plan).where(Plan.deleted_at.is_(None))) or 0
+    return (
+        session.scalar(select(func.count()).select_from(Plan).where(Plan.deleted_at.is_(None))) or 0
+    )
 
 
 def revisions_of(session: Session, plan_id: int) -> Sequence[Revision]:
@@ -115,7 +117,9 @@ def record_heartbeat(
 ) -> None:
     beat = session.get(BotHeartbeat, bot_id)
     if beat is None:
-        session.add(BotHeartbeat(bot_id=bot_id, connected=connected, mock_mode=mock_mode, last_seen_at=at))
+        session.add(
+            BotHeartbeat(bot_id=bot_id, connected=connected, mock_mode=mock_mode, last_seen_at=at)
+        )
     else:
         beat.connected, beat.mock_mode, beat.last_seen_at = connected, mock_mode, at
 

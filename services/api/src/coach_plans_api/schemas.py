@@ -5,7 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 MAX_PLAN_CHARS = 10_000
 MAX_CHARTS = 10
@@ -13,7 +20,9 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 IMAGE_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "webp"}
 
 Snowflake = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
-PlanText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PLAN_CHARS)]
+PlanText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PLAN_CHARS)
+]
 
 
 class Strict(BaseModel):
@@ -40,7 +49,9 @@ class LegacyNotFoundOut(ErrorOut):
 # --- requests -------------------------------------------------------------------------------
 class Actor(Strict):
     user_id: Snowflake
-    display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    display_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    ]
     is_admin: bool = False
 
 

@@ -99,7 +99,9 @@ class PlanService:
             raise InvalidDate(f"invalid date {raw!r}: no such day") from None
 
     def coaches(self) -> list[CoachOut]:
-        return [CoachOut(coach=f"coach_{k}", key=k, name=n) for k, n in self.settings.roster.items()]
+        return [
+            CoachOut(coach=f"coach_{k}", key=k, name=n) for k, n in self.settings.roster.items()
+        ]
 
     # --- reads ----------------------------------------------------------------------------
     def legacy_plan(self, *, coach: str, date: dt.date) -> LegacyPlanOut:
@@ -215,7 +217,14 @@ class PlanService:
                     ),
                 )
                 action = "create"
-            self._revise(session, plan, action=action, actor=body.actor, message_id=body.message_id, digest=digest)
+            self._revise(
+                session,
+                plan,
+                action=action,
+                actor=body.actor,
+                message_id=body.message_id,
+                digest=digest,
+            )
             result = WriteResult(self.plan_out(plan), created=action == "create")
         self._stored(result.plan, action)
         return result
@@ -229,7 +238,14 @@ class PlanService:
                 return self.plan_out(plan)
             ensure_may_change(plan, body.actor)
             self._edit(plan, text=body.plan_text, charts=body.charts)
-            self._revise(session, plan, action="edit", actor=body.actor, message_id=body.message_id, digest=digest)
+            self._revise(
+                session,
+                plan,
+                action="edit",
+                actor=body.actor,
+                message_id=body.message_id,
+                digest=digest,
+            )
             out = self.plan_out(plan)
         self._stored(out, "edit")
         return out
@@ -256,9 +272,15 @@ class PlanService:
             raise Forbidden("only an admin may clear a day's plans")
         digest = payload_hash("delete", None, None)
         with self._write() as session:
-            done = {p.id for p in repo.plans_deleted_by_message(session, body.message_id) if p.date == date}
+            done = {
+                p.id
+                for p in repo.plans_deleted_by_message(session, body.message_id)
+                if p.date == date
+            }
             for plan in repo.live_plans_on(session, date):
-                self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
+                self._delete(
+                    session, plan, actor=body.actor, message_id=body.message_id, digest=digest
+                )
                 done.add(plan.id)
         if done:
             self._on_write()
@@ -268,7 +290,11 @@ class PlanService:
     def heartbeat(self, body: HeartbeatIn) -> None:
         with self._write() as session:
             repo.record_heartbeat(
-                session, bot_id=body.bot_id, connected=body.connected, mock_mode=body.mock_mode, at=self._now()
+                session,
+                bot_id=body.bot_id,
+                connected=body.connected,
+                mock_mode=body.mock_mode,
+                at=self._now(),
             )
 
     # --- helpers --------------------------------------------------------------------------
@@ -305,12 +331,23 @@ class PlanService:
             repo.replace_charts(plan, chart_rows(charts))
         plan.edited_at = self._now()
 
-    def _delete(self, session: Session, plan: Plan, *, actor: Actor, message_id: str, digest: str) -> None:
+    def _delete(
+        self, session: Session, plan: Plan, *, actor: Actor, message_id: str, digest: str
+    ) -> None:
         plan.deleted_at = self._now()
-        self._revise(session, plan, action="delete", actor=actor, message_id=message_id, digest=digest)
+        self._revise(
+            session, plan, action="delete", actor=actor, message_id=message_id, digest=digest
+        )
 
     def _revise(
-        self, session: Session, plan: Plan, *, action: str, actor: Actor, message_id: str, digest: str
+        self,
+        session: Session,
+        plan: Plan,
+        *,
+        action: str,
+        actor: Actor,
+        message_id: str,
+        digest: str,
     ) -> None:
         session.flush()
         repo.add_revision(
@@ -366,7 +403,9 @@ def storage_errors() -> Iterator[None]:
 
 def ensure_may_change(plan: Plan, actor: Actor) -> None:
     if actor.user_id != plan.author_id and not actor.is_admin:
-        raise Forbidden(f"plan {plan.id} belongs to {plan.author}; only its author or an admin may change it")
+        raise Forbidden(
+            f"plan {plan.id} belongs to {plan.author}; only its author or an admin may change it"
+        )
 
 
 def chart_rows(charts: Sequence[ChartIn]) -> list[Chart]:
@@ -412,7 +451,7 @@ def revision_out(revision: Revision) -> RevisionOut:
     return RevisionOut(
         id=revision.id,
         plan_id=revision.plan_id,
-        action=revision.action,  # type: ignore[arg-type]
+        action=revision.action,
         plan_text=revision.plan_text,
         charts=[ChartOut(**c) for c in charts],
         editor=revision.editor,
@@ -440,4 +479,6 @@ def decode_cursor(cursor: str) -> tuple[dt.date, int]:
         day, _, plan_id = cursor.partition("_")
         return dt.date.fromisoformat(day), int(plan_id)
     except ValueError:
-        raise InvalidCursor(f"invalid cursor {cursor!r}; pass next_cursor from a previous page") from None
+        raise InvalidCursor(
+            f"invalid cursor {cursor!r}; pass next_cursor from a previous page"
+        ) from None

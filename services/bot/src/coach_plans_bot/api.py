@@ -95,10 +95,15 @@ def _error_for(response: httpx.Response) -> ApiError:
         detail = str(body.get("detail", detail))
         fields = body.get("fields")
         if isinstance(fields, list) and fields:
-            detail += " (" + "; ".join(
-                f"{item.get('field')}: {item.get('message')}" for item in fields
-                if isinstance(item, dict)
-            ) + ")"
+            detail += (
+                " ("
+                + "; ".join(
+                    f"{item.get('field')}: {item.get('message')}"
+                    for item in fields
+                    if isinstance(item, dict)
+                )
+                + ")"
+            )
     if status == 401 or status == 429 or status >= 500:
         return ApiUnavailable(f"API answered {status} {code}: {detail}")
     if status == 404:

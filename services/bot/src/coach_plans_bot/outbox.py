@@ -137,9 +137,7 @@ class OutboxStore:
 
     def mark_rejected(self, entry_id: int, *, error: str, status: int) -> None:
         """Record that the API refused the write for good."""
-        self._update(
-            entry_id, status=Status.REJECTED.value, last_error=error, error_status=status
-        )
+        self._update(entry_id, status=Status.REJECTED.value, last_error=error, error_status=status)
 
     def record_failure(self, entry_id: int, *, error: str, next_attempt_at: float) -> None:
         """Count a failed attempt and schedule the next one."""
@@ -186,6 +184,8 @@ class OutboxStore:
         )
 
 
+DEFAULT_BACKOFF = Backoff(base=1.0, factor=2.0, maximum=300.0)
+
 Notify = Callable[[OutboxEntry], Awaitable[None]]
 
 
@@ -197,7 +197,7 @@ class Outbox:
         store: OutboxStore,
         api: PlansApi,
         *,
-        backoff: Backoff = Backoff(base=1.0, factor=2.0, maximum=300.0),
+        backoff: Backoff = DEFAULT_BACKOFF,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 5.0,
@@ -258,7 +258,11 @@ class Outbox:
                     delay = self._backoff.delay(entry.attempts + 1)
                     log.warning(
                         "outbox: %s #%d not delivered (attempt %d), retry in %.0fs: %s",
-                        entry.operation.value, entry.id, entry.attempts + 1, delay, exc,
+                        entry.operation.value,
+                        entry.id,
+                        entry.attempts + 1,
+                        delay,
+                        exc,
                     )
                     await asyncio.to_thread(
                         self.store.record_failure,
@@ -329,4 +333,14 @@ class Outbox:
         plans = await self._api.list_plans(message_id=int(payload["source_message_id"]), limit=1)
         if not plans:
             return {"deleted": False}
-        return await self._api.delete_plan(plans[0].id, payload["body"])
+        plan = plans[0]
+        body = dict(payload["body"])
+        body.setdefault(
+            "actor",
+            {
+                "user_id": plan.author_id,
+                "display_name": plan.author or plan.author_id,
+                "is_admin": False,
+            },
+        )
+        return await self._api.delete_plan(plan.id, body)

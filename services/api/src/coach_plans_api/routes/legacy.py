@@ -12,7 +12,9 @@ from coach_plans_api.schemas import ErrorOut, HistoryOut, LegacyNotFoundOut, Leg
 
 router = APIRouter(prefix="/api/coach-plans", tags=["legacy"])
 _all_plans = TypeAdapter(dict[str, LegacyPlanOut])
-BAD_INPUT: dict[int | str, dict[str, Any]] = {400: {"model": ErrorOut, "description": "Unknown coach or invalid date"}}
+BAD_INPUT: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Unknown coach or invalid date"}
+}
 
 CoachParam = Annotated[str, Query(description="`coach_d`, `d` or `D`", examples=["coach_d"])]
 DateParam = Annotated[str | None, Query(description="YYYY-MM-DD; default: today in PLAN_TIMEZONE")]
@@ -25,7 +27,11 @@ DateParam = Annotated[str | None, Query(description="YYYY-MM-DD; default: today 
     summary="A coach's plan for a day (legacy)",
 )
 async def get_plan(
-    request: Request, state: StateDep, service: ServiceDep, coach: CoachParam, date: DateParam = None
+    request: Request,
+    state: StateDep,
+    service: ServiceDep,
+    coach: CoachParam,
+    date: DateParam = None,
 ) -> Response:
     coach_name, day = service.coach(coach), service.day(date)
 
@@ -45,7 +51,9 @@ router.add_api_route("", get_plan, methods=["GET"], include_in_schema=False)
     responses=BAD_INPUT,
     summary="Every coach's plan for a day, keyed by coach (legacy)",
 )
-async def get_all(request: Request, state: StateDep, service: ServiceDep, date: DateParam = None) -> Response:
+async def get_all(
+    request: Request, state: StateDep, service: ServiceDep, date: DateParam = None
+) -> Response:
     day = service.day(date)
 
     def produce() -> bytes:
@@ -54,7 +62,9 @@ async def get_all(request: Request, state: StateDep, service: ServiceDep, date: 
     return await cached_json(request, state, f"all:{day}", produce)
 
 
-@router.get("/history", response_model=HistoryOut, responses=BAD_INPUT, summary="A coach's recent plans")
+@router.get(
+    "/history", response_model=HistoryOut, responses=BAD_INPUT, summary="A coach's recent plans"
+)
 async def get_history(
     request: Request,
     state: StateDep,

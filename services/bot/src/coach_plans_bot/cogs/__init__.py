@@ -1,0 +1,1 @@
+"""One cog per feature: posting plans, browsing them, admin, help."""

@@ -1,0 +1,26 @@
+"""`!help`: how to use the bot."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from discord.ext import commands
+
+from coach_plans_bot.cogs._common import Context, send_pages
+from coach_plans_bot.replies import help_text
+
+if TYPE_CHECKING:
+    from coach_plans_bot.bot import CoachPlansBot
+
+
+class HelpCog(commands.Cog, name="Help"):
+    """Usage of every command."""
+
+    def __init__(self, bot: CoachPlansBot) -> None:
+        self.bot = bot
+
+    @commands.hybrid_command(name="help")  # type: ignore[arg-type]
+    async def help(self, ctx: Context) -> None:
+        """Show how to use the Coach Plans bot."""
+        core = self.bot.core
+        await send_pages(ctx, [help_text(core.roster, core.settings.plan_timezone)])

@@ -1,0 +1,129 @@
+"""Settings: environment, YAML with ${VAR}, and start-up refusing bad settings with exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coach_plans_api.config import ConfigError, Settings, load_settings
+from tests.conftest import REPO
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run(
+        [sys.executable, "-m", "coach_plans_api", *(args or ("check-config",))],
+        env={**base, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "INTERNAL_API_TOKEN"),
+        ({"INTERNAL_API_TOKEN": "t", "API_PORT": "99999"}, "API_PORT"),
+        ({"INTERNAL_API_TOKEN": "t", "API_PORT": "http"}, "API_PORT"),
+        ({"INTERNAL_API_TOKEN": "t", "DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
+        ({"INTERNAL_API_TOKEN": "t", "DATABASE_URL": "not a url"}, "DATABASE_URL"),
+        ({"INTERNAL_API_TOKEN": "t", "PLAN_TIMEZONE": "Mars/Olympus"}, "PLAN_TIMEZONE"),
+        ({"INTERNAL_API_TOKEN": "t", "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_setting(env: dict[str, str], named: str) -> None:
+    result = run_cli(env, "serve")
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_bad_setting_is_named_at_once() -> None:
+    result = run_cli({"API_PORT": "0", "DATABASE_URL": "oracle://x", "LOG_FORMAT": "xml"})
+    assert result.returncode == 2
+    for name in ("API_PORT", "DATABASE_URL", "LOG_FORMAT", "INTERNAL_API_TOKEN"):
+        assert name in result.stderr
+
+
+def test_database_url_password_is_not_echoed() -> None:
+    result = run_cli({"INTERNAL_API_TOKEN": "t", "DATABASE_URL": "oracle://user:hunter2@h/db"})
+    assert result.returncode == 2
+    assert "hunter2" not in result.stderr
+
+
+def test_mock_mode_needs_no_token() -> None:
+    result = run_cli({"MOCK_MODE": "true"})
+    assert (result.returncode, result.stdout.strip()) == (0, "configuration OK")
+
+
+def test_yaml_file_with_variable_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "coach.yaml"
+    config.write_text(
+        "api:\n  port: 5123\n  internal_token: ${SECRET_TOKEN}\n"
+        "database:\n  path: ${DATA_DIR:-/var/lib/coach}/plans.db\n"
+        "logging:\n  level: debug\n  format: json\n"
+        "cache:\n  ttl_seconds: 60\n"
+        "mock:\n  enabled: false\n"
+        "discord:\n  bot_token: ignored-by-api\n"
+    )
+    monkeypatch.setenv("CONFIG_FILE", str(config))
+    monkeypatch.setenv("SECRET_TOKEN", "from-env")
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    monkeypatch.delenv("API_PORT", raising=False)
+    settings = load_settings()
+    assert settings.api_port == 5123
+    assert settings.internal_api_token == "from-env"
+    assert settings.database_path == Path("/var/lib/coach/plans.db")
+    assert (settings.log_level, settings.log_format, settings.cache_ttl_seconds) == (
+        "DEBUG",
+        "json",
+        60,
+    )
+    monkeypatch.setenv("API_PORT", "6000")  # the environment wins over the file
+    assert load_settings().api_port == 6000
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("api:\n  colour: blue\n", "api.colour"),
+        ("nonsense:\n  a: 1\n", "nonsense"),
+        ("- a\n- b\n", "mapping"),
+        ("api: [\n", "cannot read"),
+    ],
+)
+def test_bad_yaml_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    monkeypatch.setenv("CONFIG_FILE", str(config))
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+
+
+def test_bad_yaml_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("api:\n  colour: blue\n")
+    result = run_cli({"CONFIG_FILE": str(config), "MOCK_MODE": "true"})
+    assert result.returncode == 2
+    assert "api.colour" in result.stderr
+
+
+def test_postgres_url_gets_the_psycopg_driver() -> None:
+    settings = Settings(database_url="postgresql://u@h/db", internal_api_token="t")
+    assert settings.sqlalchemy_url.drivername == "postgresql+psycopg"
+    assert Settings(mock_mode=True).sqlalchemy_url.drivername == "sqlite"
+
+
+def test_roster_is_configuration() -> None:
+    settings = Settings(mock_mode=True, coaches="d:Dan,x")
+    assert settings.roster == {"d": "Dan", "x": "Coach X"}
+    with pytest.raises(ValueError, match="bad coach key"):
+        Settings(mock_mode=True, coaches="Bad Key")

@@ -1,0 +1,180 @@
+"""Health, metrics, docs, and what callers see when the database is gone."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from coach_plans_api.app import create_app
+from tests.conftest import INTERNAL_TOKEN, PutPlan, make_settings, plan_body
+
+UNREACHABLE_PG = "postgresql+psycopg://postgres@127.0.0.1:1/test"
+
+
+def test_health_fields(api_client: TestClient, put_plan: PutPlan) -> None:
+    put_plan()
+    response = api_client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {
+        "status",
+        "bot_connected",
+        "database_connected",
+        "plans_count",
+        "uptime_seconds",
+        "version",
+    }
+    assert (body["status"], body["database_connected"], body["plans_count"]) == ("healthy", True, 1)
+    assert body["uptime_seconds"] >= 0
+    assert body["version"] == "2.0.0"
+
+
+def test_prometheus_metrics(api_client: TestClient, put_plan: PutPlan) -> None:
+    put_plan()
+    api_client.get("/api/coach-plans/?coach=d&date=2026-11-25")
+    api_client.get("/api/coach-plans/?coach=d&date=2026-11-25")
+    response = api_client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert re.search(
+        r"coach_plans_http_requests_total\{method=\"GET\",route=\"/api/coach-plans/\","
+        r"status=\"200\"\} 2\.0",
+        text,
+    )
+    assert (
+        'coach_plans_http_request_duration_seconds_bucket{le="0.001",method="GET",route="/api/coach-plans/"}'
+        in text
+    )
+    assert 'coach_plans_cache_total{result="hit"} 1.0' in text
+    assert "coach_plans_plans_stored 1.0" in text
+
+
+def test_json_metrics(api_client: TestClient) -> None:
+    api_client.get("/api/coach-plans/?coach=d&date=2026-11-25")
+    body = api_client.get("/metrics", headers={"Accept": "application/json"}).json()
+    assert set(body) == {
+        "total_requests",
+        "error_count",
+        "error_rate",
+        "cache_hit_rate",
+        "average_response_time_ms",
+        "uptime_seconds",
+    }
+    assert body["total_requests"] == 1
+    assert body["error_count"] == 0
+    assert body["average_response_time_ms"] > 0
+
+
+def test_docs_work_offline(api_client: TestClient) -> None:
+    html = api_client.get("/docs").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+    assert assets
+    assert not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+    for asset in assets:
+        assert api_client.get(asset).status_code == 200, asset
+    assert "cdn" not in api_client.get("/redoc").text.lower()
+
+
+def test_openapi_declares_errors_and_internal_tag(api_client: TestClient) -> None:
+    spec = api_client.get("/openapi.json").json()
+    put = spec["paths"]["/internal/plans/{coach}/{date}"]["put"]
+    assert put["tags"] == ["internal"]
+    assert {"200", "201", "400", "401", "403", "404", "413", "422", "429", "503"} <= set(
+        put["responses"]
+    )
+    legacy = spec["paths"]["/api/coach-plans/"]["get"]["responses"]
+    assert legacy["404"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "LegacyNotFoundOut"
+    )
+
+
+def test_unreachable_database_is_503_never_no_plan() -> None:
+    app = create_app(make_settings(UNREACHABLE_PG))
+    with TestClient(app) as client:
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["status"] == "unhealthy"
+        assert health.json()["database_connected"] is False
+        read = client.get("/api/coach-plans/?coach=d&date=2026-11-25")
+        assert read.status_code == 503
+        assert read.json()["error"] == "storage_unavailable"
+        assert "plan" not in read.json()
+        write = client.put(
+            "/internal/plans/d/2026-11-25",
+            json=plan_body(),
+            headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"},
+        )
+        assert write.status_code == 503
+        assert "coach_plans_plans_stored NaN" in client.get("/metrics").text
+
+
+def _corrupt(url: str) -> None:
+    path = Path(url.removeprefix("sqlite:///"))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.write_bytes(b"this is not a database" * 512)
+
+
+def test_corrupted_database_file_is_503(tmp_path: Path, sqlite_template: Path) -> None:
+    db = tmp_path / "plans.db"
+    db.write_bytes(sqlite_template.read_bytes())
+    url = f"sqlite:///{db}"
+    with TestClient(create_app(make_settings(url))) as client:
+        _corrupt(url)
+        client.app.state.core.service.db.engine.dispose()  # type: ignore[attr-defined]
+        assert client.get("/health").status_code == 503
+        response = client.get("/api/coach-plans/?coach=d&date=2026-11-25")
+        assert response.status_code == 503
+        assert client.get("/api/v1/plans").status_code == 503
+
+
+def test_cached_reads_survive_a_database_outage(tmp_path: Path, sqlite_template: Path) -> None:
+    db = tmp_path / "plans.db"
+    db.write_bytes(sqlite_template.read_bytes())
+    url = f"sqlite:///{db}"
+    # A TTL this short makes every entry stale at once: only the outage fallback can serve it.
+    with TestClient(create_app(make_settings(url, cache_ttl_seconds=1e-9))) as client:
+        client.put(
+            "/internal/plans/d/2026-11-25",
+            json=plan_body(text="cached"),
+            headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"},
+        )
+        assert client.get("/api/coach-plans/?coach=d&date=2026-11-25").json()["plan"] == "cached"
+        _corrupt(url)
+        client.app.state.core.service.db.engine.dispose()  # type: ignore[attr-defined]
+        response = client.get("/api/coach-plans/?coach=d&date=2026-11-25")
+        assert (response.status_code, response.json()["plan"]) == (200, "cached")
+        assert client.get("/api/coach-plans/?coach=i&date=2026-11-25").status_code == 503
+
+
+def test_bug_is_500_with_request_id_not_a_traceback(api_app: object) -> None:
+    from fastapi import FastAPI
+
+    assert isinstance(api_app, FastAPI)
+
+    @api_app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(api_app, raise_server_exceptions=False) as client:
+        response = client.get("/boom", headers={"X-Request-ID": "req-123"})
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal_error",
+        "detail": "internal error; quote request id req-123",
+    }
+
+
+@pytest.mark.parametrize("path", ["/nope", "/api/v1/nope"])
+def test_unknown_route_uses_error_shape(api_client: TestClient, path: str) -> None:
+    response = api_client.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_wrong_method_uses_error_shape(api_client: TestClient) -> None:
+    response = api_client.delete("/api/coach-plans/all")
+    assert (response.status_code, response.json()["error"]) == (405, "method_not_allowed")

@@ -1,0 +1,51 @@
+"""The schema comes only from Alembic: upgrade, no drift, downgrade, on both databases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
+
+from coach_plans_api import migrate
+from tests.conftest import REPO
+
+TABLES = {"coach_plans", "plan_charts", "plan_revisions", "bot_heartbeats", "alembic_version"}
+
+
+def test_upgrade_check_downgrade_on_the_test_database(database_url: str) -> None:
+    url = make_url(database_url)
+    migrate.check(url)  # raises on drift between models and migrations
+    engine = create_engine(url)
+    try:
+        assert set(inspect(engine).get_table_names()) >= TABLES
+        migrate.downgrade(url, "base")
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        migrate.upgrade(url)
+        assert set(inspect(engine).get_table_names()) >= TABLES
+        indexes = {i["name"]: i for i in inspect(engine).get_indexes("coach_plans")}
+        assert indexes["uq_coach_plans_live"]["unique"]
+        assert {"ix_coach_plans_coach_name_date", "ix_coach_plans_date"} <= set(indexes)
+    finally:
+        engine.dispose()
+
+
+def test_alembic_command_line(tmp_path: Path) -> None:
+    env = {"DATABASE_PATH": str(tmp_path / "cli.db"), "MOCK_MODE": "true", "PATH": "/usr/bin:/bin"}
+    alembic = [sys.executable, "-m", "alembic"]
+    for args in (["upgrade", "head"], ["check"], ["downgrade", "base"]):
+        result = subprocess.run(
+            [*alembic, *args], cwd=REPO, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+    assert (
+        "No new upgrade operations detected"
+        in subprocess.run(
+            [*alembic, "upgrade", "head"], cwd=REPO, env=env, capture_output=True, text=True
+        ).stderr
+        + subprocess.run(
+            [*alembic, "check"], cwd=REPO, env=env, capture_output=True, text=True
+        ).stdout
+    )

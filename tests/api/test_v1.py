@@ -1,0 +1,118 @@
+"""The versioned API: filters, cursor pagination, single plans, revisions, coaches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import PutPlan
+
+
+def _texts(body: dict[str, Any]) -> list[str]:
+    return [p["plan"] for p in body["items"]]
+
+
+@pytest.fixture
+def week(put_plan: PutPlan) -> None:
+    put_plan(coach="d", date="2026-11-23", text="d23", user_id="1", name="Dan")
+    put_plan(coach="d", date="2026-11-24", text="d24", user_id="1", name="Dan")
+    put_plan(coach="i", date="2026-11-24", text="i24", user_id="2", name="Ivy")
+    put_plan(coach="s", date="2026-11-25", text="s25", user_id="3", name="Sam")
+
+
+@pytest.mark.usefixtures("week")
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ["s25", "i24", "d24", "d23"]),
+        ({"coach": "d"}, ["d24", "d23"]),
+        ({"date": "2026-11-24"}, ["i24", "d24"]),
+        ({"from": "2026-11-24"}, ["s25", "i24", "d24"]),
+        ({"to": "2026-11-23"}, ["d23"]),
+        ({"from": "2026-11-24", "to": "2026-11-24", "coach": "coach_i"}, ["i24"]),
+        ({"author": "dan"}, ["d24", "d23"]),
+        ({"author_id": "3"}, ["s25"]),
+        ({"coach": "n"}, []),
+    ],
+)
+def test_filters(api_client: TestClient, params: dict[str, str], expected: list[str]) -> None:
+    response = api_client.get("/api/v1/plans", params=params)
+    assert response.status_code == 200
+    assert _texts(response.json()) == expected
+
+
+def test_filter_by_source_message(api_client: TestClient, put_plan: PutPlan) -> None:
+    put_plan(text="by message", message_id="4242")
+    body = api_client.get("/api/v1/plans", params={"message_id": "4242"}).json()
+    assert _texts(body) == ["by message"]
+
+
+def test_cursor_pagination_walks_every_plan_once(api_client: TestClient, put_plan: PutPlan) -> None:
+    for day in range(1, 8):
+        for coach in ("d", "i"):
+            put_plan(coach=coach, date=f"2026-11-{day:02d}", text=f"{coach}{day}")
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        body = api_client.get("/api/v1/plans", params=params).json()
+        seen += _texts(body)
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 5
+    assert len(seen) == 14
+    assert len(set(seen)) == 14
+    assert seen[:2] == ["i7", "d7"]
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "2026-02-30_4", "2026-01-01_x"])
+def test_bad_cursor_is_400(api_client: TestClient, cursor: str) -> None:
+    response = api_client.get("/api/v1/plans", params={"cursor": cursor})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"limit": 0}, 422),
+        ({"limit": 201}, 422),
+        ({"date": "2026-02-30"}, 400),
+        ({"coach": "zz"}, 400),
+        ({"author_id": "abc"}, 422),
+    ],
+)
+def test_bad_filters(api_client: TestClient, params: dict[str, Any], status: int) -> None:
+    assert api_client.get("/api/v1/plans", params=params).status_code == status
+
+
+def test_get_one_plan_with_ordered_charts(api_client: TestClient, put_plan: PutPlan) -> None:
+    charts = [f"https://cdn.example.com/{n}.png" for n in range(10)]
+    stored = put_plan(charts=charts)
+    body = api_client.get(f"/api/v1/plans/{stored['id']}").json()
+    assert [c["url"] for c in body["charts"]] == charts
+    assert [c["order"] for c in body["charts"]] == list(range(10))
+    assert body["coach_display_name"] == "Coach D"
+
+
+def test_unknown_plan_is_404(api_client: TestClient) -> None:
+    response = api_client.get("/api/v1/plans/999")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "detail": "no plan with id 999"}
+
+
+def test_coaches_come_from_configuration(api_client: TestClient) -> None:
+    body = api_client.get("/api/v1/coaches").json()
+    assert body["coaches"] == [
+        {"coach": "coach_d", "key": "d", "name": "Coach D"},
+        {"coach": "coach_i", "key": "i", "name": "Coach I"},
+        {"coach": "coach_s", "key": "s", "name": "Coach S"},
+        {"coach": "coach_n", "key": "n", "name": "Coach N"},
+    ]

@@ -1,0 +1,227 @@
+"""Shared fixtures: a migrated temporary database, the real API app, real API processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from coach_plans_api import migrate
+from coach_plans_api.app import create_app
+from coach_plans_api.config import Settings
+
+INTERNAL_TOKEN = "test-internal-token-5f1c"
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (outside CI) or fail (in CI) when a server the test needs is not listening."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError as exc:
+        reason = f"{name} not reachable at {host}:{port} ({exc})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run this test")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for every test (migrating each time is slow)."""
+    path = tmp_path_factory.mktemp("template") / "plans.db"
+    migrate.upgrade(make_url(f"sqlite:///{path}"))
+    return path
+
+
+@pytest.fixture
+def database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "plans.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def internal_token() -> str:
+    return INTERNAL_TOKEN
+
+
+@pytest.fixture
+def internal_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "internal_api_token": INTERNAL_TOKEN,
+        "mock_mode": False,
+        "rate_limit_per_minute": 0,
+        "log_file": None,
+        "redis_url": None,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def api_settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def api_app(api_settings: Settings) -> FastAPI:
+    return create_app(api_settings)
+
+
+@pytest.fixture
+def api_client(api_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(api_app) as client:
+        yield client
+
+
+PutPlan = Callable[..., dict[str, Any]]
+
+
+def plan_body(
+    text: str = "NVDA above 950, add on a reclaim of 960",
+    charts: list[str] | None = None,
+    user_id: str = "1001",
+    name: str = "Dan",
+    message_id: str = "5001",
+    is_admin: bool = False,
+) -> dict[str, Any]:
+    return {
+        "plan_text": text,
+        "charts": [{"url": u} for u in (charts or [])],
+        "actor": {"user_id": user_id, "display_name": name, "is_admin": is_admin},
+        "message_id": message_id,
+        "channel": "trading-plans",
+        "channel_id": "777",
+    }
+
+
+@pytest.fixture
+def put_plan(api_client: TestClient, internal_headers: dict[str, str]) -> PutPlan:
+    """Store a plan through the internal PUT; returns the plan as the API answered it."""
+    counter = iter(range(900_000, 999_999))
+
+    def put(coach: str = "coach_d", date: str = "2026-11-25", **kwargs: Any) -> dict[str, Any]:
+        kwargs.setdefault("message_id", str(next(counter)))
+        response = api_client.put(
+            f"/internal/plans/{coach}/{date}", json=plan_body(**kwargs), headers=internal_headers
+        )
+        assert response.status_code in (200, 201), response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    return put
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServiceProcess:
+    """A service run as a real local process, the way `make run` and compose start it."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait_path: str | None = "/health", timeout: float = 30) -> ServiceProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+            )
+        if wait_path is None:
+            return self
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.args} exited {self.process.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(self.url + wait_path, timeout=1).status_code < 500:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.args} did not answer in {timeout} s:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def start_api(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start `coach-plans-api serve` on a free port (migrating first); stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def start(database_url: str | None = None, **env: str) -> ServiceProcess:
+        url = database_url or f"sqlite:///{tmp_path / 'api.db'}"
+        port = free_port()
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(port),
+            "MOCK_MODE": "false",
+            **env,
+        }
+        full_env.pop("CONFIG_FILE", None) if "CONFIG_FILE" not in env else None
+        subprocess.run(
+            [sys.executable, "-m", "coach_plans_api", "migrate"],
+            env=full_env,
+            check=True,
+            cwd=REPO,
+            capture_output=True,
+        )
+        proc = ServiceProcess(
+            [sys.executable, "-m", "coach_plans_api", "serve"],
+            full_env,
+            tmp_path / f"api-{port}.log",
+            port=port,
+        )
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop()
