@@ -7,6 +7,7 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -14,11 +15,11 @@ from sqlalchemy.exc import DBAPIError
 
 from coach_plans_api import __version__
 from coach_plans_api import repository as repo
-from coach_plans_api.cache import ReadCache
+from coach_plans_api.cache import Cache, ReadCache, RedisReadCache
 from coach_plans_api.config import Settings, load_settings
 from coach_plans_api.db import Database
 from coach_plans_api.errors import install_handlers
-from coach_plans_api.middleware import RateLimiter, RequestMiddleware
+from coach_plans_api.middleware import RateLimiter, RedisRateLimiter, RequestMiddleware
 from coach_plans_api.observability import Metrics
 from coach_plans_api.routes import internal, legacy, ops, v1
 from coach_plans_api.routes.deps import AppState
@@ -38,7 +39,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the database must already be migrated (`coach-plans-api migrate`)."""
     settings = settings or load_settings()
     db = Database(settings.sqlalchemy_url)
-    cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
+    shared = (
+        redis.Redis.from_url(settings.redis_url, socket_timeout=1) if settings.redis_url else None
+    )
+    cache: Cache
+    limiter: RateLimiter
+    if shared is not None:
+        cache = RedisReadCache(shared, ttl=settings.cache_ttl_seconds)
+        limiter = RedisRateLimiter(settings.rate_limit_per_minute, shared)
+    else:
+        cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
+        limiter = RateLimiter(settings.rate_limit_per_minute)
     service = PlanService(db=db, settings=settings, on_write=cache.invalidate)
 
     def plans_count() -> float:
@@ -60,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         yield
         db.dispose()
+        if shared is not None:
+            shared.close()
 
     app = FastAPI(
         title="Coach Plans API",
@@ -85,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestMiddleware,
         metrics=metrics,
-        limiter=RateLimiter(settings.rate_limit_per_minute),
+        limiter=limiter,
         max_body_bytes=settings.max_body_bytes,
     )
     return app

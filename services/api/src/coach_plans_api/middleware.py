@@ -10,12 +10,14 @@ import time
 import uuid
 from collections.abc import Callable
 
+import redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coach_plans_api.errors import error_body
 from coach_plans_api.observability import Metrics
 
 access_log = logging.getLogger("coach_plans_api.access")
+log = logging.getLogger("coach_plans_api")
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -45,6 +47,32 @@ class RateLimiter:
                 self._counts = {k: v for k, v in self._counts.items() if k[1] == window}
             count = self._counts.get((client, window), 0) + 1
             self._counts[(client, window)] = count
+        return None if count <= self.limit else (window + 1) * 60 - now
+
+
+class RedisRateLimiter(RateLimiter):
+    """The same windows counted in Redis, so every API instance shares one budget per client."""
+
+    def __init__(
+        self, limit: int, client: redis.Redis, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(limit, clock)
+        self._redis = client
+
+    def hit(self, client: str) -> float | None:
+        if self.limit <= 0:
+            return None
+        now = self._clock()
+        window = int(now // 60)
+        key = f"coach-plans:ratelimit:{client}:{window}"
+        try:
+            pipe = self._redis.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count = int(pipe.execute()[0])
+        except redis.RedisError as exc:
+            log.warning("redis unavailable, counting requests in this process: %s", exc)
+            return super().hit(client)
         return None if count <= self.limit else (window + 1) * 60 - now
 
 

@@ -13,7 +13,7 @@ from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from coach_plans_api.cache import CachedResponse, ReadCache
+from coach_plans_api.cache import Cache, CachedResponse
 from coach_plans_api.config import Settings
 from coach_plans_api.errors import StorageUnavailable, Unauthorized
 from coach_plans_api.observability import Metrics
@@ -27,7 +27,7 @@ JSON = "application/json"
 class AppState:
     settings: Settings
     service: PlanService
-    cache: ReadCache
+    cache: Cache
     metrics: Metrics
 
 

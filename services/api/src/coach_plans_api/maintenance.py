@@ -1,0 +1,234 @@
+"""Operations behind the CLI: online backup, restore, legacy import and simulated posts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine, Table, func, insert, select, text
+from sqlalchemy.engine import URL, make_url
+
+from coach_plans_api import migrate
+from coach_plans_api.db import make_engine
+from coach_plans_api.errors import PlanError
+from coach_plans_api.models import Base
+from coach_plans_api.schemas import PlanPut
+from coach_plans_api.service import PlanService
+
+# Parents before children, so foreign keys hold while rows are copied.
+TABLES = ("coach_plans", "plan_charts", "plan_revisions", "bot_heartbeats")
+BATCH = 5_000
+
+
+def _tables() -> list[Table]:
+    return [Base.metadata.tables[name] for name in TABLES]
+
+
+def _rows(conn: Connection, table: Table) -> Iterator[list[dict[str, Any]]]:
+    result = conn.execute(select(table).order_by(*table.primary_key.columns))
+    while batch := result.fetchmany(BATCH):
+        yield [dict(row._mapping) for row in batch]
+
+
+def copy_database(source: Engine, target: Engine) -> dict[str, int]:
+    """Copy every row from one snapshot of `source` into the (empty, migrated) `target`."""
+    counts: dict[str, int] = {}
+    snapshot = (
+        source.execution_options(isolation_level="REPEATABLE READ")
+        if source.dialect.name == "postgresql"
+        else source
+    )
+    with snapshot.connect() as src, target.begin() as dst:
+        if src.dialect.name == "sqlite":
+            # One read transaction: every table is read from the same WAL snapshot.
+            src.exec_driver_sql("SELECT 1 FROM coach_plans LIMIT 1").all()
+        for table in _tables():
+            counts[table.name] = 0
+            for batch in _rows(src, table):
+                dst.execute(insert(table), batch)
+                counts[table.name] += len(batch)
+        if dst.dialect.name == "postgresql":
+            for name in ("coach_plans", "plan_charts", "plan_revisions"):
+                dst.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608 - fixed names
+                        f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"
+                    )
+                )
+    return counts
+
+
+def integrity_check(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def backup(url: URL, destination: Path) -> dict[str, int]:
+    """Write a consistent SQLite copy of the live database while it keeps serving."""
+    if destination.exists():
+        raise FileExistsError(f"{destination} exists; choose a new file")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    target_url = make_url(f"sqlite:///{destination}")
+    migrate.upgrade(target_url)
+    source, target = make_engine(url), make_engine(target_url)
+    try:
+        counts = copy_database(source, target)
+    finally:
+        source.dispose()
+        target.dispose()
+    check = integrity_check(destination)
+    if check != "ok":
+        raise RuntimeError(f"backup failed its integrity check: {check}")
+    return counts
+
+
+def restore(backup_file: Path, url: URL, *, force: bool = False) -> dict[str, int]:
+    """Load a backup into the database at `url` (migrated first); refuses a non-empty one."""
+    if not backup_file.is_file():
+        raise FileNotFoundError(f"no backup at {backup_file}")
+    if integrity_check(backup_file) != "ok":
+        raise RuntimeError(f"{backup_file} is damaged (integrity check failed)")
+    migrate.upgrade(url)
+    source, target = make_engine(make_url(f"sqlite:///{backup_file}")), make_engine(url)
+    try:
+        with target.begin() as conn:
+            existing = conn.scalar(
+                select(func.count()).select_from(Base.metadata.tables["coach_plans"])
+            )
+            if existing and not force:
+                raise RuntimeError(
+                    f"the target holds {existing} plans; pass --force to replace them"
+                )
+            for table in reversed(_tables()):
+                conn.execute(table.delete())
+        return copy_database(source, target)
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+@dataclass
+class ImportReport:
+    imported: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def legacy_message_id(key: str) -> str:
+    """A stable pseudo message id per legacy key, so re-running an import is a no-op."""
+    return str(int(hashlib.sha256(key.encode()).hexdigest()[:15], 16))
+
+
+def import_legacy(service: PlanService, data: dict[str, Any]) -> ImportReport:
+    """Import the old server's dict (`coach_d_2024-05-10` -> plan); existing plans are kept."""
+    report = ImportReport()
+    for key, entry in sorted(data.items()):
+        try:
+            coach_key, _, day = key.rpartition("_")
+            coach, date = service.coach(coach_key), service.day(day)
+            if not isinstance(entry, dict):
+                entry = {"plan": entry}
+            if service.find(
+                coach=coach,
+                date_from=date,
+                date_to=date,
+                author=None,
+                author_id=None,
+                message_id=None,
+                cursor=None,
+                limit=1,
+            ).items:
+                report.skipped[key] = "a plan for that coach and date exists"
+                continue
+            body = PlanPut.model_validate(
+                {
+                    "plan_text": entry.get("plan") or entry.get("plan_text") or "",
+                    "charts": [{"url": u} for u in entry.get("charts") or []],
+                    "actor": {
+                        "user_id": "0",
+                        "display_name": str(entry.get("author") or "legacy import")[:100],
+                    },
+                    "message_id": legacy_message_id(key),
+                    "channel": entry.get("channel"),
+                }
+            )
+            service.put_plan(coach=coach, date=date, body=body)
+            report.imported.append(key)
+        except PlanError as exc:
+            report.skipped[key] = exc.detail
+        except ValidationError as exc:
+            report.skipped[key] = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+    return report
+
+
+TICKERS = ("NVDA", "AAPL", "MSFT", "TSLA", "AMD", "META", "SPY", "QQQ")
+
+
+def mock_plan_text(coach: str, rng: random.Random) -> str:
+    ticker, other = rng.choice(TICKERS), rng.choice(TICKERS)
+    level = rng.randrange(100, 1000)
+    stop, target = level - rng.randrange(5, 25), level + rng.randrange(10, 40)
+    return (
+        f"{coach.upper()} plan: ${ticker} long above {level} with a stop at {stop}; "
+        f"trim into {target}. Watching ${other} for a range break."
+    )
+
+
+def simulate(
+    *,
+    base_url: str,
+    token: str,
+    coaches: list[str],
+    days: int,
+    today: dt.date,
+    http: httpx.Client | None = None,
+    seed: int = 7,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Post realistic mock plans through the internal endpoints, like the bot in mock mode."""
+    rng = random.Random(seed)
+    client = http or httpx.Client(base_url=base_url, timeout=10)
+    posted = 0
+    try:
+        for back in range(days):
+            day = today - dt.timedelta(days=back)
+            for coach in coaches:
+                body = {
+                    "plan_text": mock_plan_text(coach, rng),
+                    "charts": [
+                        {"url": f"https://cdn.example.com/charts/{coach}_{day}_{n}.png"}
+                        for n in range(2)
+                    ],
+                    "actor": {"user_id": "1", "display_name": "Mock Coach", "is_admin": True},
+                    "message_id": legacy_message_id(f"simulate/{coach}/{day}"),
+                    "channel": "mock-plans",
+                }
+                response = client.put(
+                    f"/internal/plans/{coach}/{day}",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                response.raise_for_status()
+                echo(f"{coach} {day}: plan {response.json()['id']} ({response.status_code})")
+                posted += 1
+    finally:
+        if http is None:
+            client.close()
+    return posted
+
+
+def load_legacy_file(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of coach_x_YYYY-MM-DD keys")
+    return data

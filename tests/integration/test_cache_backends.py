@@ -1,0 +1,98 @@
+"""The two read caches: LRU order, generations, stale answers, and Redis being down."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from coach_plans_api.cache import ReadCache, RedisReadCache
+from coach_plans_api.middleware import RedisRateLimiter
+from tests.conftest import require_service
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lru_evicts_least_recently_used() -> None:
+    cache = ReadCache(ttl=60, max_size=2)
+    for key in ("a", "b"):
+        cache.put(key, status=200, body=key.encode(), etag=key, generation=0)
+    assert cache.get("a") is not None  # "b" is now the least recently used
+    cache.put("c", status=200, body=b"c", etag="c", generation=0)
+    assert (cache.get("a") is not None, cache.get("b"), cache.get("c") is not None) == (
+        True,
+        None,
+        True,
+    )
+    assert len(cache) == 2
+
+
+def test_put_after_a_write_is_dropped() -> None:
+    cache = ReadCache(ttl=60, max_size=10)
+    seen = cache.generation
+    cache.invalidate()
+    cache.put("k", status=200, body=b"old", etag="e", generation=seen)
+    assert cache.get("k") is None
+
+
+@pytest.fixture
+def shared() -> Iterator[redis.Redis]:
+    require_service("Redis", "127.0.0.1", 6379)
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/13")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.mark.redis
+def test_redis_cache_ttl_generation_and_stale(shared: redis.Redis) -> None:
+    clock = Clock()
+    one, two = (
+        RedisReadCache(shared, ttl=10, clock=clock),
+        RedisReadCache(shared, ttl=10, clock=clock),
+    )
+    one.put("k", status=200, body=b'{"plan": 1}', etag='"e1"', generation=one.generation)
+    hit = two.get("k")
+    assert hit is not None
+    assert (hit.body, hit.etag) == (b'{"plan": 1}', '"e1"')
+    clock.now += 11
+    assert two.get("k") is None
+    stale = two.get("k", allow_stale=True)
+    assert stale is not None
+    assert stale.body == b'{"plan": 1}'
+    before = one.generation
+    two.invalidate()
+    assert one.get("k", allow_stale=True) is None
+    one.put("k", status=200, body=b"late", etag='"e2"', generation=before)
+    assert one.get("k") is None
+
+
+def test_redis_down_degrades_to_misses() -> None:
+    down = redis.Redis.from_url(
+        "redis://127.0.0.1:1/0", socket_timeout=0.2, socket_connect_timeout=0.2
+    )
+    cache = RedisReadCache(down, ttl=10)
+    assert cache.generation == -1
+    cache.put("k", status=200, body=b"x", etag="e", generation=0)
+    assert cache.get("k") is None
+    cache.invalidate()
+    limiter = RedisRateLimiter(2, down)
+    assert [limiter.hit("client") is None for _ in range(3)] == [True, True, False]
+
+
+@pytest.mark.redis
+def test_redis_rate_limit_shared(shared: redis.Redis) -> None:
+    clock = Clock()
+    one, two = RedisRateLimiter(3, shared, clock), RedisRateLimiter(3, shared, clock)
+    assert [one.hit("c"), two.hit("c"), one.hit("c")] == [None, None, None]
+    assert two.hit("c") == pytest.approx(20.0)
+    assert one.hit("other") is None
+    assert RedisRateLimiter(0, shared).hit("c") is None

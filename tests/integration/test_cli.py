@@ -1,0 +1,180 @@
+"""The API's command line: backup during writes, restore, legacy import, simulated posts."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from coach_plans_api import maintenance
+from tests.conftest import INTERNAL_TOKEN, REPO, ServiceProcess, plan_body
+
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+LEGACY = REPO / "tests" / "data" / "legacy_plans.json"
+
+
+def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "INTERNAL_API_TOKEN": INTERNAL_TOKEN}
+    env.pop("CONFIG_FILE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "coach_plans_api", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_backup_during_writes_restores_every_acknowledged_write(
+    start_api: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'live.db'}"
+    api = start_api(db_url)
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with httpx.Client(base_url=api.url, headers=AUTH) as client:
+            n = 0
+            while not stop.is_set() and n < 2000:
+                day = f"2026-{1 + n // 28 % 12:02d}-{1 + n % 28:02d}"
+                coach = "disn"[n // 336 % 4]
+                response = client.put(
+                    f"/internal/plans/{coach}/{day}",
+                    json=plan_body(text=f"write {n}", message_id=str(10_000 + n)),
+                )
+                if response.status_code in (200, 201):
+                    acknowledged.append(response.json()["id"])
+                n += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while len(acknowledged) < 50:
+        thread.join(0.05)
+    before_backup = set(acknowledged)
+    result = cli(db_url, "backup", str(tmp_path / "backup.db"))
+    stop.set()
+    thread.join()
+    assert result.returncode == 0, result.stderr
+    assert "backup written" in result.stdout
+    assert len(acknowledged) > len(before_backup), "writes should go on while the backup runs"
+
+    restored_url = f"sqlite:///{tmp_path / 'restored.db'}"
+    restored = cli(restored_url, "restore", str(tmp_path / "backup.db"))
+    assert restored.returncode == 0, restored.stderr
+    with sqlite3.connect(tmp_path / "restored.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        ids = {row[0] for row in conn.execute("SELECT id FROM coach_plans")}
+        revisions = conn.execute("SELECT COUNT(*) FROM plan_revisions").fetchone()[0]
+    assert before_backup <= ids
+    assert revisions >= len(ids)
+
+
+def test_restore_refuses_a_database_with_plans(tmp_path: Path, sqlite_template: Path) -> None:
+    source = tmp_path / "a.db"
+    source.write_bytes(sqlite_template.read_bytes())
+    with sqlite3.connect(source) as conn:
+        conn.execute(
+            "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id, created_at)"
+            " VALUES ('coach_d', '2026-11-25', 't', 'a', '1', '2026-11-25 10:00:00')"
+        )
+    maintenance.backup(make_url(f"sqlite:///{source}"), tmp_path / "b.db")
+    refused = cli(f"sqlite:///{source}", "restore", str(tmp_path / "b.db"))
+    assert refused.returncode == 1
+    assert "--force" in refused.stderr
+    assert cli(f"sqlite:///{source}", "restore", "--force", str(tmp_path / "b.db")).returncode == 0
+    assert (
+        cli(f"sqlite:///{source}", "backup", str(tmp_path / "b.db")).returncode == 1
+    )  # never overwrites
+    assert cli(f"sqlite:///{source}", "restore", str(tmp_path / "missing.db")).returncode == 1
+
+
+def test_import_legacy_twice(tmp_path: Path, sqlite_template: Path) -> None:
+    db = tmp_path / "plans.db"
+    db.write_bytes(sqlite_template.read_bytes())
+    first = cli(f"sqlite:///{db}", "import-legacy", str(LEGACY))
+    assert first.returncode == 0, first.stderr
+    assert "imported 4, skipped 3 of 7 entries" in first.stdout
+    assert "skipped coach_x_2024-05-13: unknown coach" in first.stdout
+    assert "skipped coach_d_2024-02-30: invalid date" in first.stdout
+    assert "skipped coach_d_2024-05-14: plan_text" in first.stdout
+    second = cli(f"sqlite:///{db}", "import-legacy", str(LEGACY))
+    assert "imported 0, skipped 7 of 7 entries" in second.stdout
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT coach_name, date, plan_text, author FROM coach_plans ORDER BY id"
+        ).fetchall()
+        charts = conn.execute("SELECT chart_url FROM plan_charts").fetchall()
+    assert len(rows) == 4
+    assert ("coach_d", "2024-05-10", "NVDA above 950, add on reclaim of 960", "Dan") in rows
+    assert ("coach_n", "2024-05-13", "Macro: 10y above 4.5 is risk-off", "legacy import") in rows
+    assert charts == [("https://cdn.discordapp.com/attachments/1/2/nvda.png",)]
+
+
+def test_import_rejects_a_non_object_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    result = cli(f"sqlite:///{tmp_path / 'x.db'}", "import-legacy", str(bad))
+    assert result.returncode == 1
+    assert "expected a JSON object" in result.stderr
+
+
+def test_simulate_posts_every_coach_through_the_api(
+    start_api: Callable[..., ServiceProcess],
+) -> None:
+    api = start_api()
+    result = cli(api.env["DATABASE_URL"], "simulate", "--days", "2", "--url", api.url)
+    assert result.returncode == 0, result.stderr
+    assert "posted 8 mock plans" in result.stdout
+    items = httpx.get(f"{api.url}/api/v1/plans").json()["items"]
+    assert sorted({p["coach"] for p in items}) == ["coach_d", "coach_i", "coach_n", "coach_s"]
+    assert all("$" in p["plan"] and len(p["charts"]) == 2 for p in items)
+
+
+@pytest.mark.postgres
+def test_backup_from_postgresql(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import require_service
+
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS coach_plans_backup WITH (FORCE)")
+        conn.execute("CREATE DATABASE coach_plans_backup")
+    url = make_url("postgresql+psycopg://postgres@127.0.0.1:5432/coach_plans_backup")
+    source = tmp_path / "seed.db"
+    seed_url = make_url(f"sqlite:///{source}")
+    from coach_plans_api import migrate
+
+    migrate.upgrade(seed_url)
+    with sqlite3.connect(source) as conn:
+        conn.execute(
+            "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id, created_at)"
+            " VALUES ('coach_d', '2026-11-25', 'pg', 'a', '1', '2026-11-25 10:00:00')"
+        )
+    maintenance.backup(seed_url, tmp_path / "seed-backup.db")
+    maintenance.restore(tmp_path / "seed-backup.db", url)
+    counts = maintenance.backup(url, tmp_path / "pg-backup.db")
+    assert counts["coach_plans"] == 1
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the sequence moved past the restored ids
+        new_id = conn.execute(
+            text(
+                "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id,"
+                " created_at) VALUES ('coach_i', '2026-11-25', 'x', 'a', '1', now())"
+                " RETURNING id"
+            )
+        ).scalar()
+    engine.dispose()
+    assert new_id == 2
