@@ -44,9 +44,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("coach_plans", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_coach_plans_author_id"), ["author_id"], unique=False)
-        batch_op.create_index(
-            "ix_coach_plans_coach_name_date", ["coach_name", "date"], unique=False
-        )
+        batch_op.create_index("ix_coach_plans_coach_name_date", ["coach_name", "date"], unique=False)
         batch_op.create_index("ix_coach_plans_date", ["date"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_coach_plans_source_message_id"), ["source_message_id"], unique=False
@@ -101,9 +99,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_revisions")),
     )
     with op.batch_alter_table("plan_revisions", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_plan_revisions_message_id"), ["message_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_plan_revisions_message_id"), ["message_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_plan_revisions_plan_id"), ["plan_id"], unique=False)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from coach_plans_api import migrate
 from tests.conftest import PG_URL, require_service
 
-TABLES = "plan_revisions, plan_charts, coach_plans, bot_heartbeats"
+TABLES = "plan_revisions, plan_tickers, plan_charts, coach_plans, bot_heartbeats"
 
 
 @pytest.fixture(scope="session")

@@ -98,9 +98,7 @@ def test_yaml_file_with_variable_expansion(tmp_path: Path, monkeypatch: pytest.M
         ("api: [\n", "cannot read"),
     ],
 )
-def test_bad_yaml_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str
-) -> None:
+def test_bad_yaml_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(text)
     monkeypatch.setenv("CONFIG_FILE", str(config))

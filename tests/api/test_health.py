@@ -82,13 +82,9 @@ def test_openapi_declares_errors_and_internal_tag(api_client: TestClient) -> Non
     spec = api_client.get("/openapi.json").json()
     put = spec["paths"]["/internal/plans/{coach}/{date}"]["put"]
     assert put["tags"] == ["internal"]
-    assert {"200", "201", "400", "401", "403", "404", "413", "422", "429", "503"} <= set(
-        put["responses"]
-    )
+    assert {"200", "201", "400", "401", "403", "404", "413", "422", "429", "503"} <= set(put["responses"])
     legacy = spec["paths"]["/api/coach-plans/"]["get"]["responses"]
-    assert legacy["404"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "LegacyNotFoundOut"
-    )
+    assert legacy["404"]["content"]["application/json"]["schema"]["$ref"].endswith("LegacyNotFoundOut")
 
 
 def test_unreachable_database_is_503_never_no_plan() -> None:

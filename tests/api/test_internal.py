@@ -42,20 +42,14 @@ def test_internal_needs_the_token(api_client: TestClient, headers: dict[str, str
         ("POST", "/internal/bot/heartbeat"),
     ],
 )
-def test_every_internal_endpoint_needs_the_token(
-    api_client: TestClient, method: str, path: str
-) -> None:
+def test_every_internal_endpoint_needs_the_token(api_client: TestClient, method: str, path: str) -> None:
     assert api_client.request(method, path, json={}).status_code == 401
 
 
-def test_put_creates_then_replaces(
-    api_client: TestClient, internal_headers: dict[str, str]
-) -> None:
+def test_put_creates_then_replaces(api_client: TestClient, internal_headers: dict[str, str]) -> None:
     first = api_client.put(URL, json=plan_body(text="v1", message_id="1"), headers=internal_headers)
     assert first.status_code == 201
-    second = api_client.put(
-        URL, json=plan_body(text="v2", message_id="2"), headers=internal_headers
-    )
+    second = api_client.put(URL, json=plan_body(text="v2", message_id="2"), headers=internal_headers)
     assert second.status_code == 200
     a, b = first.json(), second.json()
     assert b["id"] == a["id"]
@@ -66,9 +60,7 @@ def test_put_creates_then_replaces(
     assert b["source_message_id"] == "2"
 
 
-def test_retried_write_changes_nothing(
-    api_client: TestClient, internal_headers: dict[str, str]
-) -> None:
+def test_retried_write_changes_nothing(api_client: TestClient, internal_headers: dict[str, str]) -> None:
     body = plan_body(text="same", message_id="77", charts=["https://c.example/a.png"])
     first = api_client.put(URL, json=body, headers=internal_headers)
     retry = api_client.put(URL, json=body, headers=internal_headers)
@@ -82,15 +74,11 @@ def test_same_message_edited_in_discord_is_a_new_write(
     api_client: TestClient, internal_headers: dict[str, str]
 ) -> None:
     api_client.put(URL, json=plan_body(text="before", message_id="77"), headers=internal_headers)
-    edited = api_client.put(
-        URL, json=plan_body(text="after", message_id="77"), headers=internal_headers
-    )
+    edited = api_client.put(URL, json=plan_body(text="after", message_id="77"), headers=internal_headers)
     assert (edited.status_code, edited.json()["plan"]) == (200, "after")
 
 
-def test_only_author_or_admin_may_replace(
-    api_client: TestClient, internal_headers: dict[str, str]
-) -> None:
+def test_only_author_or_admin_may_replace(api_client: TestClient, internal_headers: dict[str, str]) -> None:
     api_client.put(URL, json=plan_body(user_id="1001", name="Dan"), headers=internal_headers)
     # Same display name, different Discord user: ownership is by id, not name.
     impostor = api_client.put(
@@ -157,9 +145,7 @@ def test_patch_by_other_user_is_403(
     assert response.status_code == 403
 
 
-def test_patch_unknown_plan_is_404(
-    api_client: TestClient, internal_headers: dict[str, str]
-) -> None:
+def test_patch_unknown_plan_is_404(api_client: TestClient, internal_headers: dict[str, str]) -> None:
     response = api_client.patch(
         "/internal/plans/4040",
         json={"plan_text": "x", "actor": actor(), "message_id": "8"},
@@ -184,10 +170,7 @@ def test_delete_then_repost_same_coach_and_date(
         assert api_client.get("/api/coach-plans/?coach=d&date=2026-11-25").status_code == 404
         assert api_client.get(f"/api/v1/plans/{plan['id']}").status_code == 404
     final = put_plan(text="after deletes")
-    assert (
-        api_client.get("/api/coach-plans/?coach=d&date=2026-11-25").json()["plan"]
-        == "after deletes"
-    )
+    assert api_client.get("/api/coach-plans/?coach=d&date=2026-11-25").json()["plan"] == "after deletes"
     assert final["id"] == 4
 
 
@@ -219,12 +202,8 @@ def test_delete_is_idempotent_and_ownership_checked(
     assert other.status_code == 404
 
 
-def test_every_write_leaves_a_revision(
-    api_client: TestClient, internal_headers: dict[str, str]
-) -> None:
-    plan = api_client.put(
-        URL, json=plan_body(text="one", message_id="1"), headers=internal_headers
-    ).json()
+def test_every_write_leaves_a_revision(api_client: TestClient, internal_headers: dict[str, str]) -> None:
+    plan = api_client.put(URL, json=plan_body(text="one", message_id="1"), headers=internal_headers).json()
     api_client.put(
         URL,
         json=plan_body(text="two", message_id="2", charts=["https://c.example/x.webp"]),
@@ -281,13 +260,9 @@ def test_clear_bad_date_is_400(api_client: TestClient, internal_headers: dict[st
     assert response.status_code == 400
 
 
-def test_heartbeat_marks_bot_connected(
-    api_client: TestClient, internal_headers: dict[str, str]
-) -> None:
+def test_heartbeat_marks_bot_connected(api_client: TestClient, internal_headers: dict[str, str]) -> None:
     assert api_client.get("/health").json()["bot_connected"] is False
-    response = api_client.post(
-        "/internal/bot/heartbeat", json={"bot_id": "main"}, headers=internal_headers
-    )
+    response = api_client.post("/internal/bot/heartbeat", json={"bot_id": "main"}, headers=internal_headers)
     assert response.json() == {"status": "ok"}
     assert api_client.get("/health").json()["bot_connected"] is True
     api_client.post(
@@ -321,6 +296,4 @@ def test_concurrent_writes_for_one_coach_and_day(
     assert sorted(statuses) == [200] * 11 + [201]
     items = api_client.get("/api/v1/plans", params={"coach": "d"}).json()["items"]
     assert len(items) == 1
-    assert (
-        len(api_client.get(f"/api/v1/plans/{items[0]['id']}/revisions").json()["revisions"]) == 12
-    )
+    assert len(api_client.get(f"/api/v1/plans/{items[0]['id']}/revisions").json()["revisions"]) == 12

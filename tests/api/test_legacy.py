@@ -21,6 +21,7 @@ LEGACY_FIELDS = {
     "edited",
     "edited_at",
     "channel",
+    "tickers",
 }
 
 
@@ -29,9 +30,7 @@ def test_plan_has_every_legacy_field(api_client: TestClient, put_plan: PutPlan) 
         text="NVDA above 950",
         charts=["https://cdn.example.com/a.png", "https://cdn.example.com/b.png"],
     )
-    response = api_client.get(
-        "/api/coach-plans/", params={"coach": "coach_d", "date": "2026-11-25"}
-    )
+    response = api_client.get("/api/coach-plans/", params={"coach": "coach_d", "date": "2026-11-25"})
     assert response.status_code == 200
     body = response.json()
     assert set(body) == LEGACY_FIELDS
@@ -58,18 +57,14 @@ def test_coach_accepts_every_form(api_client: TestClient, put_plan: PutPlan, coa
     assert response.json()["plan"] == "QQQ long above 500"
 
 
-def test_url_without_trailing_slash_answers_directly(
-    api_client: TestClient, put_plan: PutPlan
-) -> None:
+def test_url_without_trailing_slash_answers_directly(api_client: TestClient, put_plan: PutPlan) -> None:
     put_plan()
     response = api_client.get("/api/coach-plans?coach=d&date=2026-11-25", follow_redirects=False)
     assert response.status_code == 200
 
 
 def test_missing_plan_is_404_with_no_plan_text(api_client: TestClient) -> None:
-    response = api_client.get(
-        "/api/coach-plans/", params={"coach": "coach_i", "date": "2026-11-24"}
-    )
+    response = api_client.get("/api/coach-plans/", params={"coach": "coach_i", "date": "2026-11-24"})
     assert response.status_code == 404
     body = response.json()
     assert body["plan"] == "No plan available for coach_i on 2026-11-24"
@@ -79,9 +74,7 @@ def test_missing_plan_is_404_with_no_plan_text(api_client: TestClient) -> None:
     assert body["detail"]
 
 
-@pytest.mark.parametrize(
-    "bad_date", ["2026-02-30", "garbage", "2026-13-01", "99999-01-01", "2026-1-5"]
-)
+@pytest.mark.parametrize("bad_date", ["2026-02-30", "garbage", "2026-13-01", "99999-01-01", "2026-1-5"])
 def test_invalid_date_is_400_never_no_plan(api_client: TestClient, bad_date: str) -> None:
     response = api_client.get("/api/coach-plans/", params={"coach": "d", "date": bad_date})
     assert response.status_code == 400
@@ -102,19 +95,13 @@ def test_missing_coach_parameter_is_422_naming_the_field(api_client: TestClient)
     assert response.json()["fields"][0]["field"] == "coach"
 
 
-def test_date_defaults_to_today_in_market_time_zone(
-    api_client: TestClient, put_plan: PutPlan
-) -> None:
+def test_date_defaults_to_today_in_market_time_zone(api_client: TestClient, put_plan: PutPlan) -> None:
     today = dt.datetime.now(ZoneInfo("America/New_York")).date().isoformat()
     put_plan(date=today, text="today's plan")
-    assert (
-        api_client.get("/api/coach-plans/", params={"coach": "d"}).json()["plan"] == "today's plan"
-    )
+    assert api_client.get("/api/coach-plans/", params={"coach": "d"}).json()["plan"] == "today's plan"
 
 
-def test_all_returns_legacy_shape_for_coaches_with_a_plan(
-    api_client: TestClient, put_plan: PutPlan
-) -> None:
+def test_all_returns_legacy_shape_for_coaches_with_a_plan(api_client: TestClient, put_plan: PutPlan) -> None:
     put_plan(coach="d", text="D plan", charts=["https://x.example/d.png"])
     put_plan(coach="s", text="S plan")
     put_plan(coach="i", date="2026-11-24", text="I plan another day")

@@ -107,9 +107,7 @@ def test_text_is_stored_verbatim(api_client: TestClient, internal_headers: dict[
 def test_bad_path_is_400(
     api_client: TestClient, internal_headers: dict[str, str], coach: str, date: str, error: str
 ) -> None:
-    response = api_client.put(
-        f"/internal/plans/{coach}/{date}", json=plan_body(), headers=internal_headers
-    )
+    response = api_client.put(f"/internal/plans/{coach}/{date}", json=plan_body(), headers=internal_headers)
     assert (response.status_code, response.json()["error"]) == (400, error)
 
 
@@ -127,9 +125,7 @@ def test_body_over_64_kib_is_413(api_client: TestClient, internal_headers: dict[
     assert response.json()["error"] == "payload_too_large"
 
 
-def test_chunked_body_over_64_kib_is_413(
-    api_client: TestClient, internal_headers: dict[str, str]
-) -> None:
+def test_chunked_body_over_64_kib_is_413(api_client: TestClient, internal_headers: dict[str, str]) -> None:
     def chunks() -> Any:
         for _ in range(20):
             yield b"x" * 4096
@@ -140,9 +136,7 @@ def test_chunked_body_over_64_kib_is_413(
     assert response.status_code == 413
 
 
-def test_small_chunked_body_is_read(
-    api_client: TestClient, internal_headers: dict[str, str]
-) -> None:
+def test_small_chunked_body_is_read(api_client: TestClient, internal_headers: dict[str, str]) -> None:
     import json
 
     def chunks() -> Any:
@@ -171,15 +165,11 @@ def test_etag_and_304(api_client: TestClient, put_plan: PutPlan) -> None:
     put_plan()
     first = api_client.get("/api/coach-plans/?coach=d&date=2026-11-25")
     etag = first.headers["ETag"]
-    again = api_client.get(
-        "/api/coach-plans/?coach=d&date=2026-11-25", headers={"If-None-Match": etag}
-    )
+    again = api_client.get("/api/coach-plans/?coach=d&date=2026-11-25", headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["ETag"] == etag
-    other = api_client.get(
-        "/api/coach-plans/?coach=d&date=2026-11-25", headers={"If-None-Match": '"stale"'}
-    )
+    other = api_client.get("/api/coach-plans/?coach=d&date=2026-11-25", headers={"If-None-Match": '"stale"'})
     assert other.status_code == 200
 
 
@@ -188,16 +178,12 @@ def test_writes_invalidate_cached_reads(api_client: TestClient, put_plan: PutPla
     url = "/api/coach-plans/?coach=d&date=2026-11-25"
     etag = api_client.get(url).headers["ETag"]
     assert api_client.get(url).json()["plan"] == "first"
-    assert (
-        api_client.get("/api/coach-plans/all?date=2026-11-25").json()["coach_d"]["plan"] == "first"
-    )
+    assert api_client.get("/api/coach-plans/all?date=2026-11-25").json()["coach_d"]["plan"] == "first"
     put_plan(text="second", message_id="2")
     response = api_client.get(url, headers={"If-None-Match": etag})
     assert response.status_code == 200
     assert response.json()["plan"] == "second"
-    assert (
-        api_client.get("/api/coach-plans/all?date=2026-11-25").json()["coach_d"]["plan"] == "second"
-    )
+    assert api_client.get("/api/coach-plans/all?date=2026-11-25").json()["coach_d"]["plan"] == "second"
 
 
 def test_cache_hits_are_counted(api_client: TestClient, put_plan: PutPlan) -> None:

@@ -29,9 +29,7 @@ def restore_logging() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_json_log_file_has_plan_and_request_lines_and_no_token(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_json_log_file_has_plan_and_request_lines_and_no_token(database_url: str, tmp_path: Path) -> None:
     log_file = tmp_path / "logs" / "api.log"
     settings = make_settings(database_url, log_file=log_file, log_format="json")
     configure_logging(settings)
@@ -48,8 +46,7 @@ def test_json_log_file_has_plan_and_request_lines_and_no_token(
     entries = [json.loads(line) for line in text.splitlines()]
     messages = [e["message"] for e in entries]
     assert any(
-        "plan stored" in m and "coach=coach_d date=2026-11-25 length=8 charts=1" in m
-        for m in messages
+        "plan stored" in m and "coach=coach_d date=2026-11-25 length=8 charts=1" in m for m in messages
     )
     assert any(m.startswith("GET /api/coach-plans/?coach=d&date=2026-11-25 200 ") for m in messages)
     assert "leaked ***" in messages

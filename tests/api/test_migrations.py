@@ -12,7 +12,14 @@ from sqlalchemy.engine import make_url
 from coach_plans_api import migrate
 from tests.conftest import REPO
 
-TABLES = {"coach_plans", "plan_charts", "plan_revisions", "bot_heartbeats", "alembic_version"}
+TABLES = {
+    "coach_plans",
+    "plan_charts",
+    "plan_tickers",
+    "plan_revisions",
+    "bot_heartbeats",
+    "alembic_version",
+}
 
 
 def test_upgrade_check_downgrade_on_the_test_database(database_url: str) -> None:
@@ -36,16 +43,30 @@ def test_alembic_command_line(tmp_path: Path) -> None:
     env = {"DATABASE_PATH": str(tmp_path / "cli.db"), "MOCK_MODE": "true", "PATH": "/usr/bin:/bin"}
     alembic = [sys.executable, "-m", "alembic"]
     for args in (["upgrade", "head"], ["check"], ["downgrade", "base"]):
-        result = subprocess.run(
-            [*alembic, *args], cwd=REPO, env=env, capture_output=True, text=True
-        )
+        result = subprocess.run([*alembic, *args], cwd=REPO, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
     assert (
         "No new upgrade operations detected"
         in subprocess.run(
             [*alembic, "upgrade", "head"], cwd=REPO, env=env, capture_output=True, text=True
         ).stderr
-        + subprocess.run(
-            [*alembic, "check"], cwd=REPO, env=env, capture_output=True, text=True
-        ).stdout
+        + subprocess.run([*alembic, "check"], cwd=REPO, env=env, capture_output=True, text=True).stdout
     )
+
+
+def test_ticker_migration_tags_existing_plans(tmp_path: Path) -> None:
+    url = make_url(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate.upgrade(url, "0001")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id, created_at)"
+                " VALUES ('coach_d', '2024-05-10', 'NVDA above 950, $amd weak', 'Dan', '1', '2024-05-10 10:00:00')"
+            )
+        migrate.upgrade(url)
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT ticker FROM plan_tickers ORDER BY position").all()
+        assert [r[0] for r in rows] == ["NVDA", "AMD"]
+    finally:
+        engine.dispose()

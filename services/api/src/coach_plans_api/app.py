@@ -39,9 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the database must already be migrated (`coach-plans-api migrate`)."""
     settings = settings or load_settings()
     db = Database(settings.sqlalchemy_url)
-    shared = (
-        redis.Redis.from_url(settings.redis_url, socket_timeout=1) if settings.redis_url else None
-    )
+    shared = redis.Redis.from_url(settings.redis_url, socket_timeout=1) if settings.redis_url else None
     cache: Cache
     limiter: RateLimiter
     if shared is not None:

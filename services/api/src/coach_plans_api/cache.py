@@ -42,9 +42,7 @@ class Cache(Protocol):
 class ReadCache:
     """Thread-safe; expired entries stay (until evicted) to answer while the database is down."""
 
-    def __init__(
-        self, *, ttl: float, max_size: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, *, ttl: float, max_size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_size = max_size
         self._clock = clock
@@ -156,6 +154,4 @@ class RedisReadCache:
         try:
             self._redis.incr(self._gen_key)
         except redis.RedisError as exc:
-            log.error(
-                "redis unavailable: other instances may serve cached reads until TTL: %s", exc
-            )
+            log.error("redis unavailable: other instances may serve cached reads until TTL: %s", exc)

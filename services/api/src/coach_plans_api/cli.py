@@ -83,16 +83,10 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coach-plans-api", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the HTTP service (API_HOST:API_PORT)").set_defaults(
-        run=_serve
-    )
-    sub.add_parser("migrate", help="upgrade the database to the newest schema").set_defaults(
-        run=_migrate
-    )
+    sub.add_parser("serve", help="run the HTTP service (API_HOST:API_PORT)").set_defaults(run=_serve)
+    sub.add_parser("migrate", help="upgrade the database to the newest schema").set_defaults(run=_migrate)
     sub.add_parser("check-config", help="validate the settings and exit").set_defaults(run=None)
-    backup = sub.add_parser(
-        "backup", help="consistent copy of the live database into a SQLite file"
-    )
+    backup = sub.add_parser("backup", help="consistent copy of the live database into a SQLite file")
     backup.add_argument("file", type=Path)
     backup.set_defaults(run=_backup)
     restore = sub.add_parser("restore", help="load a backup file into the configured database")

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from coach_plans_api.tickers import DEFAULT_WATCHLIST, parse_watchlist
+
 DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - only accepted in mock mode
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 SECRET_FIELDS = frozenset({"internal_api_token", "database_url", "redis_url"})
@@ -29,6 +31,8 @@ YAML_KEYS: dict[str, dict[str, str]] = {
         "rate_limit_per_minute": "rate_limit_per_minute",
         "plan_timezone": "plan_timezone",
         "cors_origins": "cors_origins",
+        "ticker_watchlist": "ticker_watchlist",
+        "coaches": "coaches",
     },
     "database": {"path": "database_path", "url": "database_url"},
     "logging": {"level": "log_level", "file": "log_file", "format": "log_format"},
@@ -110,6 +114,7 @@ class Settings(BaseSettings):
     bot_stale_seconds: float = Field(90, gt=0)
     cors_origins: str = ""
     redis_url: str | None = None
+    ticker_watchlist: str = DEFAULT_WATCHLIST
 
     @classmethod
     def settings_customise_sources(
@@ -151,9 +156,7 @@ class Settings(BaseSettings):
         except ArgumentError as exc:
             raise ValueError(f"not a database URL: {value!r}") from exc
         if url.get_backend_name() not in SUPPORTED_DIALECTS:
-            raise ValueError(
-                f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql"
-            )
+            raise ValueError(f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
         return value
 
     @field_validator("coaches")
@@ -174,9 +177,7 @@ class Settings(BaseSettings):
         if value:
             return value
         if not info.data.get("mock_mode"):
-            raise ValueError(
-                "required unless MOCK_MODE=true (the bot authenticates its writes with it)"
-            )
+            raise ValueError("required unless MOCK_MODE=true (the bot authenticates its writes with it)")
         return DEV_INTERNAL_TOKEN
 
     @cached_property
@@ -199,6 +200,10 @@ class Settings(BaseSettings):
         return roster
 
     @cached_property
+    def watchlist(self) -> frozenset[str]:
+        return parse_watchlist(self.ticker_watchlist)
+
+    @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.plan_timezone)
 
@@ -211,9 +216,7 @@ def describe_errors(exc: ValidationError) -> str:
         name = loc[0].upper() if loc else "SETTINGS"
         message = error["msg"].removeprefix("Value error, ")
         shown = loc and loc[0] not in SECRET_FIELDS
-        lines.append(
-            f"  {name}: {message} (got {error.get('input')!r})" if shown else f"  {name}: {message}"
-        )
+        lines.append(f"  {name}: {message} (got {error.get('input')!r})" if shown else f"  {name}: {message}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 

@@ -58,9 +58,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._reads = sessionmaker(self.engine, expire_on_commit=False)
-        self._writes = sessionmaker(
-            self.engine.execution_options(write=True), expire_on_commit=False
-        )
+        self._writes = sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:

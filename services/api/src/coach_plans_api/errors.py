@@ -83,12 +83,8 @@ def _request_id(request: Request) -> str:
 
 async def _plan_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PlanError)
-    headers = (
-        {"Retry-After": str(exc.extra.pop("retry_after"))} if "retry_after" in exc.extra else None
-    )
-    return JSONResponse(
-        error_body(exc.code, exc.detail, **exc.extra), exc.status_code, headers=headers
-    )
+    headers = {"Retry-After": str(exc.extra.pop("retry_after"))} if "retry_after" in exc.extra else None
+    return JSONResponse(error_body(exc.code, exc.detail, **exc.extra), exc.status_code, headers=headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -129,12 +125,8 @@ async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _bug(request: Request, exc: Exception) -> JSONResponse:
     request_id = _request_id(request)
-    log.exception(
-        "unhandled error on %s %s [%s]", request.method, request.url.path, request_id, exc_info=exc
-    )
-    return JSONResponse(
-        error_body("internal_error", f"internal error; quote request id {request_id}"), 500
-    )
+    log.exception("unhandled error on %s %s [%s]", request.method, request.url.path, request_id, exc_info=exc)
+    return JSONResponse(error_body("internal_error", f"internal error; quote request id {request_id}"), 500)
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -25,7 +25,7 @@ from coach_plans_api.schemas import PlanPut
 from coach_plans_api.service import PlanService
 
 # Parents before children, so foreign keys hold while rows are copied.
-TABLES = ("coach_plans", "plan_charts", "plan_revisions", "bot_heartbeats")
+TABLES = ("coach_plans", "plan_charts", "plan_tickers", "plan_revisions", "bot_heartbeats")
 BATCH = 5_000
 
 
@@ -101,13 +101,9 @@ def restore(backup_file: Path, url: URL, *, force: bool = False) -> dict[str, in
     source, target = make_engine(make_url(f"sqlite:///{backup_file}")), make_engine(url)
     try:
         with target.begin() as conn:
-            existing = conn.scalar(
-                select(func.count()).select_from(Base.metadata.tables["coach_plans"])
-            )
+            existing = conn.scalar(select(func.count()).select_from(Base.metadata.tables["coach_plans"]))
             if existing and not force:
-                raise RuntimeError(
-                    f"the target holds {existing} plans; pass --force to replace them"
-                )
+                raise RuntimeError(f"the target holds {existing} plans; pass --force to replace them")
             for table in reversed(_tables()):
                 conn.execute(table.delete())
         return copy_database(source, target)
@@ -206,8 +202,7 @@ def simulate(
                 body = {
                     "plan_text": mock_plan_text(coach, rng),
                     "charts": [
-                        {"url": f"https://cdn.example.com/charts/{coach}_{day}_{n}.png"}
-                        for n in range(2)
+                        {"url": f"https://cdn.example.com/charts/{coach}_{day}_{n}.png"} for n in range(2)
                     ],
                     "actor": {"user_id": "1", "display_name": "Mock Coach", "is_admin": True},
                     "message_id": legacy_message_id(f"simulate/{coach}/{day}"),

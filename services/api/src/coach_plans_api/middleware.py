@@ -53,9 +53,7 @@ class RateLimiter:
 class RedisRateLimiter(RateLimiter):
     """The same windows counted in Redis, so every API instance shares one budget per client."""
 
-    def __init__(
-        self, limit: int, client: redis.Redis, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, limit: int, client: redis.Redis, clock: Callable[[], float] = time.time) -> None:
         super().__init__(limit, clock)
         self._redis = client
 
@@ -77,9 +75,7 @@ class RedisRateLimiter(RateLimiter):
 
 
 class RequestMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, limiter: RateLimiter, max_body_bytes: int
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, limiter: RateLimiter, max_body_bytes: int) -> None:
         self.app = app
         self.metrics = metrics
         self.limiter = limiter
@@ -91,9 +87,7 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = (
-            headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
-        )
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 
@@ -120,9 +114,7 @@ class RequestMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe(
-                method=scope["method"], route=route, status=status, seconds=elapsed
-            )
+            self.metrics.observe(method=scope["method"], route=route, status=status, seconds=elapsed)
             access_log.info(
                 "%s %s%s %d %.1fms id=%s",
                 scope["method"],

@@ -24,9 +24,7 @@ def migrations_dir() -> Path:
 def alembic_config(url: URL) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
-    config.set_main_option(
-        "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
-    )
+    config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
     config.attributes["configure_logging"] = False
     return config
 

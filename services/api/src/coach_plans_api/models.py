@@ -42,9 +42,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             raise ValueError("naive datetime given; timestamps must be timezone-aware")
         return value.astimezone(dt.UTC)
 
-    def process_result_value(
-        self, value: dt.datetime | None, dialect: Dialect
-    ) -> dt.datetime | None:
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -76,6 +74,9 @@ class Plan(Base):
         cascade="all, delete-orphan",
         lazy="selectin",
     )
+    tickers: Mapped[list[PlanTicker]] = relationship(
+        order_by="PlanTicker.position", cascade="all, delete-orphan", lazy="selectin"
+    )
 
     __table_args__ = (
         # One live plan per coach and day; deleted rows keep their history beside it.
@@ -96,9 +97,7 @@ class Chart(Base):
     __tablename__ = "plan_charts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    plan_id: Mapped[int] = mapped_column(
-        ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True
-    )
+    plan_id: Mapped[int] = mapped_column(ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True)
     chart_url: Mapped[str] = mapped_column(Text)
     chart_order: Mapped[int] = mapped_column(Integer)
     filename: Mapped[str | None] = mapped_column(String(255))
@@ -109,13 +108,21 @@ class Chart(Base):
     plan: Mapped[Plan] = relationship(back_populates="charts")
 
 
+class PlanTicker(Base):
+    __tablename__ = "plan_tickers"
+
+    plan_id: Mapped[int] = mapped_column(ForeignKey("coach_plans.id", ondelete="CASCADE"), primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(12), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_plan_tickers_ticker", "ticker"),)
+
+
 class Revision(Base):
     __tablename__ = "plan_revisions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    plan_id: Mapped[int] = mapped_column(
-        ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True
-    )
+    plan_id: Mapped[int] = mapped_column(ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True)
     action: Mapped[str] = mapped_column(String(16))
     plan_text: Mapped[str] = mapped_column(Text)
     charts_json: Mapped[str] = mapped_column(Text)

@@ -8,15 +8,13 @@ from collections.abc import Sequence
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from coach_plans_api.models import BotHeartbeat, Chart, Plan, Revision
+from coach_plans_api.models import BotHeartbeat, Chart, Plan, PlanTicker, Revision
 
 
 def lock_coach_date(session: Session, *, coach: str, date: dt.date) -> None:
     """Serialise writers of one coach and day (SQLite already holds its write lock)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{coach}/{date}"}
-        )
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{coach}/{date}"})
 
 
 def live_plan(session: Session, *, coach: str, date: dt.date) -> Plan | None:
@@ -44,6 +42,7 @@ def find_plans(
     author: str | None = None,
     author_id: str | None = None,
     message_id: str | None = None,
+    ticker: str | None = None,
     after: tuple[dt.date, int] | None = None,
     limit: int = 50,
 ) -> Sequence[Plan]:
@@ -61,24 +60,20 @@ def find_plans(
         query = query.where(Plan.author_id == author_id)
     if message_id is not None:
         query = query.where(Plan.source_message_id == message_id)
+    if ticker is not None:
+        query = query.join(PlanTicker, PlanTicker.plan_id == Plan.id).where(PlanTicker.ticker == ticker)
     if after is not None:
         last_date, last_id = after
-        query = query.where(
-            or_(Plan.date < last_date, and_(Plan.date == last_date, Plan.id < last_id))
-        )
+        query = query.where(or_(Plan.date < last_date, and_(Plan.date == last_date, Plan.id < last_id)))
     return session.scalars(query.order_by(Plan.date.desc(), Plan.id.desc()).limit(limit)).all()
 
 
 def count_live_plans(session: Session) -> int:
-    return (
-        session.scalar(select(func.count()).select_from(Plan).where(Plan.deleted_at.is_(None))) or 0
-    )
+    return session.scalar(select(func.count()).select_from(Plan).where(Plan.deleted_at.is_(None))) or 0
 
 
 def revisions_of(session: Session, plan_id: int) -> Sequence[Revision]:
-    return session.scalars(
-        select(Revision).where(Revision.plan_id == plan_id).order_by(Revision.id)
-    ).all()
+    return session.scalars(select(Revision).where(Revision.plan_id == plan_id).order_by(Revision.id)).all()
 
 
 def latest_revision(session: Session, plan_id: int) -> Revision | None:
@@ -107,6 +102,14 @@ def replace_charts(plan: Plan, charts: list[Chart]) -> None:
     plan.charts.extend(charts)
 
 
+def replace_tickers(session: Session, plan: Plan, tickers: list[str]) -> None:
+    if [t.ticker for t in plan.tickers] == tickers:
+        return
+    plan.tickers.clear()
+    session.flush()  # the old rows go before new ones with the same key arrive
+    plan.tickers.extend(PlanTicker(ticker=t, position=i) for i, t in enumerate(tickers))
+
+
 def add_revision(session: Session, revision: Revision) -> None:
     session.add(revision)
     session.flush()
@@ -117,9 +120,7 @@ def record_heartbeat(
 ) -> None:
     beat = session.get(BotHeartbeat, bot_id)
     if beat is None:
-        session.add(
-            BotHeartbeat(bot_id=bot_id, connected=connected, mock_mode=mock_mode, last_seen_at=at)
-        )
+        session.add(BotHeartbeat(bot_id=bot_id, connected=connected, mock_mode=mock_mode, last_seen_at=at))
     else:
         beat.connected, beat.mock_mode, beat.last_seen_at = connected, mock_mode, at
 

@@ -20,9 +20,7 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 IMAGE_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "webp"}
 
 Snowflake = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
-PlanText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PLAN_CHARS)
-]
+PlanText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PLAN_CHARS)]
 
 
 class Strict(BaseModel):
@@ -49,9 +47,7 @@ class LegacyNotFoundOut(ErrorOut):
 # --- requests -------------------------------------------------------------------------------
 class Actor(Strict):
     user_id: Snowflake
-    display_name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
-    ]
+    display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     is_admin: bool = False
 
 
@@ -138,6 +134,7 @@ class PlanOut(BaseModel):
     edited_at: dt.datetime | None
     edited: bool
     deleted_at: dt.datetime | None
+    tickers: list[str] = Field(examples=[["NVDA", "QQQ"]])
 
 
 class LegacyPlanOut(BaseModel):
@@ -151,6 +148,7 @@ class LegacyPlanOut(BaseModel):
     edited: bool
     edited_at: dt.datetime | None
     channel: str | None
+    tickers: list[str]
 
 
 class PlanPage(BaseModel):

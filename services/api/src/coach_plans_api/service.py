@@ -43,6 +43,7 @@ from coach_plans_api.schemas import (
     PlanPut,
     RevisionOut,
 )
+from coach_plans_api.tickers import extract_tickers
 
 log = logging.getLogger("coach_plans_api.plans")
 _COACH = re.compile(r"^(?:coach[_ -]?)?([a-z0-9]+)$")
@@ -99,9 +100,7 @@ class PlanService:
             raise InvalidDate(f"invalid date {raw!r}: no such day") from None
 
     def coaches(self) -> list[CoachOut]:
-        return [
-            CoachOut(coach=f"coach_{k}", key=k, name=n) for k, n in self.settings.roster.items()
-        ]
+        return [CoachOut(coach=f"coach_{k}", key=k, name=n) for k, n in self.settings.roster.items()]
 
     # --- reads ----------------------------------------------------------------------------
     def legacy_plan(self, *, coach: str, date: dt.date) -> LegacyPlanOut:
@@ -142,6 +141,7 @@ class PlanService:
         message_id: str | None,
         cursor: str | None,
         limit: int,
+        ticker: str | None = None,
     ) -> PlanPage:
         after = decode_cursor(cursor) if cursor else None
         with self._read() as session:
@@ -153,6 +153,7 @@ class PlanService:
                 author=author,
                 author_id=author_id,
                 message_id=message_id,
+                ticker=ticker,
                 after=after,
                 limit=limit + 1,
             )
@@ -272,15 +273,9 @@ class PlanService:
             raise Forbidden("only an admin may clear a day's plans")
         digest = payload_hash("delete", None, None)
         with self._write() as session:
-            done = {
-                p.id
-                for p in repo.plans_deleted_by_message(session, body.message_id)
-                if p.date == date
-            }
+            done = {p.id for p in repo.plans_deleted_by_message(session, body.message_id) if p.date == date}
             for plan in repo.live_plans_on(session, date):
-                self._delete(
-                    session, plan, actor=body.actor, message_id=body.message_id, digest=digest
-                )
+                self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
                 done.add(plan.id)
         if done:
             self._on_write()
@@ -316,6 +311,7 @@ class PlanService:
             edited_at=plan.edited_at,
             edited=plan.edited_at is not None,
             deleted_at=plan.deleted_at,
+            tickers=[t.ticker for t in plan.tickers],
         )
 
     def _live_by_id(self, session: Session, plan_id: int) -> Plan:
@@ -331,13 +327,9 @@ class PlanService:
             repo.replace_charts(plan, chart_rows(charts))
         plan.edited_at = self._now()
 
-    def _delete(
-        self, session: Session, plan: Plan, *, actor: Actor, message_id: str, digest: str
-    ) -> None:
+    def _delete(self, session: Session, plan: Plan, *, actor: Actor, message_id: str, digest: str) -> None:
         plan.deleted_at = self._now()
-        self._revise(
-            session, plan, action="delete", actor=actor, message_id=message_id, digest=digest
-        )
+        self._revise(session, plan, action="delete", actor=actor, message_id=message_id, digest=digest)
 
     def _revise(
         self,
@@ -349,7 +341,10 @@ class PlanService:
         message_id: str,
         digest: str,
     ) -> None:
+        """Record the write in history; a create or edit also re-tags the plan's tickers."""
         session.flush()
+        if action != "delete":
+            repo.replace_tickers(session, plan, extract_tickers(plan.plan_text, self.settings.watchlist))
         repo.add_revision(
             session,
             Revision(
@@ -403,9 +398,7 @@ def storage_errors() -> Iterator[None]:
 
 def ensure_may_change(plan: Plan, actor: Actor) -> None:
     if actor.user_id != plan.author_id and not actor.is_admin:
-        raise Forbidden(
-            f"plan {plan.id} belongs to {plan.author}; only its author or an admin may change it"
-        )
+        raise Forbidden(f"plan {plan.id} belongs to {plan.author}; only its author or an admin may change it")
 
 
 def chart_rows(charts: Sequence[ChartIn]) -> list[Chart]:
@@ -443,6 +436,7 @@ def legacy_out(plan: Plan) -> LegacyPlanOut:
         edited=plan.edited_at is not None,
         edited_at=plan.edited_at,
         channel=plan.channel,
+        tickers=[t.ticker for t in plan.tickers],
     )
 
 
@@ -479,6 +473,4 @@ def decode_cursor(cursor: str) -> tuple[dt.date, int]:
         day, _, plan_id = cursor.partition("_")
         return dt.date.fromisoformat(day), int(plan_id)
     except ValueError:
-        raise InvalidCursor(
-            f"invalid cursor {cursor!r}; pass next_cursor from a previous page"
-        ) from None
+        raise InvalidCursor(f"invalid cursor {cursor!r}; pass next_cursor from a previous page") from None

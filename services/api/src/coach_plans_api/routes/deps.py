@@ -62,9 +62,7 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
-async def cached_json(
-    request: Request, state: AppState, key: str, produce: Callable[[], bytes]
-) -> Response:
+async def cached_json(request: Request, state: AppState, key: str, produce: Callable[[], bytes]) -> Response:
     """Answer a read from the cache, else from `produce` (run off the event loop), with ETag."""
     entry = state.cache.get(key)
     state.metrics.cache_lookup(hit=entry is not None)

@@ -42,9 +42,7 @@ PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
     responses={201: {"model": PlanOut, "description": "Created"}},
     summary="Create or replace the plan of a coach and day",
 )
-def put_plan(
-    coach: str, date: str, body: PlanPut, service: ServiceDep, response: Response
-) -> PlanOut:
+def put_plan(coach: str, date: str, body: PlanPut, service: ServiceDep, response: Response) -> PlanOut:
     result = service.put_plan(coach=service.coach(coach), date=service.day(date), body=body)
     response.status_code = 201 if result.created else 200
     return result.plan
@@ -55,9 +53,7 @@ def patch_plan(plan_id: PlanId, body: PlanPatch, service: ServiceDep) -> PlanOut
     return service.patch_plan(plan_id, body)
 
 
-@router.delete(
-    "/plans/{plan_id}", response_model=PlanOut, summary="Delete a plan (kept in history)"
-)
+@router.delete("/plans/{plan_id}", response_model=PlanOut, summary="Delete a plan (kept in history)")
 def delete_plan(plan_id: PlanId, body: PlanDelete, service: ServiceDep) -> PlanOut:
     return service.delete_plan(plan_id, body)
 

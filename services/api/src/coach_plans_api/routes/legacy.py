@@ -51,9 +51,7 @@ router.add_api_route("", get_plan, methods=["GET"], include_in_schema=False)
     responses=BAD_INPUT,
     summary="Every coach's plan for a day, keyed by coach (legacy)",
 )
-async def get_all(
-    request: Request, state: StateDep, service: ServiceDep, date: DateParam = None
-) -> Response:
+async def get_all(request: Request, state: StateDep, service: ServiceDep, date: DateParam = None) -> Response:
     day = service.day(date)
 
     def produce() -> bytes:
@@ -62,9 +60,7 @@ async def get_all(
     return await cached_json(request, state, f"all:{day}", produce)
 
 
-@router.get(
-    "/history", response_model=HistoryOut, responses=BAD_INPUT, summary="A coach's recent plans"
-)
+@router.get("/history", response_model=HistoryOut, responses=BAD_INPUT, summary="A coach's recent plans")
 async def get_history(
     request: Request,
     state: StateDep,

@@ -11,9 +11,7 @@ from coach_plans_api.routes.legacy import BAD_INPUT
 from coach_plans_api.schemas import CoachesOut, ErrorOut, PlanOut, PlanPage, RevisionsOut
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "No such plan"}
-}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such plan"}}
 PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Snowflake = Annotated[str | None, Query(pattern=r"^[0-9]{1,20}$")]
 
@@ -25,15 +23,14 @@ async def list_plans(
     service: ServiceDep,
     coach: Annotated[str | None, Query(description="`coach_d`, `d` or `D`")] = None,
     date: Annotated[str | None, Query(description="one day, YYYY-MM-DD")] = None,
-    date_from: Annotated[
-        str | None, Query(alias="from", description="first day, YYYY-MM-DD")
-    ] = None,
+    date_from: Annotated[str | None, Query(alias="from", description="first day, YYYY-MM-DD")] = None,
     date_to: Annotated[str | None, Query(alias="to", description="last day, YYYY-MM-DD")] = None,
-    author: Annotated[
-        str | None, Query(max_length=100, description="display name, any case")
-    ] = None,
+    author: Annotated[str | None, Query(max_length=100, description="display name, any case")] = None,
     author_id: Snowflake = None,
     message_id: Snowflake = None,
+    ticker: Annotated[
+        str | None, Query(pattern=r"^\$?[A-Za-z]{1,5}(\.[A-Za-z])?$", description="e.g. NVDA")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None, Query(max_length=64, description="next_cursor of the previous page")
@@ -42,6 +39,7 @@ async def list_plans(
     coach_name = service.coach(coach) if coach else None
     first = service.day(date or date_from) if (date or date_from) else None
     last = service.day(date or date_to) if (date or date_to) else None
+    symbol = ticker.lstrip("$").upper() if ticker else None
 
     def produce() -> bytes:
         page = service.find(
@@ -53,17 +51,16 @@ async def list_plans(
             message_id=message_id,
             cursor=cursor,
             limit=limit,
+            ticker=symbol,
         )
         return page.model_dump_json().encode()
 
-    key = f"v1:{coach_name}:{first}:{last}:{author}:{author_id}:{message_id}:{limit}:{cursor}"
+    key = f"v1:{coach_name}:{first}:{last}:{author}:{author_id}:{message_id}:{symbol}:{limit}:{cursor}"
     return await cached_json(request, state, key, produce)
 
 
 @router.get("/plans/{plan_id}", response_model=PlanOut, responses=NOT_FOUND, summary="One plan")
-async def get_plan(
-    request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId
-) -> Response:
+async def get_plan(request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId) -> Response:
     return await cached_json(
         request, state, f"plan:{plan_id}", lambda: service.plan(plan_id).model_dump_json().encode()
     )
@@ -75,15 +72,9 @@ async def get_plan(
     responses=NOT_FOUND,
     summary="Every create, edit and delete of a plan, oldest first",
 )
-async def get_revisions(
-    request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId
-) -> Response:
+async def get_revisions(request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId) -> Response:
     def produce() -> bytes:
-        return (
-            RevisionsOut(plan_id=plan_id, revisions=service.revisions(plan_id))
-            .model_dump_json()
-            .encode()
-        )
+        return RevisionsOut(plan_id=plan_id, revisions=service.revisions(plan_id)).model_dump_json().encode()
 
     return await cached_json(request, state, f"revisions:{plan_id}", produce)
 
