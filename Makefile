@@ -31,10 +31,15 @@ test: install ## run the whole test suite with coverage per package
 		$(UV) run coverage report --include="*/coach_plans_$$pkg/*" --fail-under=$(COVERAGE_MIN) || exit 1; \
 	done
 
-lint: install ## ruff, formatting and mypy --strict
+lint: install ## ruff, formatting, mypy --strict and a dependency audit
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	$(UV) export --quiet --format requirements-txt --all-packages --no-emit-workspace --no-hashes > .tools-requirements.txt
+	$(UV) run pip-audit --strict --progress-spinner off -r .tools-requirements.txt; status=$$?; rm -f .tools-requirements.txt; exit $$status
+
+bench: install ## benchmarks against baselines in the same run (not part of make test)
+	$(UV) run python -m bench $(BENCH_ARGS)
 
 format: install ## apply ruff's fixes and formatting
 	$(UV) run ruff check --fix .

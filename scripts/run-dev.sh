@@ -8,6 +8,7 @@ export API_PORT="${API_PORT:-5000}"
 export API_BASE_URL="${API_BASE_URL:-http://127.0.0.1:${API_PORT}}"
 export DATABASE_PATH="${DATABASE_PATH:-./data/coach_plans.db}"
 export OUTBOX_PATH="${OUTBOX_PATH:-./data/bot_outbox.db}"
+export INTERNAL_API_TOKEN="${INTERNAL_API_TOKEN:-dev-internal-token}"
 UV="${UV:-$(command -v uv || echo .tools/bin/uv)}"
 
 "$UV" run coach-plans-api migrate

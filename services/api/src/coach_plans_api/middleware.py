@@ -131,6 +131,8 @@ class RequestMiddleware:
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             return 413, _too_large(self.max_body_bytes), []
+        if b"%00" in scope["query_string"] or "\x00" in scope["path"]:
+            return 400, error_body("bad_request", "NUL characters are not allowed in the URL"), []
         if scope["path"].startswith(RATE_LIMITED_PREFIX):
             client = scope["client"][0] if scope.get("client") else "unknown"
             wait = self.limiter.hit(client)

@@ -33,13 +33,24 @@ router = APIRouter(
     responses=ERRORS,
 )
 PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+_BY_ID = {"plan_id": "$response.body#/id"}
+# OpenAPI links: what a client (and the stateful fuzzer) can do next with a written plan.
+PLAN_LINKS = {
+    "GetPlan": {"operationId": "get_plan_api_v1_plans__plan_id__get", "parameters": _BY_ID},
+    "GetRevisions": {"operationId": "get_revisions_api_v1_plans__plan_id__revisions_get", "parameters": _BY_ID},
+    "EditPlan": {"operationId": "patch_plan_internal_plans__plan_id__patch", "parameters": _BY_ID},
+    "DeletePlan": {"operationId": "delete_plan_internal_plans__plan_id__delete", "parameters": _BY_ID},
+}
 
 
 @router.put(
     "/plans/{coach}/{date}",
     response_model=PlanOut,
     status_code=200,
-    responses={201: {"model": PlanOut, "description": "Created"}},
+    responses={
+        200: {"description": "Replaced (an edit)", "links": PLAN_LINKS},
+        201: {"model": PlanOut, "description": "Created", "links": PLAN_LINKS},
+    },
     summary="Create or replace the plan of a coach and day",
 )
 def put_plan(coach: str, date: str, body: PlanPut, service: ServiceDep, response: Response) -> PlanOut:
