@@ -62,7 +62,8 @@ def test_ticker_migration_tags_existing_plans(tmp_path: Path) -> None:
         with engine.begin() as conn:
             conn.exec_driver_sql(
                 "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id, created_at)"
-                " VALUES ('coach_d', '2024-05-10', 'NVDA above 950, $amd weak', 'Dan', '1', '2024-05-10 10:00:00')"
+                " VALUES ('coach_d', '2024-05-10', 'NVDA above 950, $amd weak', 'Dan', '1',"
+                " '2024-05-10 10:00:00')"
             )
         migrate.upgrade(url)
         with engine.connect() as conn:

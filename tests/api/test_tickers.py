@@ -55,7 +55,11 @@ def test_tickers_are_stored_returned_and_filtered(api_client: TestClient, put_pl
         "$nvda earnings next week",
         "NVDA above 950, $AMD lagging",
     ]
-    assert texts(ticker="$nvda") == ["$nvda earnings next week", "NVDA above 950, $AMD lagging", "NVDA a month ago"]
+    assert texts(ticker="$nvda") == [
+        "$nvda earnings next week",
+        "NVDA above 950, $AMD lagging",
+        "NVDA a month ago",
+    ]
     assert texts(ticker="AMD") == ["NVDA above 950, $AMD lagging"]
     assert texts(ticker="TSLA") == []
     assert api_client.get("/api/v1/plans", params={"ticker": "not a ticker"}).status_code == 422
@@ -65,7 +69,11 @@ def test_editing_retags(api_client: TestClient, put_plan: PutPlan, internal_head
     plan = put_plan(text="$NVDA only")
     edited = api_client.patch(
         f"/internal/plans/{plan['id']}",
-        json={"plan_text": "switched to $TSLA", "actor": {"user_id": "1001", "display_name": "Dan"}, "message_id": "2"},
+        json={
+            "plan_text": "switched to $TSLA",
+            "actor": {"user_id": "1001", "display_name": "Dan"},
+            "message_id": "2",
+        },
         headers=internal_headers,
     ).json()
     assert edited["tickers"] == ["TSLA"]

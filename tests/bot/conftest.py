@@ -26,9 +26,21 @@ TODAY = "2026-11-25"
 API_URL = "http://api.test"
 
 _BOT_ENV = (
-    "DISCORD_BOT_TOKEN", "API_BASE_URL", "INTERNAL_API_TOKEN", "MOCK_MODE", "PLAN_TIMEZONE",
-    "LOG_LEVEL", "LOG_FILE", "LOG_FORMAT", "CONFIG_FILE", "OUTBOX_PATH", "ALLOWED_CHANNEL_IDS",
-    "ADMIN_ROLE_IDS", "HEARTBEAT_SECONDS", "BOT_ID", "API_TIMEOUT_SECONDS",
+    "DISCORD_BOT_TOKEN",
+    "API_BASE_URL",
+    "INTERNAL_API_TOKEN",
+    "MOCK_MODE",
+    "PLAN_TIMEZONE",
+    "LOG_LEVEL",
+    "LOG_FILE",
+    "LOG_FORMAT",
+    "CONFIG_FILE",
+    "OUTBOX_PATH",
+    "ALLOWED_CHANNEL_IDS",
+    "ADMIN_ROLE_IDS",
+    "HEARTBEAT_SECONDS",
+    "BOT_ID",
+    "API_TIMEOUT_SECONDS",
 )
 
 
@@ -58,10 +70,7 @@ class SwitchableTransport(httpx.AsyncBaseTransport):
 
     def writes(self) -> list[tuple[str, str]]:
         """The internal write requests sent so far."""
-        return [
-            (method, path) for method, path in self.requests
-            if path.startswith("/internal/plans")
-        ]
+        return [(method, path) for method, path in self.requests if path.startswith("/internal/plans")]
 
 
 class Sleeps:
@@ -75,6 +84,13 @@ class Sleeps:
         await asyncio.Event().wait()
 
 
+async def eventually(condition: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
+    """Let the bot's background tasks run until `condition()` holds (they sleep via fakes)."""
+    async with asyncio.timeout(seconds):
+        while not await condition():  # noqa: ASYNC110 - polling state owned by another task
+            await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 def api_transport(api_app: FastAPI) -> SwitchableTransport:
     return SwitchableTransport(api_app)
@@ -83,9 +99,7 @@ def api_transport(api_app: FastAPI) -> SwitchableTransport:
 @pytest.fixture
 async def api_reader(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Reads the database through the API's public endpoints (not through the bot)."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=api_app), base_url=API_URL
-    ) as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api_app), base_url=API_URL) as client:
         yield client
 
 
@@ -112,9 +126,7 @@ MakeBot = Callable[..., Awaitable[CoachPlansBot]]
 
 
 @pytest.fixture
-async def make_bot(
-    bot_settings: BotSettings, api_transport: SwitchableTransport
-) -> AsyncIterator[MakeBot]:
+async def make_bot(bot_settings: BotSettings, api_transport: SwitchableTransport) -> AsyncIterator[MakeBot]:
     """Build a set-up bot on the real API; with `dpytest=True` (default) wire it to dpytest."""
     bots: list[CoachPlansBot] = []
 
@@ -154,4 +166,4 @@ def replies() -> Iterator[Callable[[], list[str]]]:
             sent.append(dpytest.get_message().content)
         return sent
 
-    yield drain
+    return drain

@@ -143,15 +143,11 @@ async def test_bad_plan_input_gets_a_specific_error_and_stores_nothing(
     assert (await api_reader.get("/api/v1/plans")).json()["items"] == []
 
 
-async def test_plan_without_arguments_answers_with_the_usage(
-    bot: CoachPlansBot, replies: Replies
-) -> None:
+async def test_plan_without_arguments_answers_with_the_usage(bot: CoachPlansBot, replies: Replies) -> None:
     with pytest.raises(commands.MissingRequiredArgument):
         await post("!plan")
 
-    assert replies() == [
-        "❌ Missing `entry`. Usage: `!plan d: <text>` or `!plan d 2026-11-26: <text>`"
-    ]
+    assert replies() == ["❌ Missing `entry`. Usage: `!plan d: <text>` or `!plan d 2026-11-26: <text>`"]
 
 
 async def test_another_users_plan_cannot_be_replaced(
@@ -203,8 +199,15 @@ async def test_commands_outside_the_allowed_channels_are_refused(
 ) -> None:
     await make_bot(bot_settings.model_copy(update={"allowed_channel_ids": frozenset({1})}))
 
-    for content in ("!plan d: text", "!edit 1 text", "!delete 1", "!plans", "!myplans",
-                    "!history d", "!clear"):
+    for content in (
+        "!plan d: text",
+        "!edit 1 text",
+        "!delete 1",
+        "!plans",
+        "!myplans",
+        "!history d",
+        "!clear",
+    ):
         await post(content)
         assert replies() == ["❌ This channel is not allowed for plan commands."], content
     assert await plans_on(api_reader) == []
@@ -223,9 +226,7 @@ async def test_commands_in_an_allowed_channel_work(
 async def test_only_the_configured_posters_may_post_for_a_coach(
     bot: CoachPlansBot, replies: Replies, api_reader: httpx.AsyncClient
 ) -> None:
-    settings = bot.settings.model_copy(
-        update={"coach_allowed_ids": {"coach_d": frozenset({member(0).id})}}
-    )
+    settings = bot.settings.model_copy(update={"coach_allowed_ids": {"coach_d": frozenset({member(0).id})}})
     bot.core.policy = PermissionPolicy.from_settings(settings)
 
     await post("!plan d: Ivy is not Coach D", who=1)
@@ -234,14 +235,13 @@ async def test_only_the_configured_posters_may_post_for_a_coach(
     await post("!plan d: Dan is Coach D", who=0)
 
     assert sorted(plan["plan"] for plan in await plans_on(api_reader)) == [
-        "Dan is Coach D", "but Coach I is open",
+        "Dan is Coach D",
+        "but Coach I is open",
     ]
 
 
 # --- !edit and !delete ---------------------------------------------------------------------
-async def test_edit_own_plan(
-    bot: CoachPlansBot, replies: Replies, api_reader: httpx.AsyncClient
-) -> None:
+async def test_edit_own_plan(bot: CoachPlansBot, replies: Replies, api_reader: httpx.AsyncClient) -> None:
     await post("!plan d: NVDA above 950")
     [plan] = await plans_on(api_reader)
     replies()
@@ -250,9 +250,7 @@ async def test_edit_own_plan(
 
     [stored] = await plans_on(api_reader)
     assert (stored["plan"], stored["edited"]) == ("NVDA above 960 now", True)
-    assert replies() == [
-        f"✅ Plan #{plan['id']} edited — Coach D, {TODAY}, 0 charts\n> NVDA above 960 now"
-    ]
+    assert replies() == [f"✅ Plan #{plan['id']} edited — Coach D, {TODAY}, 0 charts\n> NVDA above 960 now"]
 
 
 async def test_edit_and_delete_of_someone_elses_plan_are_refused(
@@ -265,9 +263,7 @@ async def test_edit_and_delete_of_someone_elses_plan_are_refused(
     await post(f"!edit {plan['id']} hijacked", who=1)
     await post(f"!delete {plan['id']}", who=1)
 
-    refusal = (
-        f"❌ Plan #{plan['id']} is not your plan: only its author or an admin can change it."
-    )
+    refusal = f"❌ Plan #{plan['id']} is not your plan: only its author or an admin can change it."
     assert replies() == [refusal, refusal]
     [stored] = await plans_on(api_reader)
     assert stored["plan"] == "Dan's plan"
@@ -288,9 +284,7 @@ async def test_admin_may_edit_and_delete_any_plan(
     assert replies()[-1].startswith(f"✅ Plan #{plan['id']} deleted — Coach D")
 
 
-async def test_delete_own_plan(
-    bot: CoachPlansBot, replies: Replies, api_reader: httpx.AsyncClient
-) -> None:
+async def test_delete_own_plan(bot: CoachPlansBot, replies: Replies, api_reader: httpx.AsyncClient) -> None:
     await post("!plan s: to be deleted")
     [plan] = await plans_on(api_reader)
 
@@ -302,9 +296,7 @@ async def test_delete_own_plan(
 
 
 @pytest.mark.parametrize("content", ["!edit 999 new text", "!delete 999"])
-async def test_edit_or_delete_of_an_unknown_plan(
-    bot: CoachPlansBot, replies: Replies, content: str
-) -> None:
+async def test_edit_or_delete_of_an_unknown_plan(bot: CoachPlansBot, replies: Replies, content: str) -> None:
     await post(content)
 
     assert replies() == ["❌ No plan #999 (unknown or deleted)."]
@@ -367,9 +359,7 @@ async def test_editing_a_message_into_a_bad_plan_is_reported(
 
     await edit_message(message, "!plan q: oops")
 
-    assert replies() == [
-        "❌ Your edited plan was not saved: Unknown coach `q`. Known coaches: d, i, s, n."
-    ]
+    assert replies() == ["❌ Your edited plan was not saved: Unknown coach `q`. Known coaches: d, i, s, n."]
     assert (await plans_on(api_reader))[0]["plan"] == "NVDA above 950"
 
 
@@ -435,8 +425,10 @@ async def test_plans_lists_every_coach_of_the_day(bot: CoachPlansBot, replies: R
     await post("!plans")
     [listing] = replies()
     assert listing.startswith(f"**Plans for {TODAY}**")
-    assert "Coach D" in listing and "technical view" in listing
-    assert "Coach N" in listing and "macro view" in listing
+    assert "Coach D" in listing
+    assert "technical view" in listing
+    assert "Coach N" in listing
+    assert "macro view" in listing
     assert "yesterday" not in listing
 
     await post("!plans 2026-11-24")
@@ -456,9 +448,7 @@ async def test_plans_lists_every_coach_of_the_day(bot: CoachPlansBot, replies: R
         ("!history d", "**Coach D: plans of the last 7 days**\nNo plans in that period."),
     ],
 )
-async def test_read_command_replies(
-    bot: CoachPlansBot, replies: Replies, content: str, reply: str
-) -> None:
+async def test_read_command_replies(bot: CoachPlansBot, replies: Replies, content: str, reply: str) -> None:
     await post(content)
 
     assert replies() == [reply]
@@ -472,11 +462,14 @@ async def test_myplans_lists_only_the_callers_plans(bot: CoachPlansBot, replies:
 
     await post("!myplans", who=0)
     [listing] = replies()
-    assert "mine" in listing and "mine too" in listing and "not mine" not in listing
+    assert "mine" in listing
+    assert "mine too" in listing
+    assert "not mine" not in listing
 
     await post("!myplans 2026-11-20", who=0)
     [listing] = replies()
-    assert listing.startswith("**Your plans for 2026-11-20**") and "mine too" in listing
+    assert listing.startswith("**Your plans for 2026-11-20**")
+    assert "mine too" in listing
     assert "> mine\n" not in listing
 
 
@@ -497,7 +490,8 @@ async def test_history_and_long_listings_are_split_under_2000_characters(
 
     await post("!myplans")
     pages = replies()
-    assert len(pages) > 1 and all(len(page) <= 2000 for page in pages)
+    assert len(pages) > 1
+    assert all(len(page) <= 2000 for page in pages)
 
 
 async def test_reads_when_the_api_is_down(
@@ -506,9 +500,7 @@ async def test_reads_when_the_api_is_down(
     api_transport.down = True
     for content in ("!plans", "!myplans", "!history d"):
         await post(content)
-        assert replies() == [
-            "❌ The plan service is unreachable right now; try again in a minute."
-        ], content
+        assert replies() == ["❌ The plan service is unreachable right now; try again in a minute."], content
 
 
 # --- !clear ------------------------------------------------------------------------------------
@@ -550,9 +542,17 @@ async def test_help_shows_the_syntax(bot: CoachPlansBot, replies: Replies) -> No
     await post("!help")
 
     [text] = replies()
-    for usage in ("`!plan d: <text>`", "`!plan d 2026-11-26: <text>`", "`!edit <id> <text>`",
-                  "`!delete <id>`", "`!plans [date]`", "`!myplans [date]`",
-                  "`!history <coach> [days]`", "`!clear [date]`", "America/New_York"):
+    for usage in (
+        "`!plan d: <text>`",
+        "`!plan d 2026-11-26: <text>`",
+        "`!edit <id> <text>`",
+        "`!delete <id>`",
+        "`!plans [date]`",
+        "`!myplans [date]`",
+        "`!history <coach> [days]`",
+        "`!clear [date]`",
+        "America/New_York",
+    ):
         assert usage in text
 
 

@@ -18,9 +18,7 @@ def test_plans_survive_a_restart(start_api: Callable[..., ServiceProcess]) -> No
     api = start_api()
     response = httpx.put(
         f"{api.url}/internal/plans/d/2026-11-25",
-        json=plan_body(
-            text="persist me", charts=["https://c.example/1.png", "https://c.example/2.png"]
-        ),
+        json=plan_body(text="persist me", charts=["https://c.example/1.png", "https://c.example/2.png"]),
         headers=AUTH,
     )
     assert response.status_code == 201
@@ -28,9 +26,7 @@ def test_plans_survive_a_restart(start_api: Callable[..., ServiceProcess]) -> No
     assert "plan stored" in api.logs()
     assert INTERNAL_TOKEN not in api.logs()
     api.start()
-    body = httpx.get(
-        f"{api.url}/api/coach-plans/", params={"coach": "coach_d", "date": "2026-11-25"}
-    ).json()
+    body = httpx.get(f"{api.url}/api/coach-plans/", params={"coach": "coach_d", "date": "2026-11-25"}).json()
     assert body["plan"] == "persist me"
     assert body["charts"] == ["https://c.example/1.png", "https://c.example/2.png"]
     assert httpx.get(f"{api.url}/health").json()["plans_count"] == 1
@@ -44,7 +40,4 @@ def test_sigterm_exits_zero_and_access_log_has_status_and_duration(
     assert api.stop(signal.SIGTERM) in CLEAN_EXIT
     assert "Finished server process" in api.logs()
     lines = [line for line in api.logs().splitlines() if "coach_plans_api.access" in line]
-    assert any(
-        "GET /api/coach-plans/?coach=d&date=2026-11-25 404" in line and "ms" in line
-        for line in lines
-    )
+    assert any("GET /api/coach-plans/?coach=d&date=2026-11-25 404" in line and "ms" in line for line in lines)

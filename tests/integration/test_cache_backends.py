@@ -76,9 +76,7 @@ def test_redis_cache_ttl_generation_and_stale(shared: redis.Redis) -> None:
 
 
 def test_redis_down_degrades_to_misses() -> None:
-    down = redis.Redis.from_url(
-        "redis://127.0.0.1:1/0", socket_timeout=0.2, socket_connect_timeout=0.2
-    )
+    down = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.2, socket_connect_timeout=0.2)
     cache = RedisReadCache(down, ttl=10)
     assert cache.generation == -1
     cache.put("k", status=200, body=b"x", etag="e", generation=0)

@@ -92,9 +92,7 @@ def test_restore_refuses_a_database_with_plans(tmp_path: Path, sqlite_template: 
     assert refused.returncode == 1
     assert "--force" in refused.stderr
     assert cli(f"sqlite:///{source}", "restore", "--force", str(tmp_path / "b.db")).returncode == 0
-    assert (
-        cli(f"sqlite:///{source}", "backup", str(tmp_path / "b.db")).returncode == 1
-    )  # never overwrites
+    assert cli(f"sqlite:///{source}", "backup", str(tmp_path / "b.db")).returncode == 1  # never overwrites
     assert cli(f"sqlite:///{source}", "restore", str(tmp_path / "missing.db")).returncode == 1
 
 

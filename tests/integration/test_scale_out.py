@@ -62,8 +62,6 @@ def test_rate_limit_counts_across_instances(
     two = start_api(database_url, REDIS_URL=redis_url, RATE_LIMIT_PER_MINUTE="10")
     if time.time() % 60 > 55:  # stay inside one one-minute window
         time.sleep(61 - time.time() % 60)
-    statuses = [
-        httpx.get(f"{(one, two)[n % 2].url}/api/coach-plans/all").status_code for n in range(14)
-    ]
+    statuses = [httpx.get(f"{(one, two)[n % 2].url}/api/coach-plans/all").status_code for n in range(14)]
     # Ten in all, not ten per instance.
     assert statuses == [200] * 10 + [429] * 4

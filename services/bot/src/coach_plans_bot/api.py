@@ -98,9 +98,7 @@ def _error_for(response: httpx.Response) -> ApiError:
             detail += (
                 " ("
                 + "; ".join(
-                    f"{item.get('field')}: {item.get('message')}"
-                    for item in fields
-                    if isinstance(item, dict)
+                    f"{item.get('field')}: {item.get('message')}" for item in fields if isinstance(item, dict)
                 )
                 + ")"
             )
@@ -113,6 +111,12 @@ def _error_for(response: httpx.Response) -> ApiError:
     if status in (400, 413, 422):
         return ApiInvalid(status, code, detail)
     return ApiRejected(status, code, detail)
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiProtocolError(f"expected a JSON object, got {type(body).__name__}")
+    return body
 
 
 class PlansApi:
@@ -151,31 +155,21 @@ class PlansApi:
     # --- internal writes ---------------------------------------------------------------
     async def put_plan(self, *, coach: str, date: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create or replace the plan of a coach and date."""
-        result: dict[str, Any] = await self._request(
-            "PUT", f"/internal/plans/{coach}/{date}", internal=True, json=body
+        return _object(
+            await self._request("PUT", f"/internal/plans/{coach}/{date}", internal=True, json=body)
         )
-        return result
 
     async def patch_plan(self, plan_id: int, body: dict[str, Any]) -> dict[str, Any]:
         """Edit a plan by id."""
-        result: dict[str, Any] = await self._request(
-            "PATCH", f"/internal/plans/{plan_id}", internal=True, json=body
-        )
-        return result
+        return _object(await self._request("PATCH", f"/internal/plans/{plan_id}", internal=True, json=body))
 
     async def delete_plan(self, plan_id: int, body: dict[str, Any]) -> dict[str, Any]:
         """Delete a plan by id."""
-        result: dict[str, Any] = await self._request(
-            "DELETE", f"/internal/plans/{plan_id}", internal=True, json=body
-        )
-        return result
+        return _object(await self._request("DELETE", f"/internal/plans/{plan_id}", internal=True, json=body))
 
     async def clear_date(self, body: dict[str, Any]) -> dict[str, Any]:
         """Delete every plan of a date (admin)."""
-        result: dict[str, Any] = await self._request(
-            "POST", "/internal/plans/clear", internal=True, json=body
-        )
-        return result
+        return _object(await self._request("POST", "/internal/plans/clear", internal=True, json=body))
 
     async def heartbeat(self, *, bot_id: str, connected: bool, mock_mode: bool) -> None:
         """Tell the API the bot is alive, so `/health` reports `bot_connected`."""
@@ -236,9 +230,7 @@ class PlansApi:
 
     async def history(self, *, coach: str, days: int) -> list[PlanView]:
         """A coach's recent plans, newest first."""
-        body = await self._request(
-            "GET", "/api/coach-plans/history", params={"coach": coach, "days": days}
-        )
+        body = await self._request("GET", "/api/coach-plans/history", params={"coach": coach, "days": days})
         try:
             return [self._plan(item) for item in body["plans"]]
         except (KeyError, TypeError) as exc:

@@ -145,9 +145,7 @@ class CoachPlansBot(commands.Bot):
         await self.add_cog(admin.AdminCog(self))
         await self.add_cog(usage.HelpCog(self))
         self._core.start_background(connected=self.discord_connected, on_settled=self.announce)
-        log.info(
-            "bot set up: API %s, outbox %s", self.settings.api_base_url, self.settings.outbox_path
-        )
+        log.info("bot set up: API %s, outbox %s", self.settings.api_base_url, self.settings.outbox_path)
 
     def discord_connected(self) -> bool:
         """True while the gateway session is up."""
@@ -173,9 +171,7 @@ class CoachPlansBot(commands.Bot):
         except discord.HTTPException as exc:
             log.warning("could not announce outbox #%d: %s", entry.id, exc)
 
-    async def on_command_error(
-        self, ctx: commands.Context[Any], error: commands.CommandError
-    ) -> None:
+    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:
         """Answer framework errors (bad arguments, unknown checks) instead of crashing."""
         if isinstance(error, commands.CommandNotFound):
             return
@@ -223,9 +219,7 @@ class CoachPlansBot(commands.Bot):
                 except ReconnectWebSocket as exc:
                     # Discord asked for a new session: a hand-over, not a failure.
                     self.dispatch("disconnect")
-                    ws_params.update(
-                        sequence=self.ws.sequence, resume=exc.resume, session=self.ws.session_id
-                    )
+                    ws_params.update(sequence=self.ws.sequence, resume=exc.resume, session=self.ws.session_id)
                     if exc.resume:
                         ws_params["gateway"] = self.ws.gateway
 

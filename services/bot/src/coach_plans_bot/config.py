@@ -84,9 +84,7 @@ def parse_id_list(value: object) -> frozenset[int]:
 def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string of a YAML document."""
     if isinstance(value, str):
-        return _ENV_REFERENCE.sub(
-            lambda match: environ.get(match.group(1), match.group(2) or ""), value
-        )
+        return _ENV_REFERENCE.sub(lambda match: environ.get(match.group(1), match.group(2) or ""), value)
     if isinstance(value, list):
         return [expand_env(item, environ) for item in value]
     if isinstance(value, dict):
@@ -120,7 +118,7 @@ class _YamlSource(PydanticBaseSettingsSource):
         self._init_settings = init_settings
         self._env_settings = env_settings
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # pragma: no cover - __call__ does the work
 
     def __call__(self) -> dict[str, Any]:
@@ -140,7 +138,7 @@ class _YamlSource(PydanticBaseSettingsSource):
 class _CoachIdsSource(PydanticBaseSettingsSource):
     """Collect `COACH_<KEY>_ALLOWED_IDS` variables for any coach of the roster."""
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # pragma: no cover - __call__ does the work
 
     def __call__(self) -> dict[str, Any]:
@@ -180,8 +178,8 @@ class BotSettings(BaseSettings):
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files
-        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no secret dirs
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         assert isinstance(env_settings, EnvSettingsSource)
         return (
@@ -239,7 +237,11 @@ class BotSettings(BaseSettings):
         result: dict[str, frozenset[int]] = {}
         for coach, ids in value.items():
             key = str(coach).strip().lower()
-            result[key if key.startswith("coach_") else f"coach_{key}"] = parse_id_list(ids)
+            coach_id = key if key.startswith("coach_") else f"coach_{key}"
+            try:
+                result[coach_id] = parse_id_list(ids)
+            except ValueError as exc:
+                raise ValueError(f"{coach_id.upper()}_ALLOWED_IDS: {exc}") from exc
         return result
 
     @property
@@ -249,12 +251,7 @@ class BotSettings(BaseSettings):
 
 
 def _setting_name(loc: tuple[int | str, ...]) -> str:
-    if not loc:
-        return "settings"
-    field = str(loc[0])
-    if field == "coach_allowed_ids" and len(loc) > 1:
-        return f"{str(loc[1]).upper()}_ALLOWED_IDS"
-    return field.upper()
+    return str(loc[0]).upper() if loc else "settings"
 
 
 def load_settings(**overrides: Any) -> BotSettings:
@@ -265,5 +262,8 @@ def load_settings(**overrides: Any) -> BotSettings:
         problems = []
         for error in exc.errors():
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{_setting_name(error['loc'])}: {message}")
+            if re.match(r"^COACH_\w+_ALLOWED_IDS: ", message):
+                problems.append(message)  # already names the per-coach variable
+            else:
+                problems.append(f"{_setting_name(error['loc'])}: {message}")
         raise ConfigError(problems) from exc

@@ -169,9 +169,7 @@ class MockDiscordBot:
         self._log_outcome(entry, f"{found.coach} {day.isoformat()}")
         return entry
 
-    async def simulate_multiple_posts(
-        self, *, days: Sequence[dt.date] | None = None
-    ) -> list[OutboxEntry]:
+    async def simulate_multiple_posts(self, *, days: Sequence[dt.date] | None = None) -> list[OutboxEntry]:
         """One simulated plan per coach of the roster, for each day (default: today)."""
         entries = []
         for day in days or [self.core.today()]:

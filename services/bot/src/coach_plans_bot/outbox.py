@@ -279,9 +279,7 @@ class Outbox:
                 except ApiError as exc:
                     # The API answered outside its contract: retrying the same write would loop.
                     log.error("outbox: %s #%d failed: %s", entry.operation.value, entry.id, exc)
-                    await asyncio.to_thread(
-                        self.store.mark_rejected, entry.id, error=str(exc), status=0
-                    )
+                    await asyncio.to_thread(self.store.mark_rejected, entry.id, error=str(exc), status=0)
                 else:
                     log.info("outbox: %s #%d delivered", entry.operation.value, entry.id)
                     await asyncio.to_thread(self.store.mark_delivered, entry.id, result)
@@ -291,9 +289,11 @@ class Outbox:
         return settled
 
     async def run(self) -> None:
-        """Deliver in the background until cancelled."""
+        """Deliver in the background until cancelled; at start (a restart) try everything now."""
+        force = True
         while True:
-            await self.flush()
+            await self.flush(force=force)
+            force = False
             pending = await asyncio.to_thread(self.store.pending)
             delay = self._poll_seconds
             if pending:

@@ -170,13 +170,9 @@ def select_charts(attachments: Sequence[Attachment]) -> ChartSelection:
     warnings: list[str] = []
     for attachment in attachments:
         if not is_image(attachment):
-            warnings.append(
-                f"Skipped `{attachment.filename}`: not an image (PNG, JPG, GIF or WEBP only)."
-            )
+            warnings.append(f"Skipped `{attachment.filename}`: not an image (PNG, JPG, GIF or WEBP only).")
         elif len(charts) >= MAX_CHARTS:
-            warnings.append(
-                f"Skipped `{attachment.filename}`: at most {MAX_CHARTS} charts per plan."
-            )
+            warnings.append(f"Skipped `{attachment.filename}`: at most {MAX_CHARTS} charts per plan.")
         else:
             charts.append(attachment)
     return ChartSelection(charts=tuple(charts), warnings=tuple(warnings))

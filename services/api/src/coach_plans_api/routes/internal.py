@@ -37,7 +37,10 @@ _BY_ID = {"plan_id": "$response.body#/id"}
 # OpenAPI links: what a client (and the stateful fuzzer) can do next with a written plan.
 PLAN_LINKS = {
     "GetPlan": {"operationId": "get_plan_api_v1_plans__plan_id__get", "parameters": _BY_ID},
-    "GetRevisions": {"operationId": "get_revisions_api_v1_plans__plan_id__revisions_get", "parameters": _BY_ID},
+    "GetRevisions": {
+        "operationId": "get_revisions_api_v1_plans__plan_id__revisions_get",
+        "parameters": _BY_ID,
+    },
     "EditPlan": {"operationId": "patch_plan_internal_plans__plan_id__patch", "parameters": _BY_ID},
     "DeletePlan": {"operationId": "delete_plan_internal_plans__plan_id__delete", "parameters": _BY_ID},
 }

@@ -20,6 +20,10 @@ RECENT_PLANS = 25
 API_DOWN = "❌ The plan service is unreachable right now; try again in a minute."
 
 
+# `type: ignore[arg-type]` on hybrid_command: discord.py 2.7 binds the cog type variable of
+# `hybrid_command` differently from its `CommandCallback`, so mypy rejects every cog method.
+
+
 class BrowseCog(commands.Cog, name="Browse"):
     """List plans by date, by author, by coach."""
 
@@ -41,9 +45,7 @@ class BrowseCog(commands.Cog, name="Browse"):
         except ApiError as exc:
             await ctx.send(_read_failed(exc))
             return
-        await send_pages(
-            ctx, plan_listing(day_title("Plans for", day), plans, core.roster, "No plans yet.")
-        )
+        await send_pages(ctx, plan_listing(day_title("Plans for", day), plans, core.roster, "No plans yet."))
 
     @commands.hybrid_command(name="myplans")  # type: ignore[arg-type]
     @app_commands.describe(date="YYYY-MM-DD (default: your recent plans)")

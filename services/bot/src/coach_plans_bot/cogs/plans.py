@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# `type: ignore[arg-type]` on hybrid_command: discord.py 2.7 binds the cog type variable of
+# `hybrid_command` differently from its `CommandCallback`, so mypy rejects every cog method.
+
+
 class PlansCog(commands.Cog, name="Plans"):
     """Create, edit and delete plans."""
 

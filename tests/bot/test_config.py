@@ -1,0 +1,192 @@
+"""Settings: environment, YAML with ${VAR} expansion, one message per bad setting, exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coach_plans_bot.config import BotSettings, ConfigError, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_in_mock_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOCK_MODE", "true")
+
+    settings = load_settings()
+
+    assert settings.mock_mode
+    assert settings.discord_bot_token is None
+    assert settings.api_base_url == "http://localhost:5000"
+    assert settings.outbox_path == Path("./data/bot_outbox.db")
+    assert settings.plan_timezone == "America/New_York"
+    assert settings.heartbeat_seconds == 30.0
+    assert (settings.allowed_channel_ids, settings.admin_role_ids) == (frozenset(), frozenset())
+
+
+def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in {
+        "DISCORD_BOT_TOKEN": "abc.def",
+        "API_BASE_URL": "http://api:5000/",
+        "INTERNAL_API_TOKEN": "s3cret",
+        "PLAN_TIMEZONE": "Europe/London",
+        "LOG_LEVEL": "debug",
+        "LOG_FORMAT": "json",
+        "OUTBOX_PATH": str(tmp_path / "o.db"),
+        "ALLOWED_CHANNEL_IDS": "111, 222",
+        "ADMIN_ROLE_IDS": "333",
+        "COACH_D_ALLOWED_IDS": "444,555",
+        "coach_x_allowed_ids": "666",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    settings = load_settings()
+
+    assert settings.discord_bot_token is not None
+    assert settings.discord_bot_token.get_secret_value() == "abc.def"
+    assert settings.api_base_url == "http://api:5000"
+    assert settings.internal_api_token.get_secret_value() == "s3cret"
+    assert settings.timezone.key == "Europe/London"
+    assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
+    assert settings.outbox_path == tmp_path / "o.db"
+    assert settings.allowed_channel_ids == {111, 222}
+    assert settings.admin_role_ids == {333}
+    assert settings.coach_allowed_ids == {"coach_d": {444, 555}, "coach_x": {666}}
+    assert "s3cret" not in repr(settings)
+    assert "abc.def" not in repr(settings)
+
+
+def test_every_bad_setting_is_named_in_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_BASE_URL", "localhost:5000")
+    monkeypatch.setenv("PLAN_TIMEZONE", "Mars/Olympus")
+    monkeypatch.setenv("LOG_LEVEL", "loud")
+    monkeypatch.setenv("ALLOWED_CHANNEL_IDS", "12,general")
+    monkeypatch.setenv("COACH_D_ALLOWED_IDS", "dan")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+
+    message = str(caught.value)
+    assert message.startswith("Invalid bot configuration:")
+    for expected in (
+        "DISCORD_BOT_TOKEN: is required unless MOCK_MODE=true",
+        "API_BASE_URL: must be an http:// or https:// URL",
+        "PLAN_TIMEZONE: unknown time zone 'Mars/Olympus'",
+        "LOG_LEVEL: must be one of",
+        "ALLOWED_CHANNEL_IDS: 'general' is not a Discord id (digits only)",
+        "COACH_D_ALLOWED_IDS: 'dan' is not a Discord id",
+    ):
+        assert expected in message
+    assert len(caught.value.problems) == 6
+
+
+def test_blank_token_counts_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "  ")
+
+    with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN"):
+        load_settings()
+
+
+def test_yaml_file_with_env_expansion(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "bot.yaml"
+    config.write_text(
+        """
+discord:
+  token: ${TOKEN_FROM_VAULT}
+  allowed_channel_ids: [1, 2]
+  admin_role_ids: "3"
+  coach_allowed_ids:
+    d: "4,5"
+api:
+  base_url: http://${API_HOST_NAME:-fallback}:5000
+  internal_token: ${INTERNAL_SECRET}
+logging:
+  level: warning
+  format: json
+mock:
+  enabled: false
+bot:
+  outbox_path: /tmp/yaml-outbox.db
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CONFIG_FILE", str(config))
+    monkeypatch.setenv("TOKEN_FROM_VAULT", "yaml-token")
+    monkeypatch.setenv("INTERNAL_SECRET", "yaml-secret")
+    monkeypatch.setenv("LOG_FORMAT", "text")  # the environment wins over the file
+
+    settings = load_settings()
+
+    assert settings.discord_bot_token is not None
+    assert settings.discord_bot_token.get_secret_value() == "yaml-token"
+    assert settings.api_base_url == "http://fallback:5000"
+    assert settings.internal_api_token.get_secret_value() == "yaml-secret"
+    assert settings.allowed_channel_ids == {1, 2}
+    assert settings.admin_role_ids == {3}
+    assert settings.coach_allowed_ids == {"coach_d": {4, 5}}
+    assert (settings.log_level, settings.log_format) == ("WARNING", "text")
+    assert settings.outbox_path == Path("/tmp/yaml-outbox.db")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("discord: [1, 2]", "section 'discord' must be a mapping"),
+        ("- just\n- a list", "must contain a mapping of sections"),
+        ("discord: {token: [unclosed", "cannot read"),
+    ],
+)
+def test_bad_yaml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str, problem: str) -> None:
+    config = tmp_path / "bot.yaml"
+    config.write_text(content, encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(config_file=config, mock_mode=True)
+
+
+def test_missing_yaml_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="CONFIG_FILE: cannot read"):
+        load_settings(config_file=tmp_path / "nope.yaml", mock_mode=True)
+
+
+def test_coach_ids_must_be_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="COACH_ALLOWED_IDS: expected a mapping"):
+        load_settings(mock_mode=True, coach_allowed_ids="d=1")
+    assert BotSettings(mock_mode=True, coach_allowed_ids="").coach_allowed_ids == {}
+
+
+def run_bot(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DISCORD_BOT_TOKEN", "MOCK_MODE", "CONFIG_FILE")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "coach_plans_bot"],
+        env={**clean, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_missing_token_outside_mock_mode_exits_2_with_the_message() -> None:
+    result = run_bot({"MOCK_MODE": "false"})
+
+    assert result.returncode == 2
+    assert "Invalid bot configuration:" in result.stderr
+    assert "DISCORD_BOT_TOKEN: is required unless MOCK_MODE=true" in result.stderr
+
+
+def test_several_bad_settings_exit_2_naming_each() -> None:
+    result = run_bot({"MOCK_MODE": "true", "PLAN_TIMEZONE": "Nowhere/Town", "LOG_FORMAT": "xml"})
+
+    assert result.returncode == 2
+    assert "PLAN_TIMEZONE: unknown time zone" in result.stderr
+    assert "LOG_FORMAT:" in result.stderr

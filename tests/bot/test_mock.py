@@ -1,0 +1,166 @@
+"""Mock mode (SPEC 4.4): simulated posts through the same outbox and internal HTTP path."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from coach_plans_bot import __main__ as entry
+from coach_plans_bot.config import BotSettings
+from coach_plans_bot.mock import MockDataProvider, MockDiscordBot
+from coach_plans_bot.outbox import Status
+from coach_plans_bot.parsing import DEFAULT_ROSTER
+from tests.bot.conftest import NOW, TODAY, Sleeps, SwitchableTransport, eventually
+
+
+@pytest.fixture
+def mock_settings(bot_settings: BotSettings) -> BotSettings:
+    return bot_settings.model_copy(update={"mock_mode": True, "discord_bot_token": None})
+
+
+@pytest.fixture
+async def mock_bot(
+    mock_settings: BotSettings, api_transport: SwitchableTransport
+) -> AsyncIterator[MockDiscordBot]:
+    bot = MockDiscordBot(mock_settings, transport=api_transport, sleep=Sleeps(), now=lambda: NOW)
+    yield bot
+    await bot.close()
+
+
+async def today_plans(api: httpx.AsyncClient) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await api.get("/api/v1/plans", params={"date": TODAY})).json()["items"]
+    return items
+
+
+async def test_start_posts_one_realistic_plan_per_coach_for_today(
+    mock_bot: MockDiscordBot,
+    api_reader: httpx.AsyncClient,
+    api_transport: SwitchableTransport,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="coach_plans_bot"):
+        entries = await mock_bot.start()
+
+    assert [entry.status for entry in entries] == [Status.DELIVERED] * 4
+    plans = {plan["coach"]: plan for plan in await today_plans(api_reader)}
+    assert sorted(plans) == ["coach_d", "coach_i", "coach_n", "coach_s"]
+    assert "NVDA" in plans["coach_d"]["plan"]
+    assert [chart["url"] for chart in plans["coach_d"]["charts"]] == [
+        "https://cdn.example.com/charts/coach_d_1.png",
+        "https://cdn.example.com/charts/coach_d_2.png",
+    ]
+    assert "MOCK MODE" in caplog.text
+    # Same internal HTTP path as the Discord bot: PUT /internal/plans/{coach}/{date}.
+    assert ("PUT", f"/internal/plans/coach_d/{TODAY}") in api_transport.writes()
+
+    async def heartbeat_seen() -> bool:
+        return ("POST", "/internal/bot/heartbeat") in api_transport.requests
+
+    await eventually(heartbeat_seen)
+    health = (await api_reader.get("/health")).json()
+    assert health["bot_connected"] is True
+
+
+async def test_a_restarted_mock_bot_replaces_its_own_plans(
+    mock_settings: BotSettings,
+    api_transport: SwitchableTransport,
+    api_reader: httpx.AsyncClient,
+) -> None:
+    for _ in range(2):
+        async with MockDiscordBot(
+            mock_settings, transport=api_transport, sleep=Sleeps(), now=lambda: NOW
+        ) as bot:
+            entries = await bot.simulate_multiple_posts()
+            assert all(entry.status is Status.DELIVERED for entry in entries)
+
+    assert len(await today_plans(api_reader)) == 4
+
+
+async def test_simulated_posts_are_queued_while_the_api_is_down(
+    mock_bot: MockDiscordBot, api_transport: SwitchableTransport, api_reader: httpx.AsyncClient
+) -> None:
+    api_transport.down = True
+    await mock_bot.open()
+    entry = await mock_bot.simulate_plan_post("d", "NVDA above 950 (queued)")
+    assert entry.status is Status.PENDING
+
+    api_transport.down = False
+    await mock_bot.core.outbox.flush(force=True)
+
+    [plan] = await today_plans(api_reader)
+    assert plan["plan"] == "NVDA above 950 (queued)"
+
+
+async def test_simulate_multiple_posts_for_several_days(
+    mock_bot: MockDiscordBot, api_reader: httpx.AsyncClient
+) -> None:
+    await mock_bot.open()
+    days = [dt.date(2026, 11, 24), dt.date(2026, 11, 25)]
+    entries = await mock_bot.simulate_multiple_posts(days=days)
+
+    assert len(entries) == 8
+    response = await api_reader.get("/api/v1/plans", params={"from": "2026-11-24", "to": TODAY})
+    assert len(response.json()["items"]) == 8
+
+
+async def test_a_wrong_service_token_keeps_plans_queued_not_dropped(
+    mock_bot: MockDiscordBot, api_reader: httpx.AsyncClient
+) -> None:
+    await mock_bot.open()
+    entry = await mock_bot.simulate_plan_post(
+        "d", "x", charts=MockDataProvider().charts(DEFAULT_ROSTER[0], 1)
+    )
+    assert entry.status is Status.DELIVERED
+    mock_bot.core.api._auth = {"Authorization": "Bearer wrong"}
+
+    refused = await mock_bot.simulate_plan_post("i", "text")
+
+    assert refused.status is Status.PENDING
+    assert refused.last_error is not None
+    assert "401" in refused.last_error
+    assert len(await today_plans(api_reader)) == 1
+
+
+def test_mock_data_is_per_coach() -> None:
+    provider = MockDataProvider()
+    texts = {provider.plan_text(coach, NOW.date()) for coach in DEFAULT_ROSTER}
+
+    assert len(texts) == 4
+    assert all("NVDA" in text and TODAY in text for text in texts)
+    assert provider.chart_urls(DEFAULT_ROSTER[3], 1) == ["https://cdn.example.com/charts/coach_n_1.png"]
+
+
+async def test_mock_bot_needs_start_before_use(mock_settings: BotSettings) -> None:
+    bot = MockDiscordBot(mock_settings)
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = bot.core
+
+
+async def test_run_mock_until_stopped(
+    mock_settings: BotSettings,
+    api_transport: SwitchableTransport,
+    api_reader: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_init = MockDiscordBot.__init__
+
+    def init(self: MockDiscordBot, settings: BotSettings, **kwargs: Any) -> None:
+        real_init(self, settings, transport=api_transport, sleep=Sleeps(), now=lambda: NOW)
+
+    monkeypatch.setattr(MockDiscordBot, "__init__", init)
+    stop = asyncio.Event()
+    task = asyncio.create_task(entry.run_mock(mock_settings, stop))
+
+    async def four_plans() -> bool:
+        return len(await today_plans(api_reader)) == 4
+
+    await eventually(four_plans)
+    stop.set()
+
+    assert await task == 0

@@ -1,0 +1,81 @@
+"""The bot as a real process: mock mode against a real API process, signals, exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import INTERNAL_TOKEN, ServiceProcess
+
+pytestmark = pytest.mark.slow
+
+
+def bot_process(api_url: str, tmp_path: Path, **env: str) -> ServiceProcess:
+    clean = {
+        key: value for key, value in os.environ.items() if key not in ("DISCORD_BOT_TOKEN", "CONFIG_FILE")
+    }
+    return ServiceProcess(
+        [sys.executable, "-m", "coach_plans_bot"],
+        {
+            **clean,
+            "MOCK_MODE": "true",
+            "API_BASE_URL": api_url,
+            "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
+            "OUTBOX_PATH": str(tmp_path / "outbox.db"),
+            **env,
+        },
+        tmp_path / "bot.log",
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_mock_mode_end_to_end(
+    start_api: Callable[..., ServiceProcess], tmp_path: Path, stop_signal: int
+) -> None:
+    api = start_api()
+    bot = bot_process(api.url, tmp_path).start(wait_path=None)
+    try:
+
+        def four_plans_today() -> bool:
+            response = httpx.get(f"{api.url}/api/coach-plans/all", timeout=2)
+            return response.status_code == 200 and len(response.json()) == 4
+
+        wait_until(four_plans_today)
+        wait_until(lambda: httpx.get(f"{api.url}/health", timeout=2).json()["bot_connected"])
+        plan = httpx.get(f"{api.url}/api/coach-plans/", params={"coach": "d"}, timeout=2).json()
+        assert "NVDA" in plan["plan"]
+        assert plan["charts"][0] == "https://cdn.example.com/charts/coach_d_1.png"
+        assert bot.process is not None
+        assert bot.process.poll() is None
+    finally:
+        code = bot.stop(stop_signal)
+    assert code == 0, bot.logs()
+    assert "MOCK MODE" in bot.logs()
+    assert INTERNAL_TOKEN not in bot.logs()
+
+
+def test_mock_mode_with_the_api_down_queues_and_keeps_running(tmp_path: Path) -> None:
+    bot = bot_process("http://127.0.0.1:9", tmp_path).start(wait_path=None)
+    try:
+        wait_until(lambda: bot.logs().count("queued (outbox #") == 4)
+        assert bot.process is not None
+        assert bot.process.poll() is None
+    finally:
+        code = bot.stop(signal.SIGTERM)
+    assert code == 0, bot.logs()
