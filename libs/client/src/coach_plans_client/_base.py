@@ -8,8 +8,9 @@ import email.utils
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
@@ -25,7 +26,7 @@ from ._errors import (
     ServerError,
     TimeoutError,
 )
-from ._models import ModelError
+from ._models import ModelError, Plan
 
 logger = logging.getLogger("coach_plans_client")
 
@@ -33,6 +34,8 @@ T = TypeVar("T")
 
 DEFAULT_BASE_URL = "http://localhost:5000"
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_PLAN_TIMEZONE = "America/New_York"
+MAX_PAGE_SIZE = 200  # the API's upper bound for ``limit``
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 Params = Mapping[str, str | int | dt.date | None]
 CacheKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -53,6 +56,43 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
         return None
     now = now or dt.datetime.now(dt.UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def plan_zone(name: str) -> dt.tzinfo:
+    """The market time zone by IANA name; UTC (with a warning) when this machine lacks it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # Windows without the tzdata package has no IANA database; a wrong "today" near
+        # midnight beats refusing to start.
+        logger.warning("unknown time zone %r, using UTC for today's date", name)
+        return dt.UTC
+
+
+def as_date(value: str | dt.date) -> dt.date:
+    """A date from ``YYYY-MM-DD`` or a date/datetime; ValueError otherwise."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"not an ISO date (YYYY-MM-DD): {value!r}") from None
+
+
+def normalise_ticker(ticker: str) -> str:
+    """``$nvda`` -> ``NVDA`` (the API does the same; doing it here keeps cache keys stable)."""
+    symbol = ticker.strip().lstrip("$").upper()
+    if not symbol:
+        raise ValueError("ticker must not be empty")
+    return symbol
+
+
+def newest_first(plans: Iterable[Plan]) -> list[Plan]:
+    """Plans ordered by date then id, newest first, each plan once (pages may overlap)."""
+    unique = {plan.id: plan for plan in plans}
+    return sorted(unique.values(), key=lambda plan: (plan.date, plan.id), reverse=True)
 
 
 def _snippet(response: httpx.Response) -> str:
@@ -76,6 +116,7 @@ class BaseClient:
         max_cache_size: int,
         clock: Callable[[], float],
         has_http_client: bool,
+        plan_timezone: str = DEFAULT_PLAN_TIMEZONE,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
@@ -97,6 +138,31 @@ class BaseClient:
         )
         self._counter_lock = threading.Lock()
         self.requests_sent = 0
+        self.plan_timezone = plan_zone(plan_timezone)
+
+    def today(self) -> dt.date:
+        """Today in the market time zone (``plan_timezone``), like the API's "today"."""
+        return dt.datetime.now(self.plan_timezone).date()
+
+    def _ticker_window(
+        self, ticker: str, days: int, as_of: str | dt.date | None, page_size: int
+    ) -> tuple[str, dt.date, dt.date]:
+        """(symbol, first day, last day) of a ticker search; ValueError on bad arguments."""
+        if days < 1:
+            raise ValueError(f"days must be >= 1, got {days}")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        last = self.today() if as_of is None else as_date(as_of)
+        return normalise_ticker(ticker), last - dt.timedelta(days=days - 1), last
+
+    @staticmethod
+    def _check_cursor(cursor: str, seen: set[str], url: str) -> None:
+        # A server handing back a cursor it already gave would page forever.
+        if cursor in seen:
+            raise InvalidResponseError(
+                f"pagination does not advance: cursor {cursor!r} repeated", method="GET", url=url
+            )
+        seen.add(cursor)
 
     # -- request preparation -------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from ._base import BaseClient, CacheKey, Params
+from ._base import DEFAULT_PLAN_TIMEZONE, MAX_PAGE_SIZE, BaseClient, CacheKey, Params, newest_first
 from ._mock import MOCK_BASE_URL, mock_transport
 from ._models import Coach, CoachPlan, Health, ModelError, Plan, PlanPage, Revision
 
@@ -54,6 +54,7 @@ def _plans_params(
     date_from: DateLike | None,
     date_to: DateLike | None,
     author: str | None,
+    ticker: str | None,
     limit: int | None,
     cursor: str | None,
 ) -> Params:
@@ -63,6 +64,7 @@ def _plans_params(
         "from": date_from,
         "to": date_to,
         "author": author,
+        "ticker": ticker,
         "limit": limit,
         "cursor": cursor,
     }
@@ -90,6 +92,7 @@ class CoachPlansClient(BaseClient):
         max_cache_size: int = 100,
         headers: dict[str, str] | None = None,
         mock_mode: bool = False,
+        plan_timezone: str = DEFAULT_PLAN_TIMEZONE,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -110,6 +113,7 @@ class CoachPlansClient(BaseClient):
             max_cache_size=max_cache_size,
             clock=clock,
             has_http_client=http_client is not None,
+            plan_timezone=plan_timezone,
         )
         self._http = http_client or httpx.Client()
         self._headers = {"Accept": "application/json", **(headers or {})}
@@ -202,6 +206,7 @@ class CoachPlansClient(BaseClient):
         date_from: DateLike | None = None,
         date_to: DateLike | None = None,
         author: str | None = None,
+        ticker: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> PlanPage:
@@ -212,10 +217,38 @@ class CoachPlansClient(BaseClient):
             date_from=date_from,
             date_to=date_to,
             author=author,
+            ticker=ticker,
             limit=limit,
             cursor=cursor,
         )
         return self._get("/api/v1/plans", params, PlanPage.from_json)
+
+    def fetch_plans_for_ticker(
+        self,
+        ticker: str,
+        days: int = 30,
+        *,
+        as_of: DateLike | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> list[Plan]:
+        """Every plan mentioning ``ticker`` in the ``days`` days up to today, newest first.
+
+        "Today" is ``as_of`` if given, else today in ``plan_timezone``; ``days=1`` is that
+        day alone. All pages are fetched (``page_size`` plans per request).
+        """
+        symbol, first, last = self._ticker_window(ticker, days, as_of, page_size)
+        plans: list[Plan] = []
+        seen: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = self.list_plans(
+                ticker=symbol, date_from=first, date_to=last, limit=page_size, cursor=cursor
+            )
+            plans.extend(page.items)
+            if not page.next_cursor:
+                return newest_first(plans)
+            self._check_cursor(page.next_cursor, seen, self._url("/api/v1/plans"))
+            cursor = page.next_cursor
 
     def get_plan_by_id(self, plan_id: int) -> Plan:
         """One plan by id; NotFoundError for unknown or deleted plans."""
@@ -251,6 +284,7 @@ class AsyncCoachPlansClient(BaseClient):
         max_cache_size: int = 100,
         headers: dict[str, str] | None = None,
         mock_mode: bool = False,
+        plan_timezone: str = DEFAULT_PLAN_TIMEZONE,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -271,6 +305,7 @@ class AsyncCoachPlansClient(BaseClient):
             max_cache_size=max_cache_size,
             clock=clock,
             has_http_client=http_client is not None,
+            plan_timezone=plan_timezone,
         )
         self._http = http_client or httpx.AsyncClient()
         self._headers = {"Accept": "application/json", **(headers or {})}
@@ -361,6 +396,7 @@ class AsyncCoachPlansClient(BaseClient):
         date_from: DateLike | None = None,
         date_to: DateLike | None = None,
         author: str | None = None,
+        ticker: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> PlanPage:
@@ -371,10 +407,38 @@ class AsyncCoachPlansClient(BaseClient):
             date_from=date_from,
             date_to=date_to,
             author=author,
+            ticker=ticker,
             limit=limit,
             cursor=cursor,
         )
         return await self._get("/api/v1/plans", params, PlanPage.from_json)
+
+    async def fetch_plans_for_ticker(
+        self,
+        ticker: str,
+        days: int = 30,
+        *,
+        as_of: DateLike | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> list[Plan]:
+        """Every plan mentioning ``ticker`` in the ``days`` days up to today, newest first.
+
+        "Today" is ``as_of`` if given, else today in ``plan_timezone``; ``days=1`` is that
+        day alone. All pages are fetched (``page_size`` plans per request).
+        """
+        symbol, first, last = self._ticker_window(ticker, days, as_of, page_size)
+        plans: list[Plan] = []
+        seen: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = await self.list_plans(
+                ticker=symbol, date_from=first, date_to=last, limit=page_size, cursor=cursor
+            )
+            plans.extend(page.items)
+            if not page.next_cursor:
+                return newest_first(plans)
+            self._check_cursor(page.next_cursor, seen, self._url("/api/v1/plans"))
+            cursor = page.next_cursor
 
     async def get_plan_by_id(self, plan_id: int) -> Plan:
         """One plan by id; NotFoundError for unknown or deleted plans."""

@@ -98,6 +98,14 @@ def _list(data: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
+def _str_tuple(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """A list of strings; absent or null (older servers) is empty."""
+    values = _list(data, key) if data.get(key) is not None else []
+    if not all(isinstance(value, str) for value in values):
+        raise ModelError(f"{key!r}: expected a list of strings, got {values!r}")
+    return tuple(values)
+
+
 @dataclass(frozen=True, slots=True)
 class Chart:
     """A chart image attached to a plan, in the order it was posted."""
@@ -134,6 +142,7 @@ class CoachPlan:
     edited: bool = False
     edited_at: dt.datetime | None = None
     channel: str | None = None
+    tickers: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -156,6 +165,7 @@ class CoachPlan:
             edited=_bool(obj, "edited"),
             edited_at=_opt_datetime(obj, "edited_at"),
             channel=_opt_str(obj, "channel"),
+            tickers=_str_tuple(obj, "tickers"),
             raw=dict(obj),
         )
 
@@ -185,6 +195,8 @@ class Plan:
     edited_at: dt.datetime | None = None
     edited: bool = False
     deleted_at: dt.datetime | None = None
+    tickers: tuple[str, ...] = ()
+    """Symbols the API tagged in the plan text (``("NVDA", "AMD")``); empty from older servers."""
 
     @classmethod
     def from_json(cls, data: Any) -> Plan:
@@ -205,6 +217,7 @@ class Plan:
             edited_at=_opt_datetime(obj, "edited_at"),
             edited=_bool(obj, "edited"),
             deleted_at=_opt_datetime(obj, "deleted_at"),
+            tickers=_str_tuple(obj, "tickers"),
         )
 
 

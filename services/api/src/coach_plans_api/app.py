@@ -19,11 +19,12 @@ from coach_plans_api.cache import Cache, ReadCache, RedisReadCache
 from coach_plans_api.config import Settings, load_settings
 from coach_plans_api.db import Database
 from coach_plans_api.errors import install_handlers
+from coach_plans_api.events import EventBroker
 from coach_plans_api.middleware import RateLimiter, RedisRateLimiter, RequestMiddleware
 from coach_plans_api.observability import Metrics
 from coach_plans_api.routes import internal, legacy, ops, v1
 from coach_plans_api.routes.deps import AppState
-from coach_plans_api.schemas import ErrorOut
+from coach_plans_api.schemas import ErrorOut, PlanEvent
 from coach_plans_api.service import PlanService
 
 log = logging.getLogger("coach_plans_api")
@@ -48,7 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     else:
         cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
         limiter = RateLimiter(settings.rate_limit_per_minute)
-    service = PlanService(db=db, settings=settings, on_write=cache.invalidate)
+    events = EventBroker(settings.redis_url)
+
+    def on_change(changes: list[PlanEvent]) -> None:
+        cache.invalidate()
+        events.publish(changes)
+
+    service = PlanService(db=db, settings=settings, on_change=on_change)
 
     def plans_count() -> float:
         try:
@@ -67,7 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.sqlalchemy_url.render_as_string(hide_password=True),
             settings.mock_mode,
         )
+        await events.start()
         yield
+        await events.stop()
         db.dispose()
         if shared is not None:
             shared.close()
@@ -85,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             503: {"model": ErrorOut, "description": "The database is unavailable"},
         },
     )
-    app.state.core = AppState(settings=settings, service=service, cache=cache, metrics=metrics)
+    app.state.core = AppState(settings=settings, service=service, cache=cache, metrics=metrics, events=events)
     install_handlers(app)
     for router in (legacy.router, v1.router, internal.router, ops.router):
         app.include_router(router)

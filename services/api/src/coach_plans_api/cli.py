@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import FrameType
 
 from coach_plans_api import maintenance, migrate
 from coach_plans_api.config import ConfigError, Settings, load_settings
@@ -19,14 +20,23 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
     from coach_plans_api.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Event streams never end on their own; close them so in-flight requests can drain.
+            app.state.core.events.close_streams()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
     )
+    Server(config).run()
     return 0
 
 

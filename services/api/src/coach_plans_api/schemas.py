@@ -234,3 +234,14 @@ class MetricsOut(BaseModel):
     cache_hit_rate: float
     average_response_time_ms: float
     uptime_seconds: float
+
+
+class PlanEvent(BaseModel):
+    """One change, as announced on `/api/v1/events`; `id` is the revision id (ordered)."""
+
+    type: Literal["plan.created", "plan.updated", "plan.deleted"]
+    id: int
+    plan_id: int
+    coach: str
+    date: dt.date
+    at: dt.datetime

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -37,6 +37,7 @@ from coach_plans_api.schemas import (
     HeartbeatIn,
     LegacyPlanOut,
     PlanDelete,
+    PlanEvent,
     PlanOut,
     PlanPage,
     PlanPatch,
@@ -46,6 +47,11 @@ from coach_plans_api.schemas import (
 from coach_plans_api.tickers import extract_tickers
 
 log = logging.getLogger("coach_plans_api.plans")
+EVENT_TYPES: dict[str, Literal["plan.created", "plan.updated", "plan.deleted"]] = {
+    "create": "plan.created",
+    "edit": "plan.updated",
+    "delete": "plan.deleted",
+}
 _COACH = re.compile(r"^(?:coach[_ -]?)?([a-z0-9]+)$")
 MAX_HISTORY_DAYS = 366
 
@@ -68,12 +74,12 @@ class PlanService:
         *,
         db: Database,
         settings: Settings,
-        on_write: Callable[[], None] = lambda: None,
+        on_change: Callable[[list[PlanEvent]], None] = lambda _events: None,
         now: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self.db = db
         self.settings = settings
-        self._on_write = on_write
+        self._on_change = on_change
         self._now = now
 
     # --- parsing --------------------------------------------------------------------------
@@ -218,7 +224,7 @@ class PlanService:
                     ),
                 )
                 action = "create"
-            self._revise(
+            event = self._revise(
                 session,
                 plan,
                 action=action,
@@ -227,7 +233,7 @@ class PlanService:
                 digest=digest,
             )
             result = WriteResult(self.plan_out(plan), created=action == "create")
-        self._stored(result.plan, action)
+        self._stored(result.plan, [event])
         return result
 
     def patch_plan(self, plan_id: int, body: PlanPatch) -> PlanOut:
@@ -239,7 +245,7 @@ class PlanService:
                 return self.plan_out(plan)
             ensure_may_change(plan, body.actor)
             self._edit(plan, text=body.plan_text, charts=body.charts)
-            self._revise(
+            event = self._revise(
                 session,
                 plan,
                 action="edit",
@@ -248,7 +254,7 @@ class PlanService:
                 digest=digest,
             )
             out = self.plan_out(plan)
-        self._stored(out, "edit")
+        self._stored(out, [event])
         return out
 
     def delete_plan(self, plan_id: int, body: PlanDelete) -> PlanOut:
@@ -261,9 +267,9 @@ class PlanService:
                     return self.plan_out(plan)
             plan = self._live_by_id(session, plan_id)
             ensure_may_change(plan, body.actor)
-            self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
+            event = self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
             out = self.plan_out(plan)
-        self._stored(out, "delete")
+        self._stored(out, [event])
         return out
 
     def clear(self, body: ClearIn) -> ClearOut:
@@ -272,13 +278,16 @@ class PlanService:
         if not body.actor.is_admin:
             raise Forbidden("only an admin may clear a day's plans")
         digest = payload_hash("delete", None, None)
+        events: list[PlanEvent] = []
         with self._write() as session:
             done = {p.id for p in repo.plans_deleted_by_message(session, body.message_id) if p.date == date}
             for plan in repo.live_plans_on(session, date):
-                self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
+                events.append(
+                    self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
+                )
                 done.add(plan.id)
-        if done:
-            self._on_write()
+        if events:
+            self._on_change(events)
         log.info("plans cleared date=%s count=%d by=%s", date, len(done), body.actor.user_id)
         return ClearOut(date=date, deleted=len(done), plan_ids=sorted(done))
 
@@ -327,9 +336,11 @@ class PlanService:
             repo.replace_charts(plan, chart_rows(charts))
         plan.edited_at = self._now()
 
-    def _delete(self, session: Session, plan: Plan, *, actor: Actor, message_id: str, digest: str) -> None:
+    def _delete(
+        self, session: Session, plan: Plan, *, actor: Actor, message_id: str, digest: str
+    ) -> PlanEvent:
         plan.deleted_at = self._now()
-        self._revise(session, plan, action="delete", actor=actor, message_id=message_id, digest=digest)
+        return self._revise(session, plan, action="delete", actor=actor, message_id=message_id, digest=digest)
 
     def _revise(
         self,
@@ -340,31 +351,38 @@ class PlanService:
         actor: Actor,
         message_id: str,
         digest: str,
-    ) -> None:
-        """Record the write in history; a create or edit also re-tags the plan's tickers."""
+    ) -> PlanEvent:
+        """Record the write in history (a create or edit also re-tags tickers); its event."""
         session.flush()
         if action != "delete":
             repo.replace_tickers(session, plan, extract_tickers(plan.plan_text, self.settings.watchlist))
-        repo.add_revision(
-            session,
-            Revision(
-                plan_id=plan.id,
-                action=action,
-                plan_text=plan.plan_text,
-                charts_json=json.dumps([chart_out(c).model_dump() for c in plan.charts]),
-                editor=actor.display_name,
-                editor_id=actor.user_id,
-                message_id=message_id,
-                payload_hash=digest,
-                created_at=self._now(),
-            ),
+        revision = Revision(
+            plan_id=plan.id,
+            action=action,
+            plan_text=plan.plan_text,
+            charts_json=json.dumps([chart_out(c).model_dump() for c in plan.charts]),
+            editor=actor.display_name,
+            editor_id=actor.user_id,
+            message_id=message_id,
+            payload_hash=digest,
+            created_at=self._now(),
+        )
+        repo.add_revision(session, revision)
+        return PlanEvent(
+            type=EVENT_TYPES[action],
+            id=revision.id,
+            plan_id=plan.id,
+            coach=plan.coach_name,
+            date=plan.date,
+            at=revision.created_at,
         )
 
-    def _stored(self, plan: PlanOut, action: str) -> None:
-        self._on_write()
+    def _stored(self, plan: PlanOut, events: list[PlanEvent]) -> None:
+        """After commit: drop cached reads, announce the change, log one line."""
+        self._on_change(events)
         log.info(
             "plan %s id=%d coach=%s date=%s length=%d charts=%d author_id=%s",
-            {"create": "stored", "edit": "edited", "delete": "deleted"}[action],
+            {"plan.created": "stored", "plan.updated": "edited", "plan.deleted": "deleted"}[events[0].type],
             plan.id,
             plan.coach,
             plan.date,

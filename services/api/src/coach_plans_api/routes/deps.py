@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from coach_plans_api.cache import Cache, CachedResponse
 from coach_plans_api.config import Settings
 from coach_plans_api.errors import StorageUnavailable, Unauthorized
+from coach_plans_api.events import EventBroker
 from coach_plans_api.observability import Metrics
 from coach_plans_api.service import PlanService
 
@@ -29,6 +30,7 @@ class AppState:
     service: PlanService
     cache: Cache
     metrics: Metrics
+    events: EventBroker
 
 
 def get_state(request: Request) -> AppState:

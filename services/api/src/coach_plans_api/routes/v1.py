@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
 from coach_plans_api.routes.legacy import BAD_INPUT
 from coach_plans_api.schemas import CoachesOut, ErrorOut, PlanOut, PlanPage, RevisionsOut
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
+KEEPALIVE_SECONDS = 15.0
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such plan"}}
 PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Snowflake = Annotated[str | None, Query(pattern=r"^[0-9]{1,20}$")]
@@ -77,6 +81,33 @@ async def get_revisions(request: Request, state: StateDep, service: ServiceDep, 
         return RevisionsOut(plan_id=plan_id, revisions=service.revisions(plan_id)).model_dump_json().encode()
 
     return await cached_json(request, state, f"revisions:{plan_id}", produce)
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    summary="Live plan events (Server-Sent Events): plan.created, plan.updated, plan.deleted",
+)
+async def plan_events(state: StateDep) -> StreamingResponse:
+    async def stream() -> AsyncIterator[bytes]:
+        with state.events.subscription() as queue:
+            yield b"retry: 3000\n: connected\n\n"
+            while True:  # ends when the client goes: Starlette cancels the stream
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                if event is None:
+                    return
+                yield f"id: {event.id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n".encode()
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/coaches", response_model=CoachesOut, summary="The coach roster")

@@ -1,0 +1,103 @@
+"""Server-Sent Events: subscribers see creates, edits and deletes in order, across instances."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body, require_service
+
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+ACTOR = {"user_id": "1001", "display_name": "Dan"}
+
+
+class Subscriber:
+    """Reads `/api/v1/events` in a thread; `connected` is set once the stream is open."""
+
+    def __init__(self, url: str) -> None:
+        self.events: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue()
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread.start()
+        assert self.connected.wait(10), "the event stream did not open"
+
+    def _run(self, url: str) -> None:
+        try:
+            self._read(url)
+        except httpx.HTTPError as exc:  # the server stops at the end of the test
+            self.error = exc
+
+    def _read(self, url: str) -> None:
+        with httpx.stream("GET", f"{url}/api/v1/events", timeout=httpx.Timeout(30, read=60)) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            fields: dict[str, str] = {}
+            for line in response.iter_lines():
+                if line.startswith(": connected"):
+                    self.connected.set()
+                elif line == "":
+                    if "data" in fields:
+                        self.events.put((fields["id"], fields["event"], json.loads(fields["data"])))
+                    fields = {}
+                elif ":" in line and not line.startswith(":"):
+                    key, _, value = line.partition(":")
+                    fields[key] = value.strip()
+                if self._stop.is_set():
+                    return
+
+    def take(self, count: int) -> list[tuple[str, str, dict[str, Any]]]:
+        taken = [self.events.get(timeout=10) for _ in range(count)]
+        assert self.error is None, self.error
+        return taken
+
+
+def test_subscriber_sees_create_update_delete_in_order(start_api: Callable[..., ServiceProcess]) -> None:
+    api = start_api()
+    subscriber = Subscriber(api.url)
+    with httpx.Client(base_url=api.url, headers=AUTH) as client:
+        plan = client.put("/internal/plans/d/2026-11-25", json=plan_body(text="v1", message_id="1")).json()
+        client.put("/internal/plans/d/2026-11-25", json=plan_body(text="v2", message_id="2"))
+        client.patch(f"/internal/plans/{plan['id']}", json={"plan_text": "v3", "actor": ACTOR, "message_id": "3"})
+        client.request("DELETE", f"/internal/plans/{plan['id']}", json={"actor": ACTOR, "message_id": "4"})
+    received = subscriber.take(4)
+    assert [kind for _, kind, _ in received] == ["plan.created", "plan.updated", "plan.updated", "plan.deleted"]
+    ids = [int(event_id) for event_id, _, _ in received]
+    assert ids == sorted(ids)
+    assert {(d["plan_id"], d["coach"], d["date"]) for _, _, d in received} == {(plan["id"], "coach_d", "2026-11-25")}
+    assert subscriber.events.empty()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    require_service("Redis", "127.0.0.1", 6379)
+    url = "redis://127.0.0.1:6379/12"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.mark.redis
+def test_write_on_one_instance_reaches_subscriber_on_the_other(
+    start_api: Callable[..., ServiceProcess], redis_url: str, tmp_path: Any
+) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    one = start_api(database, REDIS_URL=redis_url)
+    two = start_api(database, REDIS_URL=redis_url)
+    on_two = Subscriber(two.url)
+    on_one = Subscriber(one.url)
+    created = httpx.put(f"{one.url}/internal/plans/i/2026-11-25", json=plan_body(text="x"), headers=AUTH).json()
+    for subscriber in (on_two, on_one):
+        (_, kind, data) = subscriber.take(1)[0]
+        assert (kind, data["plan_id"]) == ("plan.created", created["id"])
+    assert on_two.events.empty()
+    assert on_one.events.empty()

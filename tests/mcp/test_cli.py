@@ -1,0 +1,87 @@
+"""coach-plans-mcp's command line and the messages agents get for API failures."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+from mcp.server.mcpserver import MCPServer
+
+from coach_plans_client import RateLimitError, ServerError, TimeoutError
+from coach_plans_client.mcp_server import build_parser, create_server, explain, main
+
+URL = "http://plans.test:5000"
+
+
+def test_defaults_come_from_the_environment() -> None:
+    args = build_parser({"COACH_PLANS_API_URL": URL, "PLAN_TIMEZONE": "Europe/London"}).parse_args([])
+    assert (args.transport, args.api_url, args.timezone) == ("stdio", URL, "Europe/London")
+    args = build_parser({}).parse_args(["--transport", "streamable-http", "--api-url", "http://x:1"])
+    assert (args.transport, args.api_url, args.timezone) == (
+        "streamable-http",
+        "http://x:1",
+        "America/New_York",
+    )
+    assert build_parser({}).parse_args([]).api_url == "http://localhost:5000"
+
+
+def test_an_unknown_transport_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--transport", "sse"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'sse'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """Record MCPServer.run calls instead of serving."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def run(self: MCPServer[Any], transport: str = "stdio", **kwargs: Any) -> None:
+        calls.append((transport, kwargs))
+
+    monkeypatch.setattr(MCPServer, "run", run)
+    return calls
+
+
+def test_main_serves_the_chosen_transport(runs: list[tuple[str, dict[str, Any]]]) -> None:
+    assert main(["--api-url", URL]) == 0
+    assert main(["--transport", "streamable-http", "--host", "0.0.0.0", "--port", "8123"]) == 0
+    assert runs == [
+        ("stdio", {}),
+        ("streamable-http", {"host": "0.0.0.0", "port": 8123, "streamable_http_path": "/mcp"}),
+    ]
+
+
+def test_ctrl_c_exits_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(self: MCPServer[Any], transport: str = "stdio", **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MCPServer, "run", interrupted)
+    assert main([]) == 130
+
+
+def test_without_the_mcp_extra_it_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "mcp.server.mcpserver", None)  # as if not installed
+    assert main([]) == 2
+    assert "pip install 'coach-plans-client[mcp]'" in capsys.readouterr().err
+    with pytest.raises(ImportError, match="optional 'mcp' extra"):
+        create_server(URL)
+
+
+def test_explain_names_the_failure() -> None:
+    timeout = TimeoutError("timed out: ReadTimeout()", method="GET", url=URL)
+    assert explain(timeout, URL).startswith(
+        f"The Coach Plans API at {URL} is unreachable (it did not answer in time)."
+    )
+    limited = RateLimitError("HTTP 429 rate_limited", retry_after=12.0, status_code=429)
+    assert explain(limited, URL) == f"The Coach Plans API at {URL} is rate limiting requests. Retry in 12 s."
+    unlimited = RateLimitError("HTTP 429", status_code=429)
+    assert explain(unlimited, URL) == f"The Coach Plans API at {URL} is rate limiting requests."
+    failed = ServerError("HTTP 503 storage_unavailable: database down", status_code=503)
+    assert explain(failed, URL) == (
+        f"The Coach Plans API at {URL} failed: HTTP 503 storage_unavailable: database down"
+    )
