@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 PYTHON ?= python3
 COVERAGE_MIN := 90
 
-.PHONY: help install run test lint format bench clean
+.PHONY: help install browser run test lint format bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ install: $(UV) ## install Python and every dependency into .venv (uv sync)
 run: install ## migrate, then start the API (port 5000) and the bot in mock mode on SQLite
 	./scripts/run-dev.sh
 
-test: install ## run the whole test suite with coverage per package
+test: install browser ## run the whole test suite with coverage per package
 	rm -f .coverage .coverage.*
 	$(UV) run pytest --cov --cov-report= $(PYTEST_ARGS)
 	$(UV) run coverage combine --quiet 2>/dev/null || true
@@ -30,6 +30,11 @@ test: install ## run the whole test suite with coverage per package
 		echo "== coverage of coach_plans_$$pkg (minimum $(COVERAGE_MIN) %)"; \
 		$(UV) run coverage report --include="*/coach_plans_$$pkg/*" --fail-under=$(COVERAGE_MIN) || exit 1; \
 	done
+
+browser: ## Debian's Chromium for the dashboard's browser test (needs root or sudo)
+	@command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: install ## ruff, formatting, mypy --strict and a dependency audit
 	$(UV) run ruff check .

@@ -74,6 +74,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "rate_limit_per_minute": 0,
         "log_file": None,
         "redis_url": None,
+        "chart_archiver": False,
         **overrides,
     }
     return Settings(**values)

@@ -65,13 +65,22 @@ def test_subscriber_sees_create_update_delete_in_order(start_api: Callable[..., 
     with httpx.Client(base_url=api.url, headers=AUTH) as client:
         plan = client.put("/internal/plans/d/2026-11-25", json=plan_body(text="v1", message_id="1")).json()
         client.put("/internal/plans/d/2026-11-25", json=plan_body(text="v2", message_id="2"))
-        client.patch(f"/internal/plans/{plan['id']}", json={"plan_text": "v3", "actor": ACTOR, "message_id": "3"})
+        client.patch(
+            f"/internal/plans/{plan['id']}", json={"plan_text": "v3", "actor": ACTOR, "message_id": "3"}
+        )
         client.request("DELETE", f"/internal/plans/{plan['id']}", json={"actor": ACTOR, "message_id": "4"})
     received = subscriber.take(4)
-    assert [kind for _, kind, _ in received] == ["plan.created", "plan.updated", "plan.updated", "plan.deleted"]
+    assert [kind for _, kind, _ in received] == [
+        "plan.created",
+        "plan.updated",
+        "plan.updated",
+        "plan.deleted",
+    ]
     ids = [int(event_id) for event_id, _, _ in received]
     assert ids == sorted(ids)
-    assert {(d["plan_id"], d["coach"], d["date"]) for _, _, d in received} == {(plan["id"], "coach_d", "2026-11-25")}
+    assert {(d["plan_id"], d["coach"], d["date"]) for _, _, d in received} == {
+        (plan["id"], "coach_d", "2026-11-25")
+    }
     assert subscriber.events.empty()
 
 
@@ -95,7 +104,9 @@ def test_write_on_one_instance_reaches_subscriber_on_the_other(
     two = start_api(database, REDIS_URL=redis_url)
     on_two = Subscriber(two.url)
     on_one = Subscriber(one.url)
-    created = httpx.put(f"{one.url}/internal/plans/i/2026-11-25", json=plan_body(text="x"), headers=AUTH).json()
+    created = httpx.put(
+        f"{one.url}/internal/plans/i/2026-11-25", json=plan_body(text="x"), headers=AUTH
+    ).json()
     for subscriber in (on_two, on_one):
         (_, kind, data) = subscriber.take(1)[0]
         assert (kind, data["plan_id"]) == ("plan.created", created["id"])

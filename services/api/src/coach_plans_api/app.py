@@ -7,6 +7,7 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,13 +17,14 @@ from sqlalchemy.exc import DBAPIError
 from coach_plans_api import __version__
 from coach_plans_api import repository as repo
 from coach_plans_api.cache import Cache, ReadCache, RedisReadCache
+from coach_plans_api.charts import ChartArchiver, ChartStore
 from coach_plans_api.config import Settings, load_settings
 from coach_plans_api.db import Database
 from coach_plans_api.errors import install_handlers
 from coach_plans_api.events import EventBroker
 from coach_plans_api.middleware import RateLimiter, RedisRateLimiter, RequestMiddleware
 from coach_plans_api.observability import Metrics
-from coach_plans_api.routes import internal, legacy, ops, v1
+from coach_plans_api.routes import charts, dashboard, internal, legacy, ops, v1
 from coach_plans_api.routes.deps import AppState
 from coach_plans_api.schemas import ErrorOut, PlanEvent
 from coach_plans_api.service import PlanService
@@ -50,10 +52,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
         limiter = RateLimiter(settings.rate_limit_per_minute)
     events = EventBroker(settings.redis_url)
+    store = ChartStore(settings.chart_store_dir)
+    archiver = ChartArchiver(
+        db=db,
+        store=store,
+        settings=settings,
+        http=httpx.Client(follow_redirects=True, headers={"User-Agent": f"coach-plans/{__version__}"}),
+        on_archived=cache.invalidate,
+    )
 
     def on_change(changes: list[PlanEvent]) -> None:
         cache.invalidate()
         events.publish(changes)
+        archiver.wake()
 
     service = PlanService(db=db, settings=settings, on_change=on_change)
 
@@ -75,7 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.mock_mode,
         )
         await events.start()
+        if settings.chart_archiver:
+            archiver.start()
         yield
+        archiver.stop()
+        archiver.http.close()
         await events.stop()
         db.dispose()
         if shared is not None:
@@ -94,9 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             503: {"model": ErrorOut, "description": "The database is unavailable"},
         },
     )
-    app.state.core = AppState(settings=settings, service=service, cache=cache, metrics=metrics, events=events)
+    app.state.core = AppState(
+        settings=settings, service=service, cache=cache, metrics=metrics, events=events, charts=store
+    )
     install_handlers(app)
-    for router in (legacy.router, v1.router, internal.router, ops.router):
+    for router in (legacy.router, v1.router, internal.router, charts.router, ops.router, dashboard.router):
         app.include_router(router)
     app.mount(ops.ASSETS_URL, StaticFiles(directory=ops.DOCS_ASSETS), name="docs-assets")
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

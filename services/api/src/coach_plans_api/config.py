@@ -35,6 +35,14 @@ YAML_KEYS: dict[str, dict[str, str]] = {
         "coaches": "coaches",
     },
     "database": {"path": "database_path", "url": "database_url"},
+    "charts": {
+        "store_dir": "chart_store_dir",
+        "max_bytes": "chart_max_bytes",
+        "allowed_hosts": "chart_allowed_hosts",
+        "max_attempts": "chart_max_attempts",
+        "fetch_timeout": "chart_fetch_timeout",
+        "public_base_url": "public_base_url",
+    },
     "logging": {"level": "log_level", "file": "log_file", "format": "log_format"},
     "cache": {"ttl_seconds": "cache_ttl_seconds", "max_size": "max_cache_size"},
     "mock": {"enabled": "mock_mode"},
@@ -115,6 +123,13 @@ class Settings(BaseSettings):
     cors_origins: str = ""
     redis_url: str | None = None
     ticker_watchlist: str = DEFAULT_WATCHLIST
+    public_base_url: str | None = None
+    chart_store_dir: Path = Path("./data/charts")
+    chart_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    chart_allowed_hosts: str = "cdn.discordapp.com,media.discordapp.net"
+    chart_max_attempts: int = Field(6, ge=1)
+    chart_fetch_timeout: float = Field(10, gt=0)
+    chart_archiver: bool = True
 
     @classmethod
     def settings_customise_sources(
@@ -198,6 +213,18 @@ class Settings(BaseSettings):
             key, _, name = entry.partition(":")
             roster[key.strip()] = name.strip() or f"Coach {key.strip().upper()}"
         return roster
+
+    @cached_property
+    def chart_base_url(self) -> str:
+        """Where clients reach this API; archived charts' stable URLs start with it."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = "localhost" if self.api_host in ("0.0.0.0", "::") else self.api_host
+        return f"http://{host}:{self.api_port}"
+
+    @cached_property
+    def chart_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.chart_allowed_hosts.split(",") if h.strip())
 
     @cached_property
     def watchlist(self) -> frozenset[str]:

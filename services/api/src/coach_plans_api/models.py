@@ -104,8 +104,15 @@ class Chart(Base):
     content_type: Mapped[str | None] = mapped_column(String(100))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
+    # Discord's signed attachment URLs expire: each chart is copied into the chart store.
+    archive_status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    archive_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    archive_error: Mapped[str | None] = mapped_column(Text)
+    archive_next_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     plan: Mapped[Plan] = relationship(back_populates="charts")
+
+    __table_args__ = (Index("ix_plan_charts_archive_status", "archive_status"),)
 
 
 class PlanTicker(Base):

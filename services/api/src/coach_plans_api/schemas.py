@@ -130,11 +130,14 @@ class HeartbeatIn(Strict):
 
 # --- responses ------------------------------------------------------------------------------
 class ChartOut(BaseModel):
-    url: str
+    url: str = Field(description="the archived copy's stable URL once archived, else the original")
     order: int
     filename: str | None
     content_type: str | None
     size_bytes: int | None
+    original_url: str | None = None
+    sha256: str | None = None
+    archive_status: Literal["pending", "archived", "failed", "skipped"] = "pending"
 
 
 class PlanOut(BaseModel):

@@ -117,11 +117,14 @@ class PlanService:
                     f"no plan for {coach} on {date}",
                     extra={"plan": f"No plan available for {coach} on {date}", "charts": []},
                 )
-            return legacy_out(plan)
+            return legacy_out(plan, self.settings.chart_base_url)
 
     def legacy_all(self, date: dt.date) -> dict[str, LegacyPlanOut]:
         with self._read() as session:
-            return {p.coach_name: legacy_out(p) for p in repo.live_plans_on(session, date)}
+            return {
+                p.coach_name: legacy_out(p, self.settings.chart_base_url)
+                for p in repo.live_plans_on(session, date)
+            }
 
     def plan(self, plan_id: int) -> PlanOut:
         with self._read() as session:
@@ -310,7 +313,7 @@ class PlanService:
             coach_display_name=self.settings.roster.get(key, plan.coach_name),
             date=plan.date,
             plan=plan.plan_text,
-            charts=[chart_out(c) for c in plan.charts],
+            charts=[chart_out(c, self.settings.chart_base_url) for c in plan.charts],
             author=plan.author,
             author_id=plan.author_id,
             channel=plan.channel,
@@ -360,7 +363,9 @@ class PlanService:
             plan_id=plan.id,
             action=action,
             plan_text=plan.plan_text,
-            charts_json=json.dumps([chart_out(c).model_dump() for c in plan.charts]),
+            charts_json=json.dumps(
+                [chart_out(c, self.settings.chart_base_url).model_dump() for c in plan.charts]
+            ),
             editor=actor.display_name,
             editor_id=actor.user_id,
             message_id=message_id,
@@ -432,20 +437,29 @@ def chart_rows(charts: Sequence[ChartIn]) -> list[Chart]:
     ]
 
 
-def chart_out(chart: Chart) -> ChartOut:
+def chart_out(chart: Chart, base_url: str = "") -> ChartOut:
+    archived = chart.archive_status == "archived" and chart.sha256 is not None
     return ChartOut(
-        url=chart.chart_url,
+        url=stable_chart_url(base_url, chart.sha256, chart.content_type) if archived else chart.chart_url,
         order=chart.chart_order,
         filename=chart.filename,
         content_type=chart.content_type,
         size_bytes=chart.size_bytes,
+        original_url=chart.chart_url,
+        sha256=chart.sha256,
+        archive_status=chart.archive_status,
     )
 
 
-def legacy_out(plan: Plan) -> LegacyPlanOut:
+def stable_chart_url(base_url: str, sha256: str | None, content_type: str | None) -> str:
+    extension = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+    return f"{base_url}/charts/{sha256}.{extension.get(content_type or '', 'bin')}"
+
+
+def legacy_out(plan: Plan, base_url: str) -> LegacyPlanOut:
     return LegacyPlanOut(
         plan=plan.plan_text,
-        charts=[c.chart_url for c in plan.charts],
+        charts=[chart_out(c, base_url).url for c in plan.charts],
         author=plan.author,
         timestamp=plan.created_at,
         id=plan.id,

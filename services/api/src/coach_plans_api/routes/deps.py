@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from coach_plans_api.cache import Cache, CachedResponse
+from coach_plans_api.charts import ChartStore
 from coach_plans_api.config import Settings
 from coach_plans_api.errors import StorageUnavailable, Unauthorized
 from coach_plans_api.events import EventBroker
@@ -31,6 +32,7 @@ class AppState:
     cache: Cache
     metrics: Metrics
     events: EventBroker
+    charts: ChartStore
 
 
 def get_state(request: Request) -> AppState:

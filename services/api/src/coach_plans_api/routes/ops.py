@@ -8,7 +8,7 @@ import fastapi_offline
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from coach_plans_api import __version__
 from coach_plans_api.routes.deps import StateDep
@@ -71,8 +71,3 @@ async def redoc() -> HTMLResponse:
         redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
         with_google_fonts=False,
     )
-
-
-@router.get("/", include_in_schema=False)
-async def root() -> RedirectResponse:
-    return RedirectResponse("/docs")

@@ -1,0 +1,233 @@
+"""Chart archival against a local HTTP server standing in for Discord's CDN."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from coach_plans_api.app import create_app
+from coach_plans_api.charts import ChartArchiver
+from tests.conftest import INTERNAL_TOKEN, ServiceProcess, make_settings, plan_body
+
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+def png(width: int = 2, height: int = 2) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+class CDN:
+    """Serves fixed bodies by path; `/expiring.png` fails `fail_first` times before it works."""
+
+    def __init__(self) -> None:
+        self.files = {
+            "/a.png": png(),
+            "/same-bytes.png": png(),
+            "/big.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 5000,
+            "/renamed.png": b"#!/bin/sh\necho this is a script, not an image\n",
+            "/expiring.png": png(3, 3),
+        }
+        self.fail_first = 2
+        self.requests: list[str] = []
+        cdn = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                cdn.requests.append(self.path)
+                if self.path == "/expiring.png" and cdn.fail_first > 0:
+                    cdn.fail_first -= 1
+                    self.send_error(403, "signature expired")
+                    return
+                body = cdn.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def cdn() -> Iterator[CDN]:
+    server = CDN()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    settings = make_settings(
+        database_url,
+        chart_store_dir=tmp_path / "charts",
+        chart_max_bytes=4096,
+        chart_allowed_hosts="127.0.0.1",
+        chart_max_attempts=4,
+        public_base_url="http://plans.example",
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def archiver_of(client: TestClient, clock: Clock) -> ChartArchiver:
+    state = client.app.state.core  # type: ignore[attr-defined]
+    return ChartArchiver(
+        db=state.service.db,
+        store=state.charts,
+        settings=state.settings,
+        http=httpx.Client(),
+        on_archived=state.cache.invalidate,
+        now=clock,
+    )
+
+
+def charts_of(client: TestClient, date: str = "2026-11-25") -> list[dict[str, object]]:
+    plan = client.get("/api/v1/plans", params={"date": date}).json()["items"][0]
+    return list(plan["charts"])
+
+
+def test_archival_dedupe_limits_and_stable_urls(client: TestClient, cdn: CDN, tmp_path: Path) -> None:
+    urls = [f"{cdn.url}/{name}" for name in ("a.png", "same-bytes.png", "big.png", "renamed.png")]
+    client.put("/internal/plans/d/2026-11-25", json=plan_body(charts=urls), headers=AUTH)
+    before = charts_of(client)
+    assert [c["url"] for c in before] == urls  # the plan is stored and served before any download
+    assert {c["archive_status"] for c in before} == {"pending"}
+
+    archiver = archiver_of(client, Clock())
+    assert archiver.run_once() == 4
+    charts = charts_of(client)
+    assert [c["archive_status"] for c in charts] == ["archived", "archived", "failed", "failed"]
+    a, same, big, _renamed = charts
+    assert a["sha256"] == same["sha256"]
+    assert a["url"] == same["url"] == f"http://plans.example/charts/{a['sha256']}.png"
+    assert a["original_url"] == urls[0]
+    assert (a["content_type"], a["size_bytes"]) == ("image/png", len(png()))
+    assert len(list((tmp_path / "charts").rglob("*"))) == 2  # one directory, one file: stored once
+    assert big["url"] == urls[2]
+    legacy = client.get("/api/coach-plans/?coach=d&date=2026-11-25").json()["charts"]
+    assert legacy == [a["url"], same["url"], urls[2], urls[3]]
+
+    served = client.get(f"/charts/{a['sha256']}.png")
+    assert served.status_code == 200
+    assert served.content == png()
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+    again = client.get(f"/charts/{a['sha256']}.png", headers={"If-None-Match": served.headers["etag"]})
+    assert again.status_code == 304
+    assert client.get(f"/charts/{'0' * 64}.png").status_code == 404
+    assert client.get("/charts/../../etc/passwd").status_code == 404
+    assert client.get("/charts/not-a-hash.png").status_code == 422
+
+
+def test_rejection_reasons_are_reported(client: TestClient, cdn: CDN) -> None:
+    client.put(
+        "/internal/plans/d/2026-11-25",
+        headers=AUTH,
+        json=plan_body(charts=[f"{cdn.url}/big.png", f"{cdn.url}/renamed.png"]),
+    )
+    archiver_of(client, Clock()).run_once()
+    state = client.app.state.core  # type: ignore[attr-defined]
+    from coach_plans_api.models import Chart
+
+    with state.service.db.read() as session:
+        errors = [c.archive_error for c in session.query(Chart).order_by(Chart.id)]
+    assert "limit" in errors[0]
+    assert "not a PNG, JPEG, GIF or WEBP image" in errors[1]
+
+
+def test_expired_link_is_retried_with_backoff(client: TestClient, cdn: CDN) -> None:
+    client.put(
+        "/internal/plans/d/2026-11-25", json=plan_body(charts=[f"{cdn.url}/expiring.png"]), headers=AUTH
+    )
+    clock = Clock()
+    archiver = archiver_of(client, clock)
+    assert archiver.run_once() == 1
+    assert charts_of(client)[0]["archive_status"] == "pending"
+    assert archiver.run_once() == 0  # not due yet
+    clock.now += dt.timedelta(seconds=31)
+    assert archiver.run_once() == 1  # second failure: next try in 60 s
+    clock.now += dt.timedelta(seconds=31)
+    assert archiver.run_once() == 0
+    clock.now += dt.timedelta(seconds=30)
+    assert archiver.run_once() == 1
+    assert charts_of(client)[0]["archive_status"] == "archived"
+    assert cdn.requests == ["/expiring.png"] * 3
+
+
+def test_link_that_never_comes_back_fails_after_max_attempts(client: TestClient, cdn: CDN) -> None:
+    cdn.fail_first = 100
+    client.put(
+        "/internal/plans/d/2026-11-25", json=plan_body(charts=[f"{cdn.url}/expiring.png"]), headers=AUTH
+    )
+    clock = Clock()
+    archiver = archiver_of(client, clock)
+    for _ in range(4):
+        archiver.run_once()
+        clock.now += dt.timedelta(hours=1)
+    assert charts_of(client)[0]["archive_status"] == "failed"
+    assert archiver.run_once() == 0
+    assert len(cdn.requests) == 4
+
+
+def test_hosts_outside_the_allowlist_are_not_fetched(client: TestClient, cdn: CDN) -> None:
+    client.put(
+        "/internal/plans/d/2026-11-25", json=plan_body(charts=["http://10.0.0.1/secret.png"]), headers=AUTH
+    )
+    archiver_of(client, Clock()).run_once()
+    chart = charts_of(client)[0]
+    assert (chart["archive_status"], chart["url"]) == ("skipped", "http://10.0.0.1/secret.png")
+    assert cdn.requests == []
+
+
+def test_the_running_service_archives_by_itself(
+    start_api: Callable[..., ServiceProcess], cdn: CDN, tmp_path: Path
+) -> None:
+    api = start_api(CHART_ALLOWED_HOSTS="127.0.0.1", CHART_STORE_DIR=str(tmp_path / "store"))
+    response = httpx.put(
+        f"{api.url}/internal/plans/d/2026-11-25", json=plan_body(charts=[f"{cdn.url}/a.png"]), headers=AUTH
+    )
+    assert response.status_code == 201
+    for _ in range(100):
+        chart = httpx.get(f"{api.url}/api/v1/plans/{response.json()['id']}").json()["charts"][0]
+        if chart["archive_status"] != "pending":
+            break
+        threading.Event().wait(0.05)
+    assert chart["archive_status"] == "archived"
+    assert chart["url"] == f"http://127.0.0.1:{api.port}/charts/{chart['sha256']}.png"
+    assert httpx.get(chart["url"]).content == png()
