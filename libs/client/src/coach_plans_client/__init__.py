@@ -15,7 +15,7 @@ from ._errors import (
 )
 from ._legacy import DiscordWebhookClient
 from ._mock import mock_plan, mock_transport
-from ._models import Chart, Coach, CoachPlan, Health, Plan, PlanPage, Revision
+from ._models import Chart, Coach, CoachPlan, Health, Plan, PlanEvent, PlanPage, Revision
 from ._webhook import build_summary_embed
 
 __version__ = "2.0.0"
@@ -36,6 +36,7 @@ __all__ = [
     "InvalidResponseError",
     "NotFoundError",
     "Plan",
+    "PlanEvent",
     "PlanPage",
     "RateLimitError",
     "Revision",

@@ -132,9 +132,7 @@ class BaseClient:
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
         self._cache: TTLCache[Any] | None = (
-            None
-            if cache_ttl is None
-            else TTLCache(ttl=cache_ttl, max_size=max_cache_size, clock=clock)
+            None if cache_ttl is None else TTLCache(ttl=cache_ttl, max_size=max_cache_size, clock=clock)
         )
         self._counter_lock = threading.Lock()
         self.requests_sent = 0
@@ -215,19 +213,14 @@ class BaseClient:
 
     def _retry_delay_for_exception(self, exc: httpx.HTTPError, attempt: int) -> float | None:
         # Only errors where the request surely never reached the server are retried.
-        if (
-            isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-            and attempt < self.max_retries
-        ):
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and attempt < self.max_retries:
             return self._backoff(attempt)
         return None
 
     # -- outcomes ------------------------------------------------------------------------------
 
     @staticmethod
-    def _translate(
-        exc: httpx.HTTPError | httpx.InvalidURL, method: str, url: str
-    ) -> CoachPlansError:
+    def _translate(exc: httpx.HTTPError | httpx.InvalidURL, method: str, url: str) -> CoachPlansError:
         if isinstance(exc, httpx.TimeoutException):
             return TimeoutError(f"timed out: {exc!r}", method=method, url=url)
         if isinstance(exc, httpx.TransportError | httpx.InvalidURL):
@@ -245,9 +238,7 @@ class BaseClient:
         if isinstance(body, Mapping):
             error = body.get("error") if isinstance(body.get("error"), str) else None
             detail = str(body.get("detail") or body.get("plan") or detail)
-        message = (
-            f"HTTP {status}" + (f" {error}" if error else "") + (f": {detail}" if detail else "")
-        )
+        message = f"HTTP {status}" + (f" {error}" if error else "") + (f": {detail}" if detail else "")
         kwargs: dict[str, Any] = {
             "status_code": status,
             "error": error,

@@ -69,9 +69,7 @@ class TTLCache(Generic[V]):
         with self._lock:
             return self._entries.get(key)
 
-    def set(
-        self, key: Hashable, value: V, *, ttl: float | None = None, etag: str | None = None
-    ) -> None:
+    def set(self, key: Hashable, value: V, *, ttl: float | None = None, etag: str | None = None) -> None:
         """Store ``value`` for ``ttl`` seconds (default: the cache's TTL)."""
         lifetime = self.ttl if ttl is None else ttl
         with self._lock:

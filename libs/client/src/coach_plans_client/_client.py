@@ -5,15 +5,26 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 
 from ._base import DEFAULT_PLAN_TIMEZONE, MAX_PAGE_SIZE, BaseClient, CacheKey, Params, newest_first
+from ._errors import InvalidResponseError
 from ._mock import MOCK_BASE_URL, mock_transport
-from ._models import Coach, CoachPlan, Health, ModelError, Plan, PlanPage, Revision
+from ._models import (
+    Coach,
+    CoachPlan,
+    EventStreamParser,
+    Health,
+    ModelError,
+    Plan,
+    PlanEvent,
+    PlanPage,
+    Revision,
+)
 
 __all__ = ["AsyncCoachPlansClient", "CoachPlansClient"]
 
@@ -266,6 +277,26 @@ class CoachPlansClient(BaseClient):
         """The service's health; an unhealthy service (503) is reported, not raised."""
         return self._get("/health", None, Health.from_json, use_cache=False, accept={200, 503})
 
+    def events(self) -> Iterator[PlanEvent]:
+        """Plan changes as they happen (Server-Sent Events), until the caller stops iterating."""
+        url = self._url("/api/v1/events")
+        parser = EventStreamParser()
+        try:
+            with self._http.stream(
+                "GET", url, headers={"Accept": "text/event-stream"}, timeout=httpx.Timeout(10, read=None)
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise self._error_from_response(response, "GET", url)
+                for line in response.iter_lines():
+                    event = parser.feed(line)
+                    if event is not None:
+                        yield event
+        except httpx.HTTPError as exc:
+            raise self._translate(exc, "GET", url) from exc
+        except ValueError as exc:  # malformed JSON or an event of the wrong shape
+            raise InvalidResponseError(f"unusable event: {exc}", method="GET", url=url) from exc
+
 
 class AsyncCoachPlansClient(BaseClient):
     """Asynchronous twin of :class:`CoachPlansClient` (same arguments, awaitable methods)."""
@@ -376,9 +407,7 @@ class AsyncCoachPlansClient(BaseClient):
 
     async def get_plan(self, coach: str, date: DateLike | None = None) -> CoachPlan:
         """A coach's plan for a date (default: today on the server); NotFoundError if none."""
-        return await self._get(
-            "/api/coach-plans/", {"coach": coach, "date": date}, CoachPlan.from_json
-        )
+        return await self._get("/api/coach-plans/", {"coach": coach, "date": date}, CoachPlan.from_json)
 
     async def get_all_plans(self, date: DateLike | None = None) -> dict[str, CoachPlan]:
         """Every coach's plan for a date, keyed ``coach_d``...; coaches without one are absent."""
@@ -454,6 +483,24 @@ class AsyncCoachPlansClient(BaseClient):
 
     async def health(self) -> Health:
         """The service's health; an unhealthy service (503) is reported, not raised."""
-        return await self._get(
-            "/health", None, Health.from_json, use_cache=False, accept={200, 503}
-        )
+        return await self._get("/health", None, Health.from_json, use_cache=False, accept={200, 503})
+
+    async def events(self) -> AsyncIterator[PlanEvent]:
+        """Plan changes as they happen (Server-Sent Events), until the caller stops iterating."""
+        url = self._url("/api/v1/events")
+        parser = EventStreamParser()
+        try:
+            async with self._http.stream(
+                "GET", url, headers={"Accept": "text/event-stream"}, timeout=httpx.Timeout(10, read=None)
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise self._error_from_response(response, "GET", url)
+                async for line in response.aiter_lines():
+                    event = parser.feed(line)
+                    if event is not None:
+                        yield event
+        except httpx.HTTPError as exc:
+            raise self._translate(exc, "GET", url) from exc
+        except ValueError as exc:  # malformed JSON or an event of the wrong shape
+            raise InvalidResponseError(f"unusable event: {exc}", method="GET", url=url) from exc

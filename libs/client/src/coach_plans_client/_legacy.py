@@ -87,9 +87,7 @@ class DiscordWebhookClient:
         self.miss_ttl = min(miss_ttl, cache_ttl)
         self.max_cache_size = max_cache_size
         self.mock_mode = mock_mode
-        self._cache: TTLCache[PlanDict] = TTLCache(
-            ttl=cache_ttl, max_size=max_cache_size, clock=clock
-        )
+        self._cache: TTLCache[PlanDict] = TTLCache(ttl=cache_ttl, max_size=max_cache_size, clock=clock)
         self._owns_http_client = http_client is None
         if mock_mode and http_client is None:
             http_client = httpx.Client(transport=mock_transport())
@@ -245,15 +243,11 @@ class DiscordWebhookClient:
             result[f"{coach}_charts"] = list(plans[coach].get("charts") or [])
         return result
 
-    def _fetch_all_from(
-        self, client: CoachPlansClient, coaches: list[str], day: str
-    ) -> dict[str, PlanDict]:
+    def _fetch_all_from(self, client: CoachPlansClient, coaches: list[str], day: str) -> dict[str, PlanDict]:
         """One ``/all`` request for the coaches not in the cache."""
         started = time.perf_counter()
         try:
-            served = {
-                normalise_coach(coach): plan for coach, plan in client.get_all_plans(day).items()
-            }
+            served = {normalise_coach(coach): plan for coach, plan in client.get_all_plans(day).items()}
         except Exception as exc:  # never raise: see fetch_coach_plan
             error = self._failed("all coaches", day, exc, "all-plans fetch")["error"]
             failures = {coach: no_plan(coach, day, error) for coach in coaches}
@@ -329,8 +323,7 @@ class DiscordWebhookClient:
             "cache_hit_rate": hits / lookups if lookups else 0.0,
             "cache_size": len(self._cache),
             "max_cache_size": self.max_cache_size,
-            "api_calls": sum(client.requests_sent for client in self._clients.values())
-            + webhook_calls,
+            "api_calls": sum(client.requests_sent for client in self._clients.values()) + webhook_calls,
             "errors": errors,
             "not_found": not_found,
             "mock_mode": self.mock_mode,

@@ -46,9 +46,7 @@ def _normalise(coach: str) -> str:
 def mock_plan(coach: str, date: str) -> dict[str, Any]:
     """A realistic legacy-shaped plan for ``coach`` on ``date`` (same input, same plan)."""
     coach = _normalise(coach)
-    name, template = _TEMPLATES.get(
-        coach, (coach.replace("_", " ").title(), _TEMPLATES["coach_d"][1])
-    )
+    name, template = _TEMPLATES.get(coach, (coach.replace("_", " ").title(), _TEMPLATES["coach_d"][1]))
     plan_id = zlib.crc32(f"{coach}:{date}".encode()) % 1_000_000
     return {
         "plan": f"[MOCK] {template.format(date=date)}",

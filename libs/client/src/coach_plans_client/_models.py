@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -313,3 +314,45 @@ class Health:
             uptime_seconds=_opt_float(obj, "uptime_seconds"),
             version=_opt_str(obj, "version"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEvent:
+    """A change announced on ``/api/v1/events``; ``id`` is the revision id (increasing)."""
+
+    type: Literal["plan.created", "plan.updated", "plan.deleted"]
+    id: int
+    plan_id: int
+    coach: str
+    date: dt.date
+    at: dt.datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> PlanEvent:
+        obj = _mapping(data, "event")
+        kind = _str(obj, "type")
+        if kind not in ("plan.created", "plan.updated", "plan.deleted"):
+            raise ModelError(f"'type': unknown event type {kind!r}")
+        return cls(
+            type=kind,  # type: ignore[arg-type]  # checked just above
+            id=_int(obj, "id"),
+            plan_id=_int(obj, "plan_id"),
+            coach=_str(obj, "coach"),
+            date=_date(obj, "date"),
+            at=_opt_datetime(obj, "at"),
+        )
+
+
+class EventStreamParser:
+    """Turns Server-Sent Events lines into :class:`PlanEvent` objects (comments are skipped)."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> PlanEvent | None:
+        if line == "":
+            data, self._data = "\n".join(self._data), []
+            return PlanEvent.from_json(json.loads(data)) if data else None
+        if line.startswith("data:"):
+            self._data.append(line[5:].removeprefix(" "))
+        return None
