@@ -26,6 +26,9 @@ def test_defaults_in_mock_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.plan_timezone == "America/New_York"
     assert settings.heartbeat_seconds == 30.0
     assert (settings.allowed_channel_ids, settings.admin_role_ids) == (frozenset(), frozenset())
+    assert settings.outbox_retry_max_seconds == 300.0
+    assert settings.catchup_limit == 500
+    assert settings.mock_days == 1
 
 
 def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -41,6 +44,9 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         "ADMIN_ROLE_IDS": "333",
         "COACH_D_ALLOWED_IDS": "444,555",
         "coach_x_allowed_ids": "666",
+        "OUTBOX_RETRY_MAX_SECONDS": "0.5",
+        "CATCHUP_LIMIT": "0",
+        "MOCK_DAYS": "7",
     }.items():
         monkeypatch.setenv(name, value)
 
@@ -56,6 +62,7 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert settings.allowed_channel_ids == {111, 222}
     assert settings.admin_role_ids == {333}
     assert settings.coach_allowed_ids == {"coach_d": {444, 555}, "coach_x": {666}}
+    assert (settings.outbox_retry_max_seconds, settings.catchup_limit, settings.mock_days) == (0.5, 0, 7)
     assert "s3cret" not in repr(settings)
     assert "abc.def" not in repr(settings)
 
@@ -66,6 +73,8 @@ def test_every_bad_setting_is_named_in_one_message(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("LOG_LEVEL", "loud")
     monkeypatch.setenv("ALLOWED_CHANNEL_IDS", "12,general")
     monkeypatch.setenv("COACH_D_ALLOWED_IDS", "dan")
+    monkeypatch.setenv("CATCHUP_LIMIT", "-1")
+    monkeypatch.setenv("OUTBOX_RETRY_MAX_SECONDS", "0")
 
     with pytest.raises(ConfigError) as caught:
         load_settings()
@@ -79,9 +88,11 @@ def test_every_bad_setting_is_named_in_one_message(monkeypatch: pytest.MonkeyPat
         "LOG_LEVEL: must be one of",
         "ALLOWED_CHANNEL_IDS: 'general' is not a Discord id (digits only)",
         "COACH_D_ALLOWED_IDS: 'dan' is not a Discord id",
+        "CATCHUP_LIMIT: Input should be greater than or equal to 0",
+        "OUTBOX_RETRY_MAX_SECONDS: Input should be greater than 0",
     ):
         assert expected in message
-    assert len(caught.value.problems) == 6
+    assert len(caught.value.problems) == 8
 
 
 def test_blank_token_counts_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,8 +120,11 @@ logging:
   format: json
 mock:
   enabled: false
+  days: 3
 bot:
   outbox_path: /tmp/yaml-outbox.db
+  outbox_retry_max_seconds: 60
+  catchup_limit: 100
 """,
         encoding="utf-8",
     )
@@ -130,6 +144,7 @@ bot:
     assert settings.coach_allowed_ids == {"coach_d": {4, 5}}
     assert (settings.log_level, settings.log_format) == ("WARNING", "text")
     assert settings.outbox_path == Path("/tmp/yaml-outbox.db")
+    assert (settings.outbox_retry_max_seconds, settings.catchup_limit, settings.mock_days) == (60, 100, 3)
 
 
 @pytest.mark.parametrize(

@@ -67,19 +67,26 @@ async def test_start_posts_one_realistic_plan_per_coach_for_today(
     assert health["bot_connected"] is True
 
 
-async def test_a_restarted_mock_bot_replaces_its_own_plans(
+async def test_a_restarted_mock_bot_stores_nothing_twice(
     mock_settings: BotSettings,
     api_transport: SwitchableTransport,
     api_reader: httpx.AsyncClient,
 ) -> None:
+    # MOCK_DAYS=2: today and yesterday; each (coach, day) is one simulated message with a stable id.
+    settings = mock_settings.model_copy(update={"mock_days": 2})
     for _ in range(2):
-        async with MockDiscordBot(
-            mock_settings, transport=api_transport, sleep=Sleeps(), now=lambda: NOW
-        ) as bot:
-            entries = await bot.simulate_multiple_posts()
+        async with MockDiscordBot(settings, transport=api_transport, sleep=Sleeps(), now=lambda: NOW) as bot:
+            entries = await bot.start()
+            assert len(entries) == 8
             assert all(entry.status is Status.DELIVERED for entry in entries)
 
-    assert len(await today_plans(api_reader)) == 4
+    response = await api_reader.get("/api/v1/plans", params={"from": "2026-11-24", "to": TODAY})
+    plans = response.json()["items"]
+    assert sorted({plan["date"] for plan in plans}) == ["2026-11-24", TODAY]
+    assert len(plans) == 8
+    for plan in plans:
+        revisions = (await api_reader.get(f"/api/v1/plans/{plan['id']}/revisions")).json()["revisions"]
+        assert len(revisions) == 1  # the second start re-posted the same messages: no-ops
 
 
 async def test_simulated_posts_are_queued_while_the_api_is_down(

@@ -135,7 +135,7 @@ class CoachPlansBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Open the HTTP client and the outbox, load the cogs, start delivery and heartbeat."""
-        from coach_plans_bot.cogs import admin, browse, plans, usage
+        from coach_plans_bot.cogs import admin, browse, catchup, plans, usage
 
         self._core = await BotCore.open(
             self.settings, transport=self._transport, sleep=self._sleep, now=self._now
@@ -144,8 +144,30 @@ class CoachPlansBot(commands.Bot):
         await self.add_cog(browse.BrowseCog(self))
         await self.add_cog(admin.AdminCog(self))
         await self.add_cog(usage.HelpCog(self))
+        await self.add_cog(catchup.CatchUpCog(self))
         self._core.start_background(connected=self.discord_connected, on_settled=self.announce)
         log.info("bot set up: API %s, outbox %s", self.settings.api_base_url, self.settings.outbox_path)
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """Run the commands of a message, then move its channel's catch-up cursor past it.
+
+        The cursor moves only once the message is processed (a `!plan` is in the outbox), so a
+        crash in between leaves it to the catch-up at the next start.
+        """
+        core = self._core
+        if (
+            core is None
+            or message.guild is None
+            or message.author.bot
+            or not core.policy.channel_allowed(message.channel.id)
+        ):
+            await self.process_commands(message)
+            return
+        core.begin_message(message.channel.id, message.id)
+        try:
+            await self.process_commands(message)
+        finally:
+            await core.finish_message(message.channel.id, message.id)
 
     def discord_connected(self) -> bool:
         """True while the gateway session is up."""

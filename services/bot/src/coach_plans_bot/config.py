@@ -41,9 +41,11 @@ _YAML_SECTIONS: dict[str, dict[str, str]] = {
         "timeout_seconds": "api_timeout_seconds",
     },
     "logging": {"level": "log_level", "file": "log_file", "format": "log_format"},
-    "mock": {"enabled": "mock_mode", "mock_mode": "mock_mode"},
+    "mock": {"enabled": "mock_mode", "mock_mode": "mock_mode", "days": "mock_days"},
     "bot": {
         "outbox_path": "outbox_path",
+        "outbox_retry_max_seconds": "outbox_retry_max_seconds",
+        "catchup_limit": "catchup_limit",
         "plan_timezone": "plan_timezone",
         "heartbeat_seconds": "heartbeat_seconds",
         "bot_id": "bot_id",
@@ -166,6 +168,9 @@ class BotSettings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     config_file: Path | None = None
     outbox_path: Path = Path("./data/bot_outbox.db")
+    outbox_retry_max_seconds: float = Field(default=300.0, gt=0)
+    catchup_limit: int = Field(default=500, ge=0)
+    mock_days: int = Field(default=1, ge=1, le=366)
     allowed_channel_ids: IdSet = frozenset()
     admin_role_ids: IdSet = frozenset()
     coach_allowed_ids: Annotated[dict[str, frozenset[int]], NoDecode] = Field(default_factory=dict)

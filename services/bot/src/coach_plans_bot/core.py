@@ -14,6 +14,7 @@ import httpx
 
 from coach_plans_bot.api import ApiError, PlansApi
 from coach_plans_bot.backoff import Backoff, Sleep
+from coach_plans_bot.catchup import ChannelCursors
 from coach_plans_bot.config import BotSettings
 from coach_plans_bot.outbox import Notify, Operation, Outbox, OutboxEntry, OutboxStore
 from coach_plans_bot.parsing import Attachment, Roster
@@ -66,7 +67,10 @@ class BotCore:
         self.settings = settings
         self.client = client
         self.api = PlansApi(client, internal_token=settings.internal_api_token.get_secret_value())
-        self.outbox = Outbox(store, self.api, backoff=Backoff(), sleep=sleep)
+        self.outbox = Outbox(
+            store, self.api, backoff=Backoff(maximum=settings.outbox_retry_max_seconds), sleep=sleep
+        )
+        self.cursors = ChannelCursors()
         self.policy = PermissionPolicy.from_settings(settings)
         self.roster = Roster()
         self.roster_from_api = False
@@ -146,6 +150,21 @@ class BotCore:
             if await self.send_heartbeat(connected=connected()) and not self.roster_from_api:
                 await self.refresh_roster()
             await self._sleep(self.settings.heartbeat_seconds)
+
+    # --- catch-up cursors (SPEC 8) ---------------------------------------------------------
+    async def channel_cursors(self) -> dict[int, int]:
+        """The last processed message id per channel, as stored in the outbox file."""
+        return await asyncio.to_thread(self.outbox.store.cursors)
+
+    def begin_message(self, channel_id: int, message_id: int) -> None:
+        """A channel message is being processed (the cursor must not pass it yet)."""
+        self.cursors.begin(channel_id, message_id)
+
+    async def finish_message(self, channel_id: int, message_id: int) -> None:
+        """The message is processed: move the channel's cursor as far as is safe."""
+        cursor = self.cursors.finish(channel_id, message_id)
+        if cursor is not None:
+            await asyncio.to_thread(self.outbox.store.advance_cursor, channel_id, cursor)
 
     # --- writes, all through the outbox -------------------------------------------------
     async def submit_plan(

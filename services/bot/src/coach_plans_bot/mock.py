@@ -51,6 +51,12 @@ _GENERIC_TEMPLATE = (
 )
 
 
+def daily_message_id(day: dt.date, coach_index: int) -> int:
+    """The Discord-like id of a coach's simulated post of a day: noon UTC, plus the coach."""
+    noon = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
+    return discord.utils.time_snowflake(noon) + coach_index + 1
+
+
 class MockDataProvider:
     """Realistic plan texts and chart URLs for simulated posts."""
 
@@ -122,14 +128,18 @@ class MockDiscordBot:
             )
 
     async def start(self, *, post_today: bool = True) -> list[OutboxEntry]:
-        """Start heartbeat and delivery, and post one plan per coach for today."""
+        """Start heartbeat and delivery; post one plan per coach for today (and MOCK_DAYS-1 days before)."""
         await self.open()
         log.warning(
             "MOCK MODE: no Discord connection; simulated plans go to %s",
             self.settings.api_base_url,
         )
         self.core.start_background(connected=lambda: True, on_settled=self._log_settled)
-        return await self.simulate_multiple_posts() if post_today else []
+        if not post_today:
+            return []
+        today = self.core.today()
+        days = [today - dt.timedelta(days=back) for back in range(self.settings.mock_days - 1, -1, -1)]
+        return await self.simulate_multiple_posts(days=days)
 
     async def close(self) -> None:
         """Stop background work and close the HTTP client and outbox."""
@@ -145,6 +155,7 @@ class MockDiscordBot:
         *,
         date: dt.date | None = None,
         charts: Sequence[Attachment] | None = None,
+        message_id: int | None = None,
     ) -> OutboxEntry:
         """Post `!plan <coach> [date]: <text>` as a simulated coach would, with mock charts."""
         core = self.core
@@ -162,7 +173,7 @@ class MockDiscordBot:
             text=request.text,
             charts=selection.charts,
             actor=self.provider.author(found, index),
-            message_id=next(self._message_ids),
+            message_id=message_id if message_id is not None else next(self._message_ids),
             channel="#mock-plans",
             channel_id=None,
         )
@@ -170,11 +181,19 @@ class MockDiscordBot:
         return entry
 
     async def simulate_multiple_posts(self, *, days: Sequence[dt.date] | None = None) -> list[OutboxEntry]:
-        """One simulated plan per coach of the roster, for each day (default: today)."""
+        """One simulated plan per coach of the roster, for each day (default: today).
+
+        Each (coach, day) is one simulated message with a stable id, so posting again (a restart,
+        also after a crash with the first posts still queued) stores nothing twice.
+        """
         entries = []
         for day in days or [self.core.today()]:
-            for coach in self.core.roster.coaches:
-                entries.append(await self.simulate_plan_post(coach.coach, date=day))
+            for index, coach in enumerate(self.core.roster.coaches):
+                entries.append(
+                    await self.simulate_plan_post(
+                        coach.coach, date=day, message_id=daily_message_id(day, index)
+                    )
+                )
         return entries
 
     @staticmethod

@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, id);
+CREATE TABLE IF NOT EXISTS channel_cursor (
+    channel_id INTEGER PRIMARY KEY,
+    last_message_id INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
 
 
@@ -158,6 +163,24 @@ class OutboxStore:
             )
         return cursor.rowcount
 
+    # --- where catch-up resumes (SPEC 8): the last processed Discord message per channel ------
+    def cursors(self) -> dict[int, int]:
+        """The last processed message id of every channel seen so far."""
+        with self._lock:
+            rows = self._db.execute("SELECT channel_id, last_message_id FROM channel_cursor").fetchall()
+        return {row["channel_id"]: row["last_message_id"] for row in rows}
+
+    def advance_cursor(self, channel_id: int, message_id: int) -> None:
+        """Record that a channel's messages up to `message_id` are processed; never moves back."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO channel_cursor (channel_id, last_message_id, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (channel_id) DO UPDATE SET"
+                " last_message_id = MAX(last_message_id, excluded.last_message_id),"
+                " updated_at = excluded.updated_at",
+                (channel_id, message_id, self._clock()),
+            )
+
     def _update(self, entry_id: int, **values: Any) -> None:
         values["updated_at"] = self._clock()
         columns = ", ".join(f"{name} = ?" for name in values)
@@ -257,7 +280,7 @@ class Outbox:
                 except ApiUnavailable as exc:
                     delay = self._backoff.delay(entry.attempts + 1)
                     log.warning(
-                        "outbox: %s #%d not delivered (attempt %d), retry in %.0fs: %s",
+                        "outbox: %s #%d not delivered (attempt %d), retry in %.1fs: %s",
                         entry.operation.value,
                         entry.id,
                         entry.attempts + 1,

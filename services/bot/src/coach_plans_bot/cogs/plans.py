@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import discord
@@ -19,6 +20,7 @@ from coach_plans_bot.cogs._common import (
     send_pages,
     write_reply,
 )
+from coach_plans_bot.outbox import OutboxEntry
 from coach_plans_bot.parsing import (
     UserInputError,
     check_plan_text,
@@ -37,6 +39,14 @@ log = logging.getLogger(__name__)
 # `hybrid_command` differently from its `CommandCallback`, so mypy rejects every cog method.
 
 
+@dataclass(frozen=True)
+class PlanCapture:
+    """What became of one `!plan`: the outbox entry (None if refused before it) and the answer."""
+
+    entry: OutboxEntry | None
+    reply: str
+
+
 class PlansCog(commands.Cog, name="Plans"):
     """Create, edit and delete plans."""
 
@@ -47,29 +57,40 @@ class PlansCog(commands.Cog, name="Plans"):
     @app_commands.describe(entry="coach, optional date, colon, plan: `d: NVDA above 950 …`")
     async def plan(self, ctx: Context, *, entry: str) -> None:
         """Save a coach's plan: `!plan d: <text>` or `!plan d 2026-11-26: <text>` (+ charts)."""
+        capture = await self.capture_plan(entry, message=ctx.message, author=ctx.author)
+        await send_pages(ctx, [capture.reply])
+
+    async def capture_plan(
+        self,
+        entry: str,
+        *,
+        message: discord.Message,
+        author: discord.abc.User,
+    ) -> PlanCapture:
+        """The path of every `!plan`, live or caught up: permissions, parsing, outbox -> API."""
         core = self.bot.core
+        channel = message.channel
         try:
-            core.policy.require_channel(ctx.channel.id)
+            core.policy.require_channel(channel.id)
             request = parse_plan_args(entry, roster=core.roster, today=core.today())
-            poster = poster_of(ctx.author)
+            poster = poster_of(author)
             core.policy.require_coach(poster, request.coach.coach, request.coach.name)
         except (UserInputError, PermissionDenied) as exc:
-            await ctx.send(f"❌ {exc}")
-            return
-        selection = select_charts(attachments_of(ctx.message))
+            return PlanCapture(entry=None, reply=f"❌ {exc}")
+        selection = select_charts(attachments_of(message))
         outcome = await core.submit_plan(
             coach=request.coach.coach,
             date=request.date,
             text=request.text,
             charts=selection.charts,
-            actor=actor_of(ctx.author, is_admin=core.policy.is_admin(poster)),
-            message_id=ctx.message.id,
-            channel=channel_name(ctx.channel),
-            channel_id=ctx.channel.id,
+            actor=actor_of(author, is_admin=core.policy.is_admin(poster)),
+            message_id=message.id,
+            channel=channel_name(channel),
+            channel_id=channel.id,
         )
         reply = write_reply(outcome, core.roster, verb="saved", what="plan")
         warnings = "".join(f"\n⚠️ {warning}" for warning in selection.warnings)
-        await send_pages(ctx, [reply + warnings])
+        return PlanCapture(entry=outcome, reply=reply + warnings)
 
     @commands.hybrid_command(name="edit")  # type: ignore[arg-type]
     @app_commands.describe(plan_id="the plan's id (shown when it was saved)", text="the new text")
@@ -134,7 +155,7 @@ class PlansCog(commands.Cog, name="Plans"):
             )
 
     # --- the original `!plan` message is edited or deleted ------------------------------
-    def _plan_args(self, ctx: Context) -> str | None:
+    def plan_args(self, ctx: Context) -> str | None:
         """The arguments of a `!plan` message, or None for any other message."""
         if ctx.command is not self.plan or ctx.author.bot:
             return None
@@ -154,7 +175,7 @@ class PlansCog(commands.Cog, name="Plans"):
         ):
             return
         ctx = await self.bot.get_context(message)
-        args = self._plan_args(ctx)
+        args = self.plan_args(ctx)
         if args is None:
             return
         core = self.bot.core
@@ -190,7 +211,7 @@ class PlansCog(commands.Cog, name="Plans"):
             return
         cached = payload.cached_message
         if cached is not None:
-            if self._plan_args(await self.bot.get_context(cached)) is None:
+            if self.plan_args(await self.bot.get_context(cached)) is None:
                 return
             actor = actor_of(cached.author, is_admin=False)
         else:
