@@ -30,8 +30,10 @@ def test_sigkill_during_1000_writes_keeps_every_acknowledged_write(
             for n in range(1000):
                 coach, day = "disn"[n % 4], f"20{10 + n // 336:02d}-{1 + n // 28 % 12:02d}-{1 + n % 28:02d}"
                 try:
-                    response = client.put(f"/internal/plans/{coach}/{day}",
-                                          json=plan_body(text=f"write {n}", message_id=str(n + 1)))
+                    response = client.put(
+                        f"/internal/plans/{coach}/{day}",
+                        json=plan_body(text=f"write {n}", message_id=str(n + 1)),
+                    )
                 except httpx.TransportError:
                     assert killed.is_set()
                     return
@@ -57,7 +59,9 @@ def test_sigkill_during_1000_writes_keeps_every_acknowledged_write(
         stored: dict[tuple[str, str], str] = {}
         cursor = None
         while True:
-            page = client.get("/api/v1/plans", params={"limit": 200, **({"cursor": cursor} if cursor else {})}).json()
+            page = client.get(
+                "/api/v1/plans", params={"limit": 200, **({"cursor": cursor} if cursor else {})}
+            ).json()
             stored.update({(p["coach"], p["date"]): p["plan"] for p in page["items"]})
             cursor = page["next_cursor"]
             if cursor is None:
@@ -86,8 +90,12 @@ def test_50_concurrent_writes_from_two_processes(
 
     def write(n: int) -> int:
         api = (one, two)[n % 2]
-        response = httpx.put(f"{api.url}/internal/plans/d/2026-11-25", headers=AUTH, timeout=30,
-                             json=plan_body(text=f"writer {n}", message_id=str(7000 + n)))
+        response = httpx.put(
+            f"{api.url}/internal/plans/d/2026-11-25",
+            headers=AUTH,
+            timeout=30,
+            json=plan_body(text=f"writer {n}", message_id=str(7000 + n)),
+        )
         assert "locked" not in response.text
         return response.status_code
 

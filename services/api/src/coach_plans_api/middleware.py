@@ -131,6 +131,9 @@ class RequestMiddleware:
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             return 413, _too_large(self.max_body_bytes), []
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if scope["path"].startswith("/internal/") and content_type and content_type != b"application/json":
+            return 415, error_body("unsupported_media_type", "send the body as application/json"), []
         if b"%00" in scope["query_string"] or "\x00" in scope["path"]:
             return 400, error_body("bad_request", "NUL characters are not allowed in the URL"), []
         if scope["path"].startswith(RATE_LIMITED_PREFIX):

@@ -25,6 +25,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "Not the plan's author nor an admin"},
     404: {"model": ErrorOut, "description": "No such plan"},
     413: {"model": ErrorOut, "description": "Body over 64 KiB"},
+    415: {"model": ErrorOut, "description": "Body not sent as application/json"},
 }
 router = APIRouter(
     prefix="/internal",
