@@ -40,8 +40,7 @@ lint: install ## ruff, formatting, mypy --strict and a dependency audit
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
-	$(UV) export --quiet --format requirements-txt --all-packages --no-emit-workspace --no-hashes > .tools-requirements.txt
-	$(UV) run pip-audit --strict --progress-spinner off -r .tools-requirements.txt; status=$$?; rm -f .tools-requirements.txt; exit $$status
+	UV=$(UV) ./scripts/audit.sh
 
 bench: install ## benchmarks against baselines in the same run (not part of make test)
 	$(UV) run python -m bench $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""`python -m bench`: the API against its baselines (see docs/performance.md)."""

@@ -1,0 +1,1 @@
+"""Baseline servers the API is compared with in the same bench run."""
