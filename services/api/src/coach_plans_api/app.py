@@ -12,15 +12,13 @@ import redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError
 
 from coach_plans_api import __version__
-from coach_plans_api import repository as repo
 from coach_plans_api.cache import Cache, ReadCache, RedisReadCache
 from coach_plans_api.charts import ChartArchiver, ChartStore
 from coach_plans_api.config import Settings, load_settings
 from coach_plans_api.db import Database
-from coach_plans_api.errors import install_handlers
+from coach_plans_api.errors import StorageUnavailable, install_handlers
 from coach_plans_api.events import EventBroker
 from coach_plans_api.middleware import RateLimiter, RedisRateLimiter, RequestMiddleware
 from coach_plans_api.observability import Metrics
@@ -70,9 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def plans_count() -> float:
         try:
-            with db.read() as session:
-                return repo.count_live_plans(session)
-        except DBAPIError:
+            return service.plans_count()
+        except StorageUnavailable:
             return math.nan
 
     metrics = Metrics(plans_count)

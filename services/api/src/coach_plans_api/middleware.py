@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -80,6 +81,12 @@ class RequestMiddleware:
         self.metrics = metrics
         self.limiter = limiter
         self.max_body_bytes = max_body_bytes
+        # Unique per process without a system call per request (uuid4 reads os.urandom).
+        self._prefix = uuid.uuid4().hex[:8]
+        self._ids = itertools.count(1)
+
+    def _next_id(self) -> str:
+        return f"{self._prefix}-{next(self._ids):x}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,7 +94,7 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or self._next_id()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ EVENT_TYPES: dict[str, Literal["plan.created", "plan.updated", "plan.deleted"]] 
     "delete": "plan.deleted",
 }
 _COACH = re.compile(r"^(?:coach[_ -]?)?([a-z0-9]+)$")
-MAX_HISTORY_DAYS = 366
+COUNT_TTL_SECONDS = 10.0
 
 
 def utc_now() -> dt.datetime:
@@ -81,6 +82,7 @@ class PlanService:
         self.settings = settings
         self._on_change = on_change
         self._now = now
+        self._count: tuple[float, int] | None = None
 
     # --- parsing --------------------------------------------------------------------------
     def coach(self, raw: str) -> str:
@@ -184,14 +186,27 @@ class PlanService:
         ).items
 
     def health(self) -> tuple[bool, int | None, bool]:
-        """(database reachable, live plans, bot heartbeat fresh)."""
+        """(database reachable, live plans, bot heartbeat fresh); every call reads the database."""
         since = self._now() - dt.timedelta(seconds=self.settings.bot_stale_seconds)
         try:
             with self.db.read() as session:
-                return True, repo.count_live_plans(session), repo.bot_seen_since(session, since)
+                bot_ok = repo.bot_seen_since(session, since)
+                return True, self._plans_count(session), bot_ok
         except DBAPIError as exc:
             log.warning("health check: database unreachable: %s", exc.orig)
             return False, None, False
+
+    def plans_count(self) -> int:
+        with self._read() as session:
+            return self._plans_count(session)
+
+    def _plans_count(self, session: Session) -> int:
+        # Counting a million rows takes tens of milliseconds: health checks and metrics scrapes
+        # reuse a count up to COUNT_TTL_SECONDS old.
+        now = time.monotonic()
+        if self._count is None or now - self._count[0] > COUNT_TTL_SECONDS:
+            self._count = (now, repo.count_live_plans(session))
+        return self._count[1]
 
     # --- writes ---------------------------------------------------------------------------
     def put_plan(self, *, coach: str, date: dt.date, body: PlanPut) -> WriteResult:
@@ -290,6 +305,7 @@ class PlanService:
                 )
                 done.add(plan.id)
         if events:
+            self._count = None
             self._on_change(events)
         log.info("plans cleared date=%s count=%d by=%s", date, len(done), body.actor.user_id)
         return ClearOut(date=date, deleted=len(done), plan_ids=sorted(done))
@@ -384,6 +400,7 @@ class PlanService:
 
     def _stored(self, plan: PlanOut, events: list[PlanEvent]) -> None:
         """After commit: drop cached reads, announce the change, log one line."""
+        self._count = None
         self._on_change(events)
         log.info(
             "plan %s id=%d coach=%s date=%s length=%d charts=%d author_id=%s",
