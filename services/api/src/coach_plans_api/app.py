@@ -7,6 +7,7 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import httpx
 import redis
 from fastapi import FastAPI
@@ -28,6 +29,7 @@ from coach_plans_api.schemas import ErrorOut, PlanEvent
 from coach_plans_api.service import PlanService
 
 log = logging.getLogger("coach_plans_api")
+DB_THREADS = 4
 
 DESCRIPTION = """Coaches' daily trading plans, captured from Discord and served to TradingAgents.
 
@@ -107,7 +109,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.state.core = AppState(
-        settings=settings, service=service, cache=cache, metrics=metrics, events=events, charts=store
+        settings=settings,
+        service=service,
+        cache=cache,
+        metrics=metrics,
+        events=events,
+        charts=store,
+        db_threads=anyio.CapacityLimiter(DB_THREADS),
     )
     install_handlers(app)
     for router in (legacy.router, v1.router, internal.router, charts.router, ops.router, dashboard.router):

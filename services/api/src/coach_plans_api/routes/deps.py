@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from coach_plans_api.cache import Cache, CachedResponse
@@ -33,6 +33,9 @@ class AppState:
     metrics: Metrics
     events: EventBroker
     charts: ChartStore
+    # Database reads run on a few threads: dozens of threads contending for the GIL made a
+    # cache miss several times slower under load (see docs/performance.md).
+    db_threads: anyio.CapacityLimiter
 
 
 # Dependencies are `async def` on purpose: FastAPI runs a plain `def` one in the thread pool,
@@ -75,7 +78,7 @@ async def cached_json(request: Request, state: AppState, key: str, produce: Call
     if entry is None:
         generation = state.cache.generation
         try:
-            body = await run_in_threadpool(produce)
+            body = await anyio.to_thread.run_sync(produce, limiter=state.db_threads)
         except StorageUnavailable:
             entry = state.cache.get(key, allow_stale=True)
             if entry is None:
