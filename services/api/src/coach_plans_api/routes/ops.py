@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import fastapi_offline
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -26,7 +27,9 @@ ASSETS_URL = "/static/docs"
     summary="Liveness and readiness",
 )
 async def health(state: StateDep) -> JSONResponse:
-    database_ok, plans, bot_ok = await run_in_threadpool(state.service.health)
+    database_ok, plans, bot_ok = await anyio.to_thread.run_sync(
+        state.service.health, limiter=state.db_threads
+    )
     body = HealthOut(
         status="healthy" if database_ok else "unhealthy",
         bot_connected=bot_ok,
