@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -21,7 +23,9 @@ from coach_plans_api.app import create_app
 from tests.conftest import INTERNAL_TOKEN, make_settings
 
 # One database for the whole run: the fuzzer's writes feed its later reads.
-_DB = Path(tempfile.mkdtemp(prefix="coach-fuzz-")) / "fuzz.db"
+_DIR = tempfile.mkdtemp(prefix="coach-fuzz-")
+atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
+_DB = Path(_DIR) / "fuzz.db"
 migrate.upgrade(make_url(f"sqlite:///{_DB}"))
 app = create_app(make_settings(f"sqlite:///{_DB}"))
 # The event stream never ends by design; it has its own tests (tests/integration/test_events.py).
