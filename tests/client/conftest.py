@@ -42,9 +42,7 @@ def api() -> Iterator[respx.MockRouter]:
         yield router
 
 
-def legacy_plan(
-    coach: str = "coach_d", date: str = DATE, text: str | None = None
-) -> dict[str, object]:
+def legacy_plan(coach: str = "coach_d", date: str = DATE, text: str | None = None) -> dict[str, object]:
     return {
         "plan": text or f"{coach} plan for {date}: NVDA above 950",
         "charts": [f"https://cdn.example/{coach}/{date}/1.png"],

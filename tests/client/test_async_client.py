@@ -71,9 +71,7 @@ async def test_gives_up_after_max_retries(
     assert sleeps == [0.5, 1.0]
 
 
-async def test_rate_limit_with_long_retry_after(
-    api: respx.MockRouter, client: AsyncCoachPlansClient
-) -> None:
+async def test_rate_limit_with_long_retry_after(api: respx.MockRouter, client: AsyncCoachPlansClient) -> None:
     api.get(PLAN_PATH).respond(429, headers={"Retry-After": "3600"})
     with pytest.raises(RateLimitError):
         await client.get_plan("coach_d", DATE)
@@ -99,9 +97,7 @@ async def test_transport_failures(
 
 
 async def test_html_instead_of_json(api: respx.MockRouter, client: AsyncCoachPlansClient) -> None:
-    api.get(PLAN_PATH).respond(
-        200, text="<html>maintenance</html>", headers={"content-type": "text/html"}
-    )
+    api.get(PLAN_PATH).respond(200, text="<html>maintenance</html>", headers={"content-type": "text/html"})
     with pytest.raises(InvalidResponseError, match="text/html"):
         await client.get_plan("coach_d", DATE)
 

@@ -72,9 +72,7 @@ def test_clear_drops_everything(clock: FakeClock) -> None:
     assert cache.get("a") is None
 
 
-def test_hits_and_misses_are_logged_at_debug(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_hits_and_misses_are_logged_at_debug(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     cache: TTLCache[str] = TTLCache(ttl=10, max_size=1, clock=clock)
     with caplog.at_level(logging.DEBUG, logger="coach_plans_client.cache"):
         cache.get("coach_d:2026-11-25")

@@ -49,9 +49,7 @@ def test_get_plan_returns_typed_plan_and_sends_coach_and_date(
     assert request.headers["accept"] == "application/json"
 
 
-def test_date_is_left_to_the_server_when_not_given(
-    api: respx.MockRouter, client: CoachPlansClient
-) -> None:
+def test_date_is_left_to_the_server_when_not_given(api: respx.MockRouter, client: CoachPlansClient) -> None:
     route = api.get(PLAN_PATH).respond(200, json=legacy_plan())
     client.get_plan("d")
     assert dict(route.calls.last.request.url.params) == {"coach": "d"}
@@ -131,9 +129,7 @@ def test_server_error_after_the_last_retry_is_raised(
 
 
 def test_backoff_is_capped(api: respx.MockRouter, sleeps: list[float]) -> None:
-    client = CoachPlansClient(
-        API, max_retries=4, backoff_factor=1.0, max_backoff=3.0, sleep=sleeps.append
-    )
+    client = CoachPlansClient(API, max_retries=4, backoff_factor=1.0, max_backoff=3.0, sleep=sleeps.append)
     api.get(PLAN_PATH).respond(500)
     with pytest.raises(ServerError):
         client.get_plan("coach_d", DATE)
@@ -156,9 +152,7 @@ def test_rate_limit_honours_retry_after_seconds(
 def test_rate_limit_without_retry_after_uses_backoff(
     api: respx.MockRouter, client: CoachPlansClient, sleeps: list[float]
 ) -> None:
-    api.get(PLAN_PATH).mock(
-        side_effect=[httpx.Response(429), httpx.Response(200, json=legacy_plan())]
-    )
+    api.get(PLAN_PATH).mock(side_effect=[httpx.Response(429), httpx.Response(200, json=legacy_plan())])
     client.get_plan("coach_d", DATE)
     assert sleeps == [0.5]
 
@@ -201,9 +195,7 @@ def test_connect_errors_are_retried_then_succeed(
     assert sleeps == [0.5, 1.0]
 
 
-def test_refused_connection_becomes_connection_error(
-    api: respx.MockRouter, client: CoachPlansClient
-) -> None:
+def test_refused_connection_becomes_connection_error(api: respx.MockRouter, client: CoachPlansClient) -> None:
     route = api.get(PLAN_PATH).mock(side_effect=httpx.ConnectError("Connection refused"))
 
     with pytest.raises(ConnectionError, match="Connection refused") as info:
@@ -240,9 +232,7 @@ def test_other_transport_failures_become_connection_errors(
     assert route.call_count == 1
 
 
-def test_undecodable_body_becomes_invalid_response(
-    api: respx.MockRouter, client: CoachPlansClient
-) -> None:
+def test_undecodable_body_becomes_invalid_response(api: respx.MockRouter, client: CoachPlansClient) -> None:
     api.get(PLAN_PATH).mock(side_effect=httpx.DecodingError("bad gzip"))
     with pytest.raises(InvalidResponseError, match="bad gzip"):
         client.get_plan("coach_d", DATE)
@@ -350,9 +340,7 @@ def test_injected_http_client_is_used_with_its_own_timeout_and_left_open() -> No
         seen.append(request)
         return httpx.Response(200, json=legacy_plan())
 
-    http = httpx.Client(
-        transport=httpx.MockTransport(handler), base_url="http://injected", timeout=3.0
-    )
+    http = httpx.Client(transport=httpx.MockTransport(handler), base_url="http://injected", timeout=3.0)
     with CoachPlansClient(http_client=http) as client:
         client.get_plan("coach_d", DATE)
     assert str(seen[0].url).startswith("http://injected/api/coach-plans/")
@@ -372,9 +360,7 @@ def test_negative_retries_are_rejected() -> None:
         CoachPlansClient(API, max_retries=-1)
 
 
-def test_all_plans_history_and_v1_endpoints(
-    api: respx.MockRouter, client: CoachPlansClient
-) -> None:
+def test_all_plans_history_and_v1_endpoints(api: respx.MockRouter, client: CoachPlansClient) -> None:
     v1_plan = {
         "id": 3,
         "coach": "coach_d",
@@ -412,12 +398,8 @@ def test_all_plans_history_and_v1_endpoints(
         "created_at": "2026-11-25T13:30:00Z",
     }
     api.get("/api/coach-plans/all").respond(200, json={"coach_d": legacy_plan()})
-    api.get("/api/coach-plans/history").respond(
-        200, json={"coach": "coach_d", "days": 7, "plans": [v1_plan]}
-    )
-    plans_route = api.get("/api/v1/plans").respond(
-        200, json={"items": [v1_plan], "next_cursor": "abc"}
-    )
+    api.get("/api/coach-plans/history").respond(200, json={"coach": "coach_d", "days": 7, "plans": [v1_plan]})
+    plans_route = api.get("/api/v1/plans").respond(200, json={"items": [v1_plan], "next_cursor": "abc"})
     api.get("/api/v1/plans/3").respond(200, json=v1_plan)
     api.get("/api/v1/plans/3/revisions").respond(200, json={"plan_id": 3, "revisions": [revision]})
     api.get("/api/v1/coaches").respond(
@@ -426,9 +408,7 @@ def test_all_plans_history_and_v1_endpoints(
 
     assert client.get_all_plans(DATE)["coach_d"].author == "Dan"
     assert client.get_history("coach_d")[0].author_id == "123456789012345678"
-    page = client.list_plans(
-        coach="coach_d", date_from="2026-11-01", date_to=dt.date(2026, 11, 30), limit=10
-    )
+    page = client.list_plans(coach="coach_d", date_from="2026-11-01", date_to=dt.date(2026, 11, 30), limit=10)
     assert page.next_cursor == "abc"
     assert dict(plans_route.calls.last.request.url.params) == {
         "coach": "coach_d",

@@ -34,9 +34,7 @@ def client(api_client: TestClient) -> CoachPlansClient:
 
 @pytest.fixture
 def legacy(api_client: TestClient) -> DiscordWebhookClient:
-    urls: dict[str, str | None] = {
-        coach: f"{SERVER}/api/coach-plans/?coach={coach}" for coach in COACHES
-    }
+    urls: dict[str, str | None] = {coach: f"{SERVER}/api/coach-plans/?coach={coach}" for coach in COACHES}
     urls["summary_webhook"] = "https://discord.com/api/webhooks/1/token"
     return DiscordWebhookClient(urls, http_client=api_client, sleep=lambda seconds: None)
 
@@ -134,9 +132,7 @@ def test_fetch_all_uses_one_all_request(
     assert skipped == ["coach_i", "coach_n"]
 
 
-def test_get_all_plans_lists_only_coaches_with_a_plan(
-    client: CoachPlansClient, put_plan: PutPlan
-) -> None:
+def test_get_all_plans_lists_only_coaches_with_a_plan(client: CoachPlansClient, put_plan: PutPlan) -> None:
     put_plan("coach_i", DATE, text="Accumulate on pullbacks")
     plans = client.get_all_plans(DATE)
     assert list(plans) == ["coach_i"]

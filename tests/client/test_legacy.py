@@ -98,24 +98,16 @@ def test_dates_may_be_date_objects_and_default_to_today_in_new_york(
 
 FAILURES = [
     pytest.param(httpx.ReadTimeout("timed out"), "TimeoutError", id="timeout"),
-    pytest.param(
-        httpx.ConnectError("[Errno 111] Connection refused"), "ConnectionError", id="refused"
-    ),
+    pytest.param(httpx.ConnectError("[Errno 111] Connection refused"), "ConnectionError", id="refused"),
     pytest.param(
         httpx.Response(400, json={"error": "invalid_date", "detail": "x"}),
         "BadRequestError",
         id="400",
     ),
-    pytest.param(
-        httpx.Response(401, json={"error": "unauthorized", "detail": "x"}), "APIError", id="401"
-    ),
+    pytest.param(httpx.Response(401, json={"error": "unauthorized", "detail": "x"}), "APIError", id="401"),
     pytest.param(httpx.Response(429, headers={"Retry-After": "600"}), "RateLimitError", id="429"),
-    pytest.param(
-        httpx.Response(500, json={"error": "internal", "detail": "x"}), "ServerError", id="500"
-    ),
-    pytest.param(
-        httpx.Response(503, text="<html>Service Unavailable</html>"), "ServerError", id="503-html"
-    ),
+    pytest.param(httpx.Response(500, json={"error": "internal", "detail": "x"}), "ServerError", id="500"),
+    pytest.param(httpx.Response(503, text="<html>Service Unavailable</html>"), "ServerError", id="503-html"),
     pytest.param(
         httpx.Response(
             200, text="<!doctype html><title>Login</title>", headers={"content-type": "text/html"}
@@ -124,15 +116,11 @@ FAILURES = [
         id="html-200",
     ),
     pytest.param(
-        httpx.Response(
-            200, content=b'{"plan": "NVDA', headers={"content-type": "application/json"}
-        ),
+        httpx.Response(200, content=b'{"plan": "NVDA', headers={"content-type": "application/json"}),
         "InvalidResponseError",
         id="malformed-json",
     ),
-    pytest.param(
-        httpx.Response(200, json={"charts": []}), "InvalidResponseError", id="no-plan-field"
-    ),
+    pytest.param(httpx.Response(200, json={"charts": []}), "InvalidResponseError", id="no-plan-field"),
 ]
 
 
@@ -177,9 +165,7 @@ def test_a_bug_below_still_never_raises(caplog: pytest.LogCaptureFixture) -> Non
     assert caplog.records[0].exc_info is not None  # the traceback is kept for the bug report
 
 
-def test_not_found_is_a_miss_not_an_error(
-    api: respx.MockRouter, client: DiscordWebhookClient
-) -> None:
+def test_not_found_is_a_miss_not_an_error(api: respx.MockRouter, client: DiscordWebhookClient) -> None:
     api.get(PLAN_PATH).respond(
         404,
         json={"plan": FALLBACK, "charts": [], "error": "not_found", "detail": "no plan"},
@@ -295,9 +281,7 @@ def test_fetch_all_failure_falls_back_for_every_coach(
 
     plans = client.fetch_all_coach_plans(DATE)
 
-    assert all(
-        plans[f"{coach}_plan"] == f"No plan available for {coach} on {DATE}" for coach in COACHES
-    )
+    assert all(plans[f"{coach}_plan"] == f"No plan available for {coach} on {DATE}" for coach in COACHES)
     assert all(plans[f"{coach}_charts"] == [] for coach in COACHES)
     assert client.get_metrics()["errors"] == 1
     clock.advance(61)
@@ -305,9 +289,7 @@ def test_fetch_all_failure_falls_back_for_every_coach(
     assert route.call_count == 2
 
 
-def test_fetch_all_rejects_a_malformed_answer(
-    api: respx.MockRouter, client: DiscordWebhookClient
-) -> None:
+def test_fetch_all_rejects_a_malformed_answer(api: respx.MockRouter, client: DiscordWebhookClient) -> None:
     api.get("/api/coach-plans/all").respond(200, json=["coach_d"])
     plans = client.fetch_all_coach_plans(DATE)
     assert plans["coach_d_plan"].startswith("No plan available")
@@ -469,9 +451,7 @@ def test_send_trading_summary_failure_returns_false_and_hides_the_token(
 ) -> None:
     with respx.mock, caplog.at_level(logging.INFO, logger="coach_plans_client"):
         respx.post(SUMMARY_URL).mock(side_effect=[outcome])
-        assert (
-            client.send_trading_summary(SUMMARY_URL, {"ticker": "NVDA", "decision": "BUY"}) is False
-        )
+        assert client.send_trading_summary(SUMMARY_URL, {"ticker": "NVDA", "decision": "BUY"}) is False
     assert client.get_metrics()["errors"] == 1
     assert "s3cr3t-token" not in caplog.text
     assert "https://discord.com/api/webhooks/123/***" in caplog.text
@@ -482,9 +462,7 @@ def test_send_trading_summary_without_url_returns_false(client: DiscordWebhookCl
     assert client.get_metrics()["errors"] == 1
 
 
-def test_check_health_returns_the_servers_answer(
-    api: respx.MockRouter, client: DiscordWebhookClient
-) -> None:
+def test_check_health_returns_the_servers_answer(api: respx.MockRouter, client: DiscordWebhookClient) -> None:
     api.get("/health").respond(
         200,
         json={
@@ -520,9 +498,7 @@ def test_check_health_never_raises() -> None:
 
 
 def test_mock_mode_serves_every_coach_and_date_without_network(clock: FakeClock) -> None:
-    with DiscordWebhookClient(
-        {"summary_webhook": SUMMARY_URL}, mock_mode=True, clock=clock
-    ) as client:
+    with DiscordWebhookClient({"summary_webhook": SUMMARY_URL}, mock_mode=True, clock=clock) as client:
         plans = client.fetch_all_coach_plans("2030-02-03")
         single = client.fetch_coach_plan("i", "1999-12-31")
         sent = client.send_trading_summary(SUMMARY_URL, {"decision": "BUY"})
