@@ -23,9 +23,9 @@ class Clock:
 def test_lru_evicts_least_recently_used() -> None:
     cache = ReadCache(ttl=60, max_size=2)
     for key in ("a", "b"):
-        cache.put(key, status=200, body=key.encode(), etag=key, generation=0)
+        cache.put(key, body=key.encode(), etag=key, generation=0)
     assert cache.get("a") is not None  # "b" is now the least recently used
-    cache.put("c", status=200, body=b"c", etag="c", generation=0)
+    cache.put("c", body=b"c", etag="c", generation=0)
     assert (cache.get("a") is not None, cache.get("b"), cache.get("c") is not None) == (
         True,
         None,
@@ -38,7 +38,7 @@ def test_put_after_a_write_is_dropped() -> None:
     cache = ReadCache(ttl=60, max_size=10)
     seen = cache.generation
     cache.invalidate()
-    cache.put("k", status=200, body=b"old", etag="e", generation=seen)
+    cache.put("k", body=b"old", etag="e", generation=seen)
     assert cache.get("k") is None
 
 
@@ -59,7 +59,7 @@ def test_redis_cache_ttl_generation_and_stale(shared: redis.Redis) -> None:
         RedisReadCache(shared, ttl=10, clock=clock),
         RedisReadCache(shared, ttl=10, clock=clock),
     )
-    one.put("k", status=200, body=b'{"plan": 1}', etag='"e1"', generation=one.generation)
+    one.put("k", body=b'{"plan": 1}', etag='"e1"', generation=one.generation)
     hit = two.get("k")
     assert hit is not None
     assert (hit.body, hit.etag) == (b'{"plan": 1}', '"e1"')
@@ -71,7 +71,7 @@ def test_redis_cache_ttl_generation_and_stale(shared: redis.Redis) -> None:
     before = one.generation
     two.invalidate()
     assert one.get("k", allow_stale=True) is None
-    one.put("k", status=200, body=b"late", etag='"e2"', generation=before)
+    one.put("k", body=b"late", etag='"e2"', generation=before)
     assert one.get("k") is None
 
 
@@ -79,7 +79,7 @@ def test_redis_down_degrades_to_misses() -> None:
     down = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.2, socket_connect_timeout=0.2)
     cache = RedisReadCache(down, ttl=10)
     assert cache.generation == -1
-    cache.put("k", status=200, body=b"x", etag="e", generation=0)
+    cache.put("k", body=b"x", etag="e", generation=0)
     assert cache.get("k") is None
     cache.invalidate()
     limiter = RedisRateLimiter(2, down)

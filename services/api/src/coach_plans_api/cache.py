@@ -22,7 +22,6 @@ log = logging.getLogger("coach_plans_api.cache")
 
 @dataclass(frozen=True, slots=True)
 class CachedResponse:
-    status: int
     body: bytes
     etag: str
     expires_at: float
@@ -34,7 +33,7 @@ class Cache(Protocol):
 
     def get(self, key: str, *, allow_stale: bool = False) -> CachedResponse | None: ...
 
-    def put(self, key: str, *, status: int, body: bytes, etag: str, generation: int) -> None: ...
+    def put(self, key: str, *, body: bytes, etag: str, generation: int) -> None: ...
 
     def invalidate(self) -> None: ...
 
@@ -64,14 +63,14 @@ class ReadCache:
             self._entries.move_to_end(key)
             return entry
 
-    def put(self, key: str, *, status: int, body: bytes, etag: str, generation: int) -> None:
+    def put(self, key: str, *, body: bytes, etag: str, generation: int) -> None:
         """Store unless a write happened since the caller read (`generation` is then stale)."""
         if self.ttl <= 0:
             return
         with self._lock:
             if generation != self._generation:
                 return
-            self._entries[key] = CachedResponse(status, body, etag, self._clock() + self.ttl)
+            self._entries[key] = CachedResponse(body, etag, self._clock() + self.ttl)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_size:
                 self._entries.popitem(last=False)
@@ -133,15 +132,15 @@ class RedisReadCache:
         meta = json.loads(header)
         if meta["g"] != int(generation or 0):
             return None
-        entry = CachedResponse(meta["s"], body, meta["e"], meta["x"])
+        entry = CachedResponse(body, meta["e"], meta["x"])
         if not allow_stale and entry.expires_at <= self._clock():
             return None
         return entry
 
-    def put(self, key: str, *, status: int, body: bytes, etag: str, generation: int) -> None:
+    def put(self, key: str, *, body: bytes, etag: str, generation: int) -> None:
         if self.ttl <= 0 or generation < 0:
             return
-        meta = {"g": generation, "s": status, "e": etag, "x": self._clock() + self.ttl}
+        meta = {"g": generation, "e": etag, "x": self._clock() + self.ttl}
         value = json.dumps(meta).encode() + b"\n" + body
         # Kept past its TTL (at least a day) to answer while the database is down.
         keep_ms = int(max(self.ttl * 2, 86_400) * 1000)

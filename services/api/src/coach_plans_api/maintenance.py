@@ -132,16 +132,7 @@ def import_legacy(service: PlanService, data: dict[str, Any]) -> ImportReport:
             coach, date = service.coach(coach_key), service.day(day)
             if not isinstance(entry, dict):
                 entry = {"plan": entry}
-            if service.find(
-                coach=coach,
-                date_from=date,
-                date_to=date,
-                author=None,
-                author_id=None,
-                message_id=None,
-                cursor=None,
-                limit=1,
-            ).items:
+            if service.find(coach=coach, date_from=date, date_to=date, limit=1).items:
                 report.skipped[key] = "a plan for that coach and date exists"
                 continue
             body = PlanPut.model_validate(

@@ -144,16 +144,17 @@ class PlanService:
     def find(
         self,
         *,
-        coach: str | None,
-        date_from: dt.date | None,
-        date_to: dt.date | None,
-        author: str | None,
-        author_id: str | None,
-        message_id: str | None,
-        cursor: str | None,
-        limit: int,
+        coach: str | None = None,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        author: str | None = None,
+        author_id: str | None = None,
+        message_id: str | None = None,
         ticker: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
     ) -> PlanPage:
+        """Live plans matching every filter given, newest first, a page at a time."""
         after = decode_cursor(cursor) if cursor else None
         with self._read() as session:
             plans = repo.find_plans(
@@ -175,14 +176,7 @@ class PlanService:
     def history(self, *, coach: str, days: int) -> list[PlanOut]:
         today = self.today()
         return self.find(
-            coach=coach,
-            date_from=today - dt.timedelta(days=days - 1),
-            date_to=today,
-            author=None,
-            author_id=None,
-            message_id=None,
-            cursor=None,
-            limit=days,
+            coach=coach, date_from=today - dt.timedelta(days=days - 1), date_to=today, limit=days
         ).items
 
     def health(self) -> tuple[bool, int | None, bool]:
@@ -216,9 +210,9 @@ class PlanService:
             repo.lock_coach_date(session, coach=coach, date=date)
             plan = repo.live_plan(session, coach=coach, date=date)
             if plan is not None:
-                last = repo.latest_revision(session, plan.id)
-                if last and last.message_id == body.message_id and last.payload_hash == digest:
-                    return WriteResult(self.plan_out(plan), created=last.action == "create")
+                retried = retry_of(session, plan, body.message_id, digest)
+                if retried is not None:
+                    return WriteResult(self.plan_out(plan), created=retried.action == "create")
                 ensure_may_change(plan, body.actor)
                 self._edit(plan, text=body.plan_text, charts=body.charts)
                 plan.source_message_id = body.message_id
@@ -258,8 +252,7 @@ class PlanService:
         digest = payload_hash("patch", body.plan_text, body.charts)
         with self._write() as session:
             plan = self._live_by_id(session, plan_id)
-            last = repo.latest_revision(session, plan.id)
-            if last and last.message_id == body.message_id and last.payload_hash == digest:
+            if retry_of(session, plan, body.message_id, digest) is not None:
                 return self.plan_out(plan)
             ensure_may_change(plan, body.actor)
             self._edit(plan, text=body.plan_text, charts=body.charts)
@@ -276,16 +269,17 @@ class PlanService:
         return out
 
     def delete_plan(self, plan_id: int, body: PlanDelete) -> PlanOut:
-        digest = payload_hash("delete", None, None)
         with self._write() as session:
             plan = repo.plan_by_id(session, plan_id)
-            if plan is not None and plan.deleted_at is not None:
-                last = repo.latest_revision(session, plan.id)
-                if last and last.message_id == body.message_id and last.action == "delete":
-                    return self.plan_out(plan)
+            if (
+                plan is not None
+                and plan.deleted_at is not None
+                and retry_of(session, plan, body.message_id, DELETE_DIGEST) is not None
+            ):
+                return self.plan_out(plan)
             plan = self._live_by_id(session, plan_id)
             ensure_may_change(plan, body.actor)
-            event = self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
+            event = self._delete(session, plan, actor=body.actor, message_id=body.message_id)
             out = self.plan_out(plan)
         self._stored(out, [event])
         return out
@@ -295,18 +289,14 @@ class PlanService:
         date = self.day(body.date)
         if not body.actor.is_admin:
             raise Forbidden("only an admin may clear a day's plans")
-        digest = payload_hash("delete", None, None)
         events: list[PlanEvent] = []
         with self._write() as session:
             done = {p.id for p in repo.plans_deleted_by_message(session, body.message_id) if p.date == date}
             for plan in repo.live_plans_on(session, date):
-                events.append(
-                    self._delete(session, plan, actor=body.actor, message_id=body.message_id, digest=digest)
-                )
+                events.append(self._delete(session, plan, actor=body.actor, message_id=body.message_id))
                 done.add(plan.id)
         if events:
-            self._count = None
-            self._on_change(events)
+            self._announce(events)
         log.info("plans cleared date=%s count=%d by=%s", date, len(done), body.actor.user_id)
         return ClearOut(date=date, deleted=len(done), plan_ids=sorted(done))
 
@@ -355,11 +345,11 @@ class PlanService:
             repo.replace_charts(plan, chart_rows(charts))
         plan.edited_at = self._now()
 
-    def _delete(
-        self, session: Session, plan: Plan, *, actor: Actor, message_id: str, digest: str
-    ) -> PlanEvent:
+    def _delete(self, session: Session, plan: Plan, *, actor: Actor, message_id: str) -> PlanEvent:
         plan.deleted_at = self._now()
-        return self._revise(session, plan, action="delete", actor=actor, message_id=message_id, digest=digest)
+        return self._revise(
+            session, plan, action="delete", actor=actor, message_id=message_id, digest=DELETE_DIGEST
+        )
 
     def _revise(
         self,
@@ -398,10 +388,14 @@ class PlanService:
             at=revision.created_at,
         )
 
-    def _stored(self, plan: PlanOut, events: list[PlanEvent]) -> None:
-        """After commit: drop cached reads, announce the change, log one line."""
+    def _announce(self, events: list[PlanEvent]) -> None:
+        """After commit: the plan count is stale; caches, subscribers and the archiver hear of it."""
         self._count = None
         self._on_change(events)
+
+    def _stored(self, plan: PlanOut, events: list[PlanEvent]) -> None:
+        """After commit: announce the change, log one line."""
+        self._announce(events)
         log.info(
             "plan %s id=%d coach=%s date=%s length=%d charts=%d author_id=%s",
             {"plan.created": "stored", "plan.updated": "edited", "plan.deleted": "deleted"}[events[0].type],
@@ -436,6 +430,14 @@ def storage_errors() -> Iterator[None]:
         raise StorageUnavailable("the plan database is unavailable; try again shortly") from exc
 
 
+def retry_of(session: Session, plan: Plan, message_id: str, digest: str) -> Revision | None:
+    """The plan's last revision if it came from this very write (same message, same payload)."""
+    last = repo.latest_revision(session, plan.id)
+    if last is not None and last.message_id == message_id and last.payload_hash == digest:
+        return last
+    return None
+
+
 def ensure_may_change(plan: Plan, actor: Actor) -> None:
     if actor.user_id != plan.author_id and not actor.is_admin:
         raise Forbidden(f"plan {plan.id} belongs to {plan.author}; only its author or an admin may change it")
@@ -454,7 +456,7 @@ def chart_rows(charts: Sequence[ChartIn]) -> list[Chart]:
     ]
 
 
-def chart_out(chart: Chart, base_url: str = "") -> ChartOut:
+def chart_out(chart: Chart, base_url: str) -> ChartOut:
     archived = chart.archive_status == "archived" and chart.sha256 is not None
     return ChartOut(
         url=stable_chart_url(base_url, chart.sha256, chart.content_type) if archived else chart.chart_url,
@@ -511,6 +513,9 @@ def payload_hash(action: str, text: str | None, charts: Sequence[ChartIn] | None
         "charts": None if charts is None else [c.model_dump() for c in charts],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+DELETE_DIGEST = payload_hash("delete", None, None)
 
 
 def encode_cursor(date: dt.date, plan_id: int) -> str:

@@ -13,7 +13,7 @@ import anyio
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from coach_plans_api.cache import Cache, CachedResponse
+from coach_plans_api.cache import Cache
 from coach_plans_api.charts import ChartStore
 from coach_plans_api.config import Settings
 from coach_plans_api.errors import StorageUnavailable, Unauthorized
@@ -75,23 +75,23 @@ async def cached_json(request: Request, state: AppState, key: str, produce: Call
     """Answer a read from the cache, else from `produce` (run off the event loop), with ETag."""
     entry = state.cache.get(key)
     state.metrics.cache_lookup(hit=entry is not None)
-    if entry is None:
-        generation = state.cache.generation
-        try:
-            body = await anyio.to_thread.run_sync(produce, limiter=state.db_threads)
-        except StorageUnavailable:
-            entry = state.cache.get(key, allow_stale=True)
-            if entry is None:
-                raise
-            log.warning("database unavailable; serving %s from cache", key)
-        else:
-            etag = etag_of(body)
-            state.cache.put(key, status=200, body=body, etag=etag, generation=generation)
-            entry = CachedResponse(200, body, etag, 0.0)
-    return respond(request, entry.body, entry.etag)
+    if entry is not None:
+        return respond(request, entry.body, entry.etag)
+    generation = state.cache.generation
+    try:
+        body = await anyio.to_thread.run_sync(produce, limiter=state.db_threads)
+    except StorageUnavailable:
+        stale = state.cache.get(key, allow_stale=True)
+        if stale is None:
+            raise
+        log.warning("database unavailable; serving %s from cache", key)
+        return respond(request, stale.body, stale.etag)
+    etag = etag_of(body)
+    state.cache.put(key, body=body, etag=etag, generation=generation)
+    return respond(request, body, etag)
 
 
-def respond(request: Request, body: bytes, etag: str, status: int = 200) -> Response:
+def respond(request: Request, body: bytes, etag: str) -> Response:
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers={"ETag": etag})
-    return Response(body, status_code=status, media_type=JSON, headers={"ETag": etag})
+    return Response(body, media_type=JSON, headers={"ETag": etag})
