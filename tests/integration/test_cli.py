@@ -138,6 +138,13 @@ def test_simulate_posts_every_coach_through_the_api(
     assert all("$" in p["plan"] and len(p["charts"]) == 2 for p in items)
 
 
+def test_simulate_against_an_unreachable_api_is_a_clear_error(tmp_path: Path) -> None:
+    result = cli(f"sqlite:///{tmp_path / 'x.db'}", "simulate", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert "coach-plans-api simulate:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.postgres
 def test_backup_from_postgresql(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, text

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+import httpx
+
 from coach_plans_api import maintenance, migrate
 from coach_plans_api.config import ConfigError, Settings, load_settings
 from coach_plans_api.observability import configure_logging
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         code: int = args.run(settings, args)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, httpx.HTTPError) as exc:
         print(f"coach-plans-api {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return code
