@@ -457,9 +457,8 @@ def chart_rows(charts: Sequence[ChartIn]) -> list[Chart]:
 
 
 def chart_out(chart: Chart, base_url: str) -> ChartOut:
-    archived = chart.archive_status == "archived" and chart.sha256 is not None
     return ChartOut(
-        url=stable_chart_url(base_url, chart.sha256, chart.content_type) if archived else chart.chart_url,
+        url=chart_url(chart, base_url),
         order=chart.chart_order,
         filename=chart.filename,
         content_type=chart.content_type,
@@ -470,15 +469,20 @@ def chart_out(chart: Chart, base_url: str) -> ChartOut:
     )
 
 
-def stable_chart_url(base_url: str, sha256: str | None, content_type: str | None) -> str:
-    extension = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
-    return f"{base_url}/charts/{sha256}.{extension.get(content_type or '', 'bin')}"
+EXTENSION_BY_TYPE = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+
+
+def chart_url(chart: Chart, base_url: str) -> str:
+    """The archived copy's stable URL once there is one, else the original."""
+    if chart.archive_status != "archived" or chart.sha256 is None:
+        return chart.chart_url
+    return f"{base_url}/charts/{chart.sha256}.{EXTENSION_BY_TYPE.get(chart.content_type or '', 'bin')}"
 
 
 def legacy_out(plan: Plan, base_url: str) -> LegacyPlanOut:
     return LegacyPlanOut(
         plan=plan.plan_text,
-        charts=[chart_out(c, base_url).url for c in plan.charts],
+        charts=[chart_url(c, base_url) for c in plan.charts],
         author=plan.author,
         timestamp=plan.created_at,
         id=plan.id,
