@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ INTERNAL_TOKEN = "test-internal-token-5f1c"
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).resolve().parents[1]
+# Databases and Redis keys of this run carry this id, so two runs on one server never meet.
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
 def require_service(name: str, host: str, port: int) -> None:
@@ -39,6 +42,55 @@ def require_service(name: str, host: str, port: int) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; CI must run this test")
         pytest.skip(reason)
+
+
+def create_postgres_database(hint: str) -> str:
+    """A new empty PostgreSQL database named for this run; returns its URL."""
+    import psycopg
+
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    name = f"cp_{hint}_{RUN_ID}_{uuid.uuid4().hex[:6]}"
+    admin = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
+    name = make_url(url).database
+    admin = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database of its own for one test; dropped afterwards."""
+    url = create_postgres_database("t")
+    yield url
+    drop_postgres_database(url)
+
+
+@dataclass(frozen=True)
+class RedisNamespace:
+    url: str
+    prefix: str
+
+
+@pytest.fixture
+def redis_namespace() -> Iterator[RedisNamespace]:
+    """The test Redis with a key prefix of this test's own; its keys are removed afterwards."""
+    import redis
+
+    require_service("Redis", "127.0.0.1", 6379)
+    namespace = RedisNamespace(REDIS_URL, f"cp-test-{RUN_ID}-{uuid.uuid4().hex[:6]}")
+    yield namespace
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{namespace.prefix}:*"):
+        client.delete(key)
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,22 +10,18 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coach_plans_api import migrate
-from tests.conftest import PG_URL, require_service
+from tests.conftest import create_postgres_database, drop_postgres_database
 
 TABLES = "plan_revisions, plan_tickers, plan_charts, coach_plans, bot_heartbeats"
 
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
-    """The test database, migrated from an empty schema once per run."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    migrate.upgrade(make_url(PG_URL))
-    yield PG_URL
-    engine.dispose()
+    """A database of this run's own, migrated from empty once per run."""
+    url = create_postgres_database("api")
+    migrate.upgrade(make_url(url))
+    yield url
+    drop_postgres_database(url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -9,7 +9,7 @@ import redis
 
 from coach_plans_api.cache import ReadCache, RedisReadCache
 from coach_plans_api.middleware import RedisRateLimiter
-from tests.conftest import require_service
+from tests.conftest import RedisNamespace
 
 
 class Clock:
@@ -43,21 +43,19 @@ def test_put_after_a_write_is_dropped() -> None:
 
 
 @pytest.fixture
-def shared() -> Iterator[redis.Redis]:
-    require_service("Redis", "127.0.0.1", 6379)
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/13")
-    client.flushdb()
-    yield client
-    client.flushdb()
+def shared(redis_namespace: RedisNamespace) -> Iterator[tuple[redis.Redis, str]]:
+    client = redis.Redis.from_url(redis_namespace.url)
+    yield client, redis_namespace.prefix
     client.close()
 
 
 @pytest.mark.redis
-def test_redis_cache_ttl_generation_and_stale(shared: redis.Redis) -> None:
+def test_redis_cache_ttl_generation_and_stale(shared: tuple[redis.Redis, str]) -> None:
+    client, prefix = shared
     clock = Clock()
     one, two = (
-        RedisReadCache(shared, ttl=10, clock=clock),
-        RedisReadCache(shared, ttl=10, clock=clock),
+        RedisReadCache(client, ttl=10, prefix=prefix, clock=clock),
+        RedisReadCache(client, ttl=10, prefix=prefix, clock=clock),
     )
     one.put("k", body=b'{"plan": 1}', etag='"e1"', generation=one.generation)
     hit = two.get("k")
@@ -87,10 +85,12 @@ def test_redis_down_degrades_to_misses() -> None:
 
 
 @pytest.mark.redis
-def test_redis_rate_limit_shared(shared: redis.Redis) -> None:
+def test_redis_rate_limit_shared(shared: tuple[redis.Redis, str]) -> None:
     clock = Clock()
-    one, two = RedisRateLimiter(3, shared, clock), RedisRateLimiter(3, shared, clock)
+    client, prefix = shared
+    one = RedisRateLimiter(3, client, prefix=prefix, clock=clock)
+    two = RedisRateLimiter(3, client, prefix=prefix, clock=clock)
     assert [one.hit("c"), two.hit("c"), one.hit("c")] == [None, None, None]
     assert two.hit("c") == pytest.approx(20.0)
     assert one.hit("other") is None
-    assert RedisRateLimiter(0, shared).hit("c") is None
+    assert RedisRateLimiter(0, client, prefix=prefix).hit("c") is None

@@ -146,18 +146,10 @@ def test_simulate_against_an_unreachable_api_is_a_clear_error(tmp_path: Path) ->
 
 
 @pytest.mark.postgres
-def test_backup_from_postgresql(tmp_path: Path) -> None:
+def test_backup_from_postgresql(tmp_path: Path, postgres_url: str) -> None:
     from sqlalchemy import create_engine, text
 
-    from tests.conftest import require_service
-
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS coach_plans_backup WITH (FORCE)")
-        conn.execute("CREATE DATABASE coach_plans_backup")
-    url = make_url("postgresql+psycopg://postgres@127.0.0.1:5432/coach_plans_backup")
+    url = make_url(postgres_url)
     source = tmp_path / "seed.db"
     seed_url = make_url(f"sqlite:///{source}")
     from coach_plans_api import migrate

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body, require_service
+from tests.conftest import INTERNAL_TOKEN, RedisNamespace, ServiceProcess, plan_body
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 ACTOR = {"user_id": "1001", "display_name": "Dan"}
@@ -84,24 +83,14 @@ def test_subscriber_sees_create_update_delete_in_order(start_api: Callable[..., 
     assert subscriber.events.empty()
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    require_service("Redis", "127.0.0.1", 6379)
-    url = "redis://127.0.0.1:6379/12"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
-
-
 @pytest.mark.redis
 def test_write_on_one_instance_reaches_subscriber_on_the_other(
-    start_api: Callable[..., ServiceProcess], redis_url: str, tmp_path: Any
+    start_api: Callable[..., ServiceProcess], redis_namespace: RedisNamespace, tmp_path: Any
 ) -> None:
     database = f"sqlite:///{tmp_path / 'shared.db'}"
-    one = start_api(database, REDIS_URL=redis_url)
-    two = start_api(database, REDIS_URL=redis_url)
+    redis_env = {"REDIS_URL": redis_namespace.url, "REDIS_PREFIX": redis_namespace.prefix}
+    one = start_api(database, **redis_env)
+    two = start_api(database, **redis_env)
     on_two = Subscriber(two.url)
     on_one = Subscriber(one.url)
     created = httpx.put(

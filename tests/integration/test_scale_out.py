@@ -3,41 +3,28 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import psycopg
 import pytest
-import redis
 
-from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body, require_service
+from tests.conftest import INTERNAL_TOKEN, RedisNamespace, ServiceProcess, plan_body
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-DATABASE = "coach_plans_scale"
-REDIS_DB_URL = "redis://127.0.0.1:6379/14"
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 
 
 @pytest.fixture
-def shared_backends() -> Iterator[tuple[str, str]]:
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    require_service("Redis", "127.0.0.1", 6379)
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DATABASE}")
-    client = redis.Redis.from_url(REDIS_DB_URL)
-    client.flushdb()
-    yield f"postgresql://postgres@127.0.0.1:5432/{DATABASE}", REDIS_DB_URL
-    client.flushdb()
-    client.close()
+def shared_backends(postgres_url: str, redis_namespace: RedisNamespace) -> tuple[str, dict[str, str]]:
+    return postgres_url, {"REDIS_URL": redis_namespace.url, "REDIS_PREFIX": redis_namespace.prefix}
 
 
 def test_write_on_one_instance_is_read_fresh_on_the_other(
     start_api: Callable[..., ServiceProcess], shared_backends: tuple[str, str]
 ) -> None:
-    database_url, redis_url = shared_backends
-    one = start_api(database_url, REDIS_URL=redis_url, RATE_LIMIT_PER_MINUTE="0")
-    two = start_api(database_url, REDIS_URL=redis_url, RATE_LIMIT_PER_MINUTE="0")
+    database_url, redis_env = shared_backends
+    one = start_api(database_url, **redis_env, RATE_LIMIT_PER_MINUTE="0")
+    two = start_api(database_url, **redis_env, RATE_LIMIT_PER_MINUTE="0")
     url = "/api/coach-plans/?coach=coach_d&date=2026-11-25"
     assert httpx.get(two.url + url).status_code == 404
     for n in range(5):
@@ -57,9 +44,9 @@ def test_write_on_one_instance_is_read_fresh_on_the_other(
 def test_rate_limit_counts_across_instances(
     start_api: Callable[..., ServiceProcess], shared_backends: tuple[str, str]
 ) -> None:
-    database_url, redis_url = shared_backends
-    one = start_api(database_url, REDIS_URL=redis_url, RATE_LIMIT_PER_MINUTE="10")
-    two = start_api(database_url, REDIS_URL=redis_url, RATE_LIMIT_PER_MINUTE="10")
+    database_url, redis_env = shared_backends
+    one = start_api(database_url, **redis_env, RATE_LIMIT_PER_MINUTE="10")
+    two = start_api(database_url, **redis_env, RATE_LIMIT_PER_MINUTE="10")
     if time.time() % 60 > 55:  # stay inside one one-minute window
         time.sleep(61 - time.time() % 60)
     statuses = [httpx.get(f"{(one, two)[n % 2].url}/api/coach-plans/all").status_code for n in range(14)]

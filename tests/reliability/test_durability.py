@@ -10,10 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
-from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body, require_service
+from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 
@@ -77,11 +76,7 @@ def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'shared.db'}"
         return
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS coach_plans_race WITH (FORCE)")
-        conn.execute("CREATE DATABASE coach_plans_race")
-    yield "postgresql://postgres@127.0.0.1:5432/coach_plans_race"
+    yield request.getfixturevalue("postgres_url")
 
 
 def test_50_concurrent_writes_from_two_processes(

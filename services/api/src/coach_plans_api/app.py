@@ -46,12 +46,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cache: Cache
     limiter: RateLimiter
     if shared is not None:
-        cache = RedisReadCache(shared, ttl=settings.cache_ttl_seconds)
-        limiter = RedisRateLimiter(settings.rate_limit_per_minute, shared)
+        cache = RedisReadCache(shared, ttl=settings.cache_ttl_seconds, prefix=settings.redis_prefix)
+        limiter = RedisRateLimiter(settings.rate_limit_per_minute, shared, prefix=settings.redis_prefix)
     else:
         cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
         limiter = RateLimiter(settings.rate_limit_per_minute)
-    events = EventBroker(settings.redis_url)
+    events = EventBroker(settings.redis_url, prefix=settings.redis_prefix)
     store = ChartStore(settings.chart_store_dir)
     archiver = ChartArchiver(
         db=db,

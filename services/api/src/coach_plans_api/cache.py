@@ -102,14 +102,14 @@ class RedisReadCache:
         client: redis.Redis,
         *,
         ttl: float,
-        prefix: str = "coach-plans:cache:",
+        prefix: str = "coach-plans",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ttl = ttl
         self._redis = client
         self._clock = clock
-        self._gen_key = prefix + "generation"
-        self._prefix = prefix + "entry:"
+        self._gen_key = f"{prefix}:cache:generation"
+        self._prefix = f"{prefix}:cache:entry:"
         self._put = client.register_script(_PUT_IF_CURRENT)
 
     @property

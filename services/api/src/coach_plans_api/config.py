@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     bot_stale_seconds: float = Field(90, gt=0)
     cors_origins: str = ""
     redis_url: str | None = None
+    # Namespace of every Redis key and channel, so deployments (or test runs) can share a Redis.
+    redis_prefix: str = Field("coach-plans", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     ticker_watchlist: str = DEFAULT_WATCHLIST
     public_base_url: str | None = None
     chart_store_dir: Path = Path("./data/charts")

@@ -14,7 +14,6 @@ import redis.asyncio as aredis
 from coach_plans_api.schemas import PlanEvent
 
 log = logging.getLogger("coach_plans_api.events")
-CHANNEL = "coach-plans:events"
 QUEUE_SIZE = 1000
 
 
@@ -25,8 +24,9 @@ class EventBroker:
     go through a pub/sub channel, so subscribers of every instance see every write, in order.
     """
 
-    def __init__(self, redis_url: str | None = None) -> None:
+    def __init__(self, redis_url: str | None = None, *, prefix: str = "coach-plans") -> None:
         self._redis_url = redis_url
+        self._channel = f"{prefix}:events"
         self._publisher = redis.Redis.from_url(redis_url, socket_timeout=2) if redis_url else None
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[PlanEvent | None]]] = set()
         self._lock = threading.Lock()
@@ -40,7 +40,7 @@ class EventBroker:
             return
         try:
             for event in events:
-                self._publisher.publish(CHANNEL, event.model_dump_json())
+                self._publisher.publish(self._channel, event.model_dump_json())
         except redis.RedisError as exc:
             log.error("redis unavailable; events reach this instance's subscribers only: %s", exc)
             for event in events:
@@ -89,7 +89,7 @@ class EventBroker:
             client = aredis.Redis.from_url(url)
             try:
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(self._channel)
                     self._ready.set()
                     async for message in pubsub.listen():
                         if message["type"] == "message":

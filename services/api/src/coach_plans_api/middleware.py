@@ -54,16 +54,24 @@ class RateLimiter:
 class RedisRateLimiter(RateLimiter):
     """The same windows counted in Redis, so every API instance shares one budget per client."""
 
-    def __init__(self, limit: int, client: redis.Redis, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        limit: int,
+        client: redis.Redis,
+        *,
+        prefix: str = "coach-plans",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(limit, clock)
         self._redis = client
+        self._prefix = f"{prefix}:ratelimit:"
 
     def hit(self, client: str) -> float | None:
         if self.limit <= 0:
             return None
         now = self._clock()
         window = int(now // 60)
-        key = f"coach-plans:ratelimit:{client}:{window}"
+        key = f"{self._prefix}{client}:{window}"
         try:
             pipe = self._redis.pipeline()
             pipe.incr(key)
