@@ -25,7 +25,7 @@ from coach_plans_api import migrate
 from coach_plans_api.app import create_app
 from coach_plans_api.config import Settings
 
-INTERNAL_TOKEN = "test-internal-token-5f1c"
+INTERNAL_TOKEN = "test-internal-token-5f1c-0123456789abcdef"
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).resolve().parents[1]
