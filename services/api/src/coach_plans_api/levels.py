@@ -247,6 +247,8 @@ def _tokenize(text: str) -> list[_Token]:
             if match.group("b"):
                 b_text = match.group("b").replace(",", "")
                 token.high = _expand(token.value, b_text, _number(b_text, match.group("bf")))
+                if token.high < token.value:  # "955-950" is the zone 950-955
+                    token.value, token.high = token.high, token.value
             token.suffix = (match.group("suffix") or "").lower()
             token.signed = match.group("sign") is not None
             if token.suffix == "k":
@@ -504,7 +506,7 @@ class _Reader:
             self.phrase = _Phrase()
             return end_index + 1
         if phrase.role is None:
-            return i + 1
+            return group[-1] + 1  # nothing names these numbers, and the rest of the list alike
         self._emit(i, phrase.role, phrase.condition, phrase.start, token.end)
         return i + 1
 
