@@ -24,12 +24,23 @@ def _url() -> str:
     return load_settings().sqlalchemy_url.render_as_string(hide_password=False)
 
 
+# Full-text search objects that autogenerate cannot represent: the FTS5 virtual table and its
+# shadow tables on SQLite, the generated tsvector column and its GIN index on PostgreSQL.
+# Migration 0005 creates them; tests/api/test_search.py checks they exist and work.
+SEARCH_OBJECTS = ("coach_plans_fts", "plan_search", "ix_coach_plans_plan_search")
+
+
+def _include_name(name: str | None, _type: str, _parents: object) -> bool:
+    return name is None or not name.startswith(SEARCH_OBJECTS)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

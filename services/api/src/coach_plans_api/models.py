@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -67,6 +69,8 @@ class Plan(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     edited_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Levels read from plan_text (coach_plans_api.levels, JSON form); None until they are read.
+    plan_levels: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     charts: Mapped[list[Chart]] = relationship(
         back_populates="plan",

@@ -9,6 +9,7 @@ from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from coach_plans_api.models import BotHeartbeat, Chart, Plan, PlanTicker, Revision
+from coach_plans_api.search import MARK_END, MARK_START, SearchHit, fts5_query, parse_snippet, postgres_query
 
 
 def lock_coach_date(session: Session, *, coach: str, date: dt.date) -> None:
@@ -134,3 +135,78 @@ def bot_seen_since(session: Session, since: dt.datetime) -> bool:
         )
         or 0
     ) > 0
+
+
+def search_plans(
+    session: Session,
+    *,
+    query: str,
+    coach: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    limit: int,
+    after: tuple[float, int] | None = None,
+) -> list[SearchHit]:
+    """Live plans whose text matches `query`, best first (then newest id), each with a highlighted
+    snippet; `after` is the (score, plan id) of the last hit of the previous page."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    match = postgres_query(query) if postgres else fts5_query(query)
+    if not match.strip():
+        return []
+    params: dict[str, object] = {"match": match, "limit": limit}
+    filters = ["p.deleted_at IS NULL"]
+    for condition, name, value in (
+        ("p.coach_name = :coach", "coach", coach),
+        ("p.date >= :date_from", "date_from", date_from),
+        ("p.date <= :date_to", "date_to", date_to),
+    ):
+        if value is not None:
+            filters.append(condition)
+            params[name] = value
+    page = ""
+    if after is not None:
+        page = "WHERE score < :after_score OR (score = :after_score AND id < :after_id)"
+        params["after_score"], params["after_id"] = after
+    where = " AND ".join(filters)
+    # Only the page's rows get a snippet: the ranked ids are chosen first, highlighted after.
+    if postgres:
+        params["headline"] = (
+            f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords=24, MinWords=8, '
+            'MaxFragments=2, FragmentDelimiter=" … "'
+        )
+        sql = f"""
+            SELECT hit.id, hit.score, ts_headline('english', hit.plan_text, hit.q, :headline)
+            FROM (
+                SELECT * FROM (
+                    SELECT p.id, p.plan_text, q, ts_rank(p.plan_search, q)::float8 AS score
+                    FROM coach_plans AS p, websearch_to_tsquery('english', :match) AS q
+                    WHERE p.plan_search @@ q AND {where}
+                ) AS ranked {page}
+                ORDER BY score DESC, id DESC LIMIT :limit
+            ) AS hit
+            ORDER BY hit.score DESC, hit.id DESC
+        """  # noqa: S608 - only fixed SQL fragments are joined; every value is a bound parameter
+    else:
+        params["mark_start"], params["mark_end"] = MARK_START, MARK_END
+        sql = f"""
+            WITH hit AS MATERIALIZED (
+                SELECT * FROM (
+                    SELECT p.id, -bm25(coach_plans_fts) AS score
+                    FROM coach_plans_fts JOIN coach_plans AS p ON p.id = coach_plans_fts.rowid
+                    WHERE coach_plans_fts MATCH :match AND {where}
+                ) {page}
+                ORDER BY score DESC, id DESC LIMIT :limit
+            )
+            SELECT hit.id, hit.score,
+                   snippet(coach_plans_fts, 0, :mark_start, :mark_end, '…', 24)
+            FROM hit JOIN coach_plans_fts ON coach_plans_fts.rowid = hit.id
+            WHERE coach_plans_fts MATCH :match
+            ORDER BY hit.score DESC, hit.id DESC
+        """  # noqa: S608 - only fixed SQL fragments are joined; every value is a bound parameter
+    rows = session.execute(text(sql), params).all()
+    plans = {plan.id: plan for plan in session.scalars(select(Plan).where(Plan.id.in_([r[0] for r in rows])))}
+    hits = []
+    for plan_id, score, marked in rows:
+        snippet, highlights = parse_snippet(marked)
+        hits.append(SearchHit(plans[plan_id], snippet, highlights, float(score)))
+    return hits

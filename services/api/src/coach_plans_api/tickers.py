@@ -17,12 +17,13 @@ def parse_watchlist(raw: str) -> frozenset[str]:
     return frozenset(s.strip().upper() for s in raw.split(",") if s.strip())
 
 
+def find_mentions(text: str, watchlist: frozenset[str]) -> list[tuple[str, int, int]]:
+    """Every mention as (ticker, start, end), in text order; a cashtag's span includes its `$`."""
+    mentions = [(m.group(1).upper(), m.start(), m.end()) for m in _CASHTAG.finditer(text)]
+    mentions += [(m.group(1), m.start(), m.end()) for m in _WORD.finditer(text) if m.group(1) in watchlist]
+    return sorted(mentions, key=lambda mention: mention[1])
+
+
 def extract_tickers(text: str, watchlist: frozenset[str]) -> list[str]:
     """Tickers in order of first mention, each once."""
-    found: dict[str, int] = {}
-    for match in _CASHTAG.finditer(text):
-        found.setdefault(match.group(1).upper(), match.start())
-    for match in _WORD.finditer(text):
-        if match.group(1) in watchlist:
-            found.setdefault(match.group(1), match.start())
-    return sorted(found, key=found.__getitem__)
+    return list(dict.fromkeys(ticker for ticker, _, _ in find_mentions(text, watchlist)))

@@ -1,0 +1,319 @@
+"""Full-text search on SQLite (FTS5) and PostgreSQL (tsvector), kept in step by the database itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import Engine, make_url
+
+from coach_plans_api import migrate, repository
+from coach_plans_api.db import Database
+from coach_plans_api.search import SearchHit, fts5_query, parse_snippet, postgres_query
+from tests.conftest import PutPlan
+
+D = dt.date.fromisoformat
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(make_url(database_url))
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+def search(database: Database, query: str, **filters: Any) -> list[SearchHit]:
+    filters.setdefault("limit", 20)
+    with database.read() as session:
+        return repository.search_plans(session, query=query, **filters)
+
+
+def coaches(hits: list[SearchHit]) -> list[str]:
+    return [hit.plan.coach_name for hit in hits]
+
+
+def check_highlights(hit: SearchHit, words: set[str]) -> None:
+    assert hit.highlights, hit.snippet
+    for start, end in hit.highlights:
+        assert hit.snippet[start:end].lower() in words, hit.snippet
+
+
+def test_finds_ranks_and_highlights(database: Database, put_plan: PutPlan) -> None:
+    put_plan(
+        coach="d", text="VWAP reclaim on NVDA. VWAP reclaim again on AMD. VWAP reclaim is the whole plan."
+    )
+    put_plan(
+        coach="i",
+        text="NVDA above 950 with a VWAP reclaim, targets 968/985, stop 938; trim into the close, "
+        "size down ahead of the data, no chasing the open, patience into lunch.",
+    )
+    put_plan(coach="s", text="TSLA short below 340, nothing about the average price")
+    hits = search(database, "vwap reclaim")
+    assert coaches(hits) == ["coach_d", "coach_i"]
+    assert hits[0].score > hits[1].score
+    for hit in hits:
+        check_highlights(hit, {"vwap", "reclaim"})
+        assert hit.plan.plan_text.startswith(hit.snippet.lstrip("…")[:10])
+    assert coaches(search(database, "TSLA")) == ["coach_s"]
+    assert search(database, "MSFT") == []
+
+
+def test_words_match_their_stems(database: Database, put_plan: PutPlan) -> None:
+    put_plan(text="Targets 968 and 985 for the runners")
+    [hit] = search(database, "target runner")
+    check_highlights(hit, {"targets", "runners"})
+
+
+def test_filters_by_coach_and_date(database: Database, put_plan: PutPlan) -> None:
+    put_plan(coach="d", date="2026-11-20", text="NVDA breakout plan")
+    put_plan(coach="i", date="2026-11-21", text="NVDA breakout, fundamentals agree")
+    put_plan(coach="d", date="2026-11-25", text="NVDA breakout again")
+    assert len(search(database, "breakout")) == 3
+    assert {h.plan.date for h in search(database, "breakout", coach="coach_d")} == {
+        D("2026-11-20"),
+        D("2026-11-25"),
+    }
+    assert [
+        h.plan.coach_name
+        for h in search(database, "breakout", date_from=D("2026-11-21"), date_to=D("2026-11-21"))
+    ] == ["coach_i"]
+    assert [
+        h.plan.date for h in search(database, "breakout", coach="coach_d", date_from=D("2026-11-21"))
+    ] == [D("2026-11-25")]
+
+
+def test_pages_follow_the_ranking_without_gaps_or_repeats(database: Database, put_plan: PutPlan) -> None:
+    for day in range(1, 8):
+        put_plan(coach="d", date=f"2026-11-{day:02d}", text="fade " * day + "AMD below 158")
+    everything = search(database, "fade", limit=50)
+    assert len(everything) == 7
+    pages, after = [], None
+    while True:
+        page = search(database, "fade", limit=3, after=after)
+        if not page:
+            break
+        pages.append(page)
+        after = (page[-1].score, page[-1].plan.id)
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [h.plan.id for p in pages for h in p] == [h.plan.id for h in everything]
+
+
+def test_follows_edits_made_in_sql_and_through_the_api(
+    database: Database,
+    engine: Engine,
+    put_plan: PutPlan,
+    api_client: TestClient,
+    internal_headers: dict[str, str],
+) -> None:
+    plan = put_plan(text="NVDA long above 950")
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE coach_plans SET plan_text = 'AMD fade below 158' WHERE id = :id"), {"id": plan["id"]}
+        )
+    assert search(database, "NVDA") == []
+    assert [h.plan.id for h in search(database, "fade")] == [plan["id"]]
+    response = api_client.patch(
+        f"/internal/plans/{plan['id']}",
+        json={
+            "plan_text": "TSLA reclaim 345",
+            "actor": {"user_id": "1001", "display_name": "Dan"},
+            "message_id": "77",
+        },
+        headers=internal_headers,
+    )
+    assert response.status_code == 200, response.text
+    assert search(database, "fade") == []
+    [hit] = search(database, "reclaim")
+    assert hit.plan.plan_text == "TSLA reclaim 345"
+
+
+def test_follows_deletes_soft_and_hard(
+    database: Database,
+    engine: Engine,
+    put_plan: PutPlan,
+    api_client: TestClient,
+    internal_headers: dict[str, str],
+) -> None:
+    soft = put_plan(coach="d", text="squeeze setup on SMCI")
+    hard = put_plan(coach="i", text="squeeze setup on COIN")
+    kept = put_plan(coach="s", text="squeeze setup on MSTR")
+    response = api_client.request(
+        "DELETE",
+        f"/internal/plans/{soft['id']}",
+        json={"actor": {"user_id": "1001", "display_name": "Dan"}, "message_id": "88"},
+        headers=internal_headers,
+    )
+    assert response.status_code == 200, response.text
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM plan_revisions WHERE plan_id = :id"), {"id": hard["id"]})
+        conn.execute(text("DELETE FROM coach_plans WHERE id = :id"), {"id": hard["id"]})
+    assert [h.plan.id for h in search(database, "squeeze")] == [kept["id"]]
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:  # raises if the index and the table disagree
+            conn.execute(
+                text("INSERT INTO coach_plans_fts(coach_plans_fts, rank) VALUES ('integrity-check', 1)")
+            )
+
+
+HOSTILE = [
+    '"',
+    '"unbalanced',
+    "NVDA*",
+    "*",
+    "NEAR(NVDA AMD, 2)",
+    "NVDA NEAR AMD",
+    "NVDA AND OR NOT",
+    "(((",
+    ")",
+    "^NVDA",
+    "plan_text:NVDA",
+    "coach_plans_fts:NVDA",
+    "-NVDA",
+    "NVDA -",
+    "'; DROP TABLE coach_plans; --",
+    "\x00",
+    "NVDA\x00AMD",
+    "{NVDA AMD}",
+    "NVDA OR",
+    ":",
+    "",
+    "   ",
+    "\u2603 \U0001f680",
+    "a" * 10_000,
+    "NVDA " * 2_000,
+    '" OR "' * 1_000,
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE, ids=lambda q: repr(q[:16]))
+def test_hostile_queries_never_fail(database: Database, put_plan: PutPlan, query: str) -> None:
+    put_plan(text="NVDA long above 950; AMD below 158")
+    hits = search(database, query)
+    assert all(hit.plan.plan_text.startswith("NVDA") for hit in hits)
+
+
+def test_hostile_queries_still_find_their_words(database: Database, put_plan: PutPlan) -> None:
+    put_plan(text="NVDA long above 950; AMD below 158")
+    for query in ('"NVDA', "NVDA*", "(NVDA", 'NVDA"', "nvda)", "^NVDA", "NVDA:"):
+        assert len(search(database, query)) == 1, query
+
+
+def test_query_builders() -> None:
+    assert fts5_query('NVDA "AMD" NEAR(x*) ^y') == '"NVDA" "AMD" "NEAR" "x" "y"'
+    assert fts5_query("  ;;  ") == ""
+    assert fts5_query("w " * 100).count('"w"') == 32
+    assert postgres_query("a\x00b  c") == "a b c"
+
+
+def test_parse_snippet() -> None:
+    assert parse_snippet("go \ue000long\ue001 above \ue000950\ue001") == (
+        "go long above 950",
+        ((3, 7), (14, 17)),
+    )
+    assert parse_snippet("\ue001stray\ue000 open") == ("stray open", ())
+    assert parse_snippet("plain") == ("plain", ())
+
+
+# --- the migration: search objects and stored levels -----------------------------------------------
+def old_plan(conn: Any, plan_id: int, text_: str, deleted: bool = False) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO coach_plans (id, coach_name, date, plan_text, author, author_id, created_at,"
+            " deleted_at) VALUES (:id, 'coach_d', :date, :text, 'Dan', '1', '2026-11-25 10:00:00+00',"
+            " :deleted)"
+        ),
+        {
+            "id": plan_id,
+            "date": f"2026-11-{plan_id:02d}",
+            "text": text_,
+            "deleted": "2026-11-26 10:00:00+00" if deleted else None,
+        },
+    )
+
+
+def check_migration(url: str) -> None:
+    sa_url = make_url(url)
+    migrate.upgrade(sa_url, "0003")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            old_plan(conn, 1, "NVDA long above 950, targets 968/985, stop 938; fade AMD below 158")
+            old_plan(conn, 2, "Macro: CPI at 8:30 ET, no levels today")
+            old_plan(conn, 3, "gone plan with a squeeze", deleted=True)
+        migrate.upgrade(sa_url)
+        migrate.check(sa_url)  # no drift: the search objects are the migration's own
+        with engine.connect() as conn:
+            stored = dict(conn.execute(text("SELECT id, plan_levels FROM coach_plans ORDER BY id")).all())
+        levels = {k: json.loads(v) if isinstance(v, str) else v for k, v in stored.items()}
+        assert [(t["ticker"], t["bias"], len(t["levels"])) for t in levels[1]] == [
+            ("NVDA", "long", 4),
+            ("AMD", "short", 1),
+        ]
+        assert levels[1][0]["levels"][0] == {
+            "kind": "entry",
+            "condition": "above",
+            "value": 950.0,
+            "high": None,
+            "span": [5, 19],
+        }
+        assert levels[2] == []
+        database = Database(sa_url)
+        try:
+            assert [h.plan.id for h in search(database, "targets")] == [1]  # existing plans are indexed
+            assert search(database, "squeeze") == []  # deleted plans are not found
+        finally:
+            database.dispose()
+        migrate.downgrade(sa_url, "0003")
+        columns = {c["name"] for c in inspect(engine).get_columns("coach_plans")}
+        assert not columns & {"plan_levels", "plan_search"}
+        assert not [t for t in inspect(engine).get_table_names() if t.startswith("coach_plans_fts")]
+        migrate.upgrade(sa_url)
+        migrate.check(sa_url)
+    finally:
+        engine.dispose()
+
+
+def test_migration_backfills_levels_indexes_plans_and_downgrades_on_sqlite(tmp_path: Path) -> None:
+    check_migration(f"sqlite:///{tmp_path / 'old.db'}")
+
+
+@pytest.mark.postgres
+def test_migration_backfills_levels_indexes_plans_and_downgrades_on_postgres(postgres_url: str) -> None:
+    check_migration(postgres_url)
+
+
+def test_search_objects_exist_at_head(engine: Engine) -> None:
+    """A later migration that rebuilds coach_plans on SQLite (batch mode) would drop the triggers."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            triggers = (
+                conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars().all()
+            )
+            assert set(triggers) >= {
+                "coach_plans_fts_insert",
+                "coach_plans_fts_update",
+                "coach_plans_fts_delete",
+            }
+        else:
+            generated = conn.execute(
+                text(
+                    "SELECT is_generated FROM information_schema.columns"
+                    " WHERE table_name = 'coach_plans' AND column_name = 'plan_search'"
+                )
+            ).scalar_one()
+            assert generated == "ALWAYS"
+            indexes = {i["name"] for i in inspect(engine).get_indexes("coach_plans")}
+            assert "ix_coach_plans_plan_search" in indexes
