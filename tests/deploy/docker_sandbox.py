@@ -67,11 +67,6 @@ def missing_requirements() -> str | None:
     for tool, package in (("dockerd", "docker.io"), ("debootstrap", "debootstrap"), ("iptables", "iptables")):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (apt-get install {package}; `make test` does it)"
-    others = [pid for pid in running("dockerd")]
-    if others:
-        # A second daemon rebuilds the shared DOCKER firewall chains: it would cut the first
-        # one's published ports. Use that Docker directly instead (docs/deploy.md).
-        return f"another dockerd runs on this host (pid {others[0]}); not disturbing its firewall rules"
     return None
 
 
@@ -132,7 +127,7 @@ class DockerSandbox:
         self.pidfile = CACHE / "dockerd.pid"
         self.log = CACHE / "dockerd.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self._firewall_before: dict[str, list[str]] = {}
+        self._firewall_before: dict[str, list[str]] | None = None
         self._ip_forward_before = ""
         self.docker_cli = shutil.which("docker") or "docker"
 
@@ -150,7 +145,13 @@ class DockerSandbox:
     # --- daemon ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the daemon; SandboxError if another Docker runs here (we do not start beside it)."""
         self._stop_leftover_daemon()
+        others = running("dockerd")
+        if others:
+            # A second daemon rebuilds the shared DOCKER firewall chains, which would cut the
+            # first one's published ports. With a Docker of one's own, use it (docs/deploy.md).
+            raise SandboxError(f"another dockerd runs on this host (pid {others[0]}); not starting beside it")
         self._firewall_before = firewall()
         self._ip_forward_before = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
         if not Path(f"/sys/class/net/{BRIDGE}").exists():
@@ -208,6 +209,8 @@ class DockerSandbox:
 
     def stop(self) -> None:
         """Stop the daemon and put the host back: bridges, firewall rules and chains, forwarding."""
+        if self._firewall_before is None:  # never started: nothing of ours to put back
+            return
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -223,7 +226,7 @@ class DockerSandbox:
         shutil.rmtree(self.exec_root, ignore_errors=True)
 
     def _restore_firewall(self) -> None:
-        before = self._firewall_before
+        before = self._firewall_before or {}
         for table, rules in firewall().items():
             new = [r for r in rules if r not in before.get(table, []) and OWNED.search(r)]
             for rule in reversed([r for r in new if r.startswith("-A ")]):

@@ -98,8 +98,11 @@ def sandbox() -> Iterator[DockerSandbox]:
             unavailable(str(exc))
         box = DockerSandbox(compose_binary())
         cleanup.callback(box.stop)
-        cleanup.callback(box.docker, "image", "prune", "--force", check=False)  # runs first
-        box.start()
+        try:
+            box.start()
+        except SandboxError as exc:
+            unavailable(str(exc))
+        cleanup.callback(box.docker, "image", "prune", "--force", check=False)  # before stop
         args = build_args(dockerfile("api"))
         box.build_standins(
             python_image=args["PYTHON_IMAGE"],
