@@ -7,10 +7,10 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 PYTHON ?= python3
 COVERAGE_MIN := 90
 
-.PHONY: help install browser run test lint format bench clean
+.PHONY: help install test-deps env run test lint format bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -19,10 +19,16 @@ $(CURDIR)/.tools/bin/uv:
 install: $(UV) ## install Python and every dependency into .venv (uv sync)
 	$(UV) sync --locked --all-packages
 
-run: install ## migrate, then start the API (port 5000) and the bot in mock mode on SQLite
+run: install ## migrate, then start the API (port API_PORT, 5000) and the bot in mock mode on SQLite
 	./scripts/run-dev.sh
 
-test: install browser ## run the whole test suite with coverage per package
+env: ## write .env for docker compose from .env.example, with a new random INTERNAL_API_TOKEN
+	@if [ -e .env ]; then echo ".env exists; left as it is"; else \
+		token=$$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n'); \
+		umask 077 && sed "s/^INTERNAL_API_TOKEN=$$/INTERNAL_API_TOKEN=$$token/" .env.example > .env; \
+		echo "wrote .env (mode 0600) with a new INTERNAL_API_TOKEN"; fi
+
+test: install test-deps ## run the whole test suite with coverage per package
 	rm -f .coverage .coverage.*
 	$(UV) run pytest --cov --cov-report= $(PYTEST_ARGS)
 	$(UV) run coverage combine --quiet 2>/dev/null || true
@@ -31,10 +37,18 @@ test: install browser ## run the whole test suite with coverage per package
 		$(UV) run coverage report --include="*/coach_plans_$$pkg/*" --fail-under=$(COVERAGE_MIN) || exit 1; \
 	done
 
-browser: ## Debian's Chromium for the dashboard's browser test (needs root or sudo)
-	@command -v chromium >/dev/null || { \
+# Debian packages some tests need; each test skips with the reason when its tool is missing
+# (CI fails instead). Installed only when missing.
+TEST_PACKAGES := chromium:chromium dockerd:docker.io debootstrap:debootstrap systemd-analyze:systemd
+
+test-deps: ## Debian packages the tests use: Chromium, docker.io, debootstrap, systemd (root or sudo)
+	@export PATH=$$PATH:/usr/sbin:/sbin; \
+	missing=$$(for pair in $(TEST_PACKAGES); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done); \
+	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+		echo "apt-get install" $$missing; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+			|| echo "could not install $$missing: the tests that need them will skip (or fail in CI)"; fi
 
 lint: install ## ruff, formatting, mypy --strict and a dependency audit
 	$(UV) run ruff check .

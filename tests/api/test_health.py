@@ -26,10 +26,14 @@ def test_health_fields(api_client: TestClient, put_plan: PutPlan) -> None:
         "plans_count",
         "uptime_seconds",
         "version",
+        "instance_id",
     }
     assert (body["status"], body["database_connected"], body["plans_count"]) == ("healthy", True, 1)
     assert body["uptime_seconds"] >= 0
     assert body["version"] == "2.0.0"
+    # Random per process, stable within it: `make run` tells its own API from another by it.
+    assert re.fullmatch(r"[0-9a-f]{16}", body["instance_id"])
+    assert api_client.get("/health").json()["instance_id"] == body["instance_id"]
 
 
 def test_prometheus_metrics(api_client: TestClient, put_plan: PutPlan) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
+import socket
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +17,13 @@ import pytest
 
 from coach_plans_bot import __main__ as entry
 from coach_plans_bot.config import BotSettings
-from coach_plans_bot.mock import MockDataProvider, MockDiscordBot
+from coach_plans_bot.mock import (
+    MockChartServer,
+    MockDataProvider,
+    MockDiscordBot,
+    chart_png,
+    chart_server_address,
+)
 from coach_plans_bot.outbox import Status
 from coach_plans_bot.parsing import DEFAULT_ROSTER
 from tests.bot.conftest import NOW, TODAY, Sleeps, SwitchableTransport, eventually
@@ -51,10 +61,16 @@ async def test_start_posts_one_realistic_plan_per_coach_for_today(
     plans = {plan["coach"]: plan for plan in await today_plans(api_reader)}
     assert sorted(plans) == ["coach_d", "coach_i", "coach_n", "coach_s"]
     assert "NVDA" in plans["coach_d"]["plan"]
-    assert [chart["url"] for chart in plans["coach_d"]["charts"]] == [
-        "https://cdn.example.com/charts/coach_d_1.png",
-        "https://cdn.example.com/charts/coach_d_2.png",
-    ]
+    # The charts are served by the mock bot itself, under a name the API can reach it by.
+    base = mock_bot.provider.chart_base
+    assert re.fullmatch(rf"http://{re.escape(socket.gethostname())}:\d+/mock-charts", base)
+    urls = [chart["url"] for chart in plans["coach_d"]["charts"]]
+    assert urls == [f"{base}/coach_d_1.png", f"{base}/coach_d_2.png"]
+    port = base.split(":")[2].split("/")[0]
+    async with httpx.AsyncClient() as client:
+        image = await client.get(f"http://127.0.0.1:{port}/mock-charts/coach_d_1.png")
+    assert image.headers["content-type"] == "image/png"
+    assert image.content == chart_png("coach_d_1")
     assert "MOCK MODE" in caplog.text
     # Same internal HTTP path as the Discord bot: PUT /internal/plans/{coach}/{date}.
     assert ("PUT", f"/internal/plans/coach_d/{TODAY}") in api_transport.writes()
@@ -171,3 +187,56 @@ async def test_run_mock_until_stopped(
     stop.set()
 
     assert await task == 0
+
+
+def png_header_and_pixels(data: bytes) -> tuple[tuple[int, ...], bytes]:
+    """(IHDR fields, decompressed pixel rows), checking every chunk's CRC on the way."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, chunks = 8, {}
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert crc == zlib.crc32(kind + body), kind
+        chunks[kind] = body
+        offset += 12 + length
+    assert list(chunks) == [b"IHDR", b"IDAT", b"IEND"]
+    return struct.unpack(">IIBBBBB", chunks[b"IHDR"]), zlib.decompress(chunks[b"IDAT"])
+
+
+def test_mock_charts_are_valid_pngs_that_differ_per_chart() -> None:
+    header, pixels = png_header_and_pixels(chart_png("coach_d_1"))
+    width, height, depth, colour, *_ = header
+    assert (width, height, depth, colour) == (480, 270, 8, 2)  # 8-bit RGB
+    assert len(pixels) == height * (1 + 3 * width)
+    assert len(set(pixels)) > 4  # a picture, not a blank
+    assert chart_png("coach_d_1") == chart_png("coach_d_1")
+    assert chart_png("coach_d_1") != chart_png("coach_d_2")
+    assert len(chart_png("coach_n_2")) < 20_000
+
+
+@pytest.mark.parametrize(
+    ("api_url", "expected"),
+    [
+        ("http://127.0.0.1:5000", ("127.0.0.1", "127.0.0.1")),
+        ("http://localhost:5000", ("127.0.0.1", "127.0.0.1")),
+        ("http://[::1]:5000", ("127.0.0.1", "127.0.0.1")),
+        ("http://api:5000", ("0.0.0.0", socket.gethostname())),
+        ("http://10.1.2.3:5000", ("0.0.0.0", socket.gethostname())),
+    ],
+)
+def test_chart_server_listens_where_the_api_can_reach_it(api_url: str, expected: tuple[str, str]) -> None:
+    assert chart_server_address(api_url) == expected
+
+
+async def test_chart_server_serves_only_chart_names() -> None:
+    server = MockChartServer("127.0.0.1", "127.0.0.1")
+    base = await server.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{base}/coach_s_2.png")).content == chart_png("coach_s_2")
+            for name in ("../etc/passwd", "coach_s_0.png", "coach_s_1.gif", "x" * 60 + "_1.png"):
+                assert (await client.get(f"{base}/{name}")).status_code == 404, name
+    finally:
+        await server.close()
+    await server.close()  # closing twice is harmless

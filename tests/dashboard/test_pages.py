@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import PutPlan
+from tests.conftest import PutPlan, plan_body
 from tests.dashboard.conftest import DashboardPage
 
 DAY = "2020-03-10"
@@ -23,6 +23,18 @@ def page(client: TestClient, query: str = f"?date={DAY}") -> DashboardPage:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
     return DashboardPage(response.text)
+
+
+@pytest.mark.parametrize("stored", ["#mock-plans", "mock-plans"])
+def test_channel_reads_with_one_hash_however_it_was_stored(
+    api_client: TestClient, internal_headers: dict[str, str], stored: str
+) -> None:
+    # The bot stores Discord's "#name"; the card once read "in ##mock-plans".
+    body = {**plan_body(), "channel": stored}
+    api_client.put(f"/internal/plans/coach_d/{DAY}", json=body, headers=internal_headers)
+    card = page(api_client).cards["coach_d"]
+    assert "By Dan in #mock-plans ·" in card.text
+    assert "##" not in card.text
 
 
 def test_plans_and_charts_of_the_chosen_day(api_client: TestClient, put_plan: PutPlan) -> None:

@@ -79,10 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.info(
-            "Coach Plans API %s on %s (mock mode: %s)",
+            "Coach Plans API %s on %s (mock mode: %s, instance %s)",
             __version__,
             settings.sqlalchemy_url.render_as_string(hide_password=True),
             settings.mock_mode,
+            ops.INSTANCE_ID,
         )
         await events.start()
         if settings.chart_archiver:

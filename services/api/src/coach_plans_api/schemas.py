@@ -228,6 +228,7 @@ class HealthOut(BaseModel):
     plans_count: int | None
     uptime_seconds: float
     version: str
+    instance_id: str = Field(description="random per API process: tells which process answered")
 
 
 class MetricsOut(BaseModel):

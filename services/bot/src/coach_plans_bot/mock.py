@@ -1,16 +1,29 @@
-"""Mock mode (SPEC 4.4): no Discord; simulated posts go through the same outbox and HTTP path."""
+"""Mock mode: no Discord; simulated posts go through the same outbox and HTTP path.
+
+The simulated charts are real PNG images that the mock bot serves over HTTP, so the API archives
+them exactly as it archives Discord attachments (when CHART_ALLOWED_HOSTS lists the mock's host).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import ipaddress
 import itertools
 import logging
+import random
+import re
+import socket
+import struct
+import zlib
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import discord
 import httpx
+from aiohttp import web
 
 from coach_plans_bot.backoff import Sleep
 from coach_plans_bot.config import BotSettings
@@ -20,8 +33,11 @@ from coach_plans_bot.parsing import Attachment, Coach, parse_plan_args, select_c
 
 log = logging.getLogger(__name__)
 
+# Until the chart server runs (e.g. a provider used on its own), URLs point here.
 MOCK_CHART_BASE = "https://cdn.example.com/charts"
+MOCK_CHART_PATH = "/mock-charts"
 MOCK_USER_ID_BASE = 900_000_000_000_000_000
+_CHART_NAME = re.compile(r"[a-z0-9_]{1,40}_[1-9]\.png")
 
 _PLAN_TEMPLATES: dict[str, str] = {
     "coach_d": (
@@ -57,8 +73,102 @@ def daily_message_id(day: dt.date, coach_index: int) -> int:
     return discord.utils.time_snowflake(noon) + coach_index + 1
 
 
+def _png(width: int, height: int, rows: Sequence[bytes]) -> bytes:
+    """RGB rows as a PNG file (8-bit truecolour, no filter)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + row for row in rows), 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+@functools.lru_cache(maxsize=64)
+def chart_png(seed: str, width: int = 480, height: int = 270) -> bytes:
+    """A candlestick chart on a grid as PNG bytes: the same picture for the same seed."""
+    background, grid, up, down = b"\x16\x18\x1d", b"\x2a\x2e\x36", b"\x26\xa6\x9a", b"\xef\x53\x50"
+    rows = [bytearray(background * width) for _ in range(height)]
+    for y in range(0, height, 45):
+        rows[y][:] = grid * width
+    for row in rows:
+        for x in range(0, width, 60):
+            row[3 * x : 3 * x + 3] = grid
+    rng = random.Random(seed)
+    candles, price = [], 100.0
+    for _ in range(width // 12):
+        close = price * (1 + rng.gauss(0.001, 0.012))
+        wick = abs(close - price) + price * abs(rng.gauss(0, 0.006))
+        candles.append((price, close, max(price, close) + wick / 2, min(price, close) - wick / 2))
+        price = close
+    top, bottom = max(c[2] for c in candles), min(c[3] for c in candles)
+
+    def y_of(value: float) -> int:
+        return int(10 + (top - value) / (top - bottom) * (height - 20))
+
+    for n, (open_, close, high, low) in enumerate(candles):
+        colour = up if close >= open_ else down
+        left = 4 + 12 * n
+        for y in range(y_of(high), y_of(low) + 1):
+            rows[y][3 * (left + 3) : 3 * (left + 4)] = colour
+        for y in range(y_of(max(open_, close)), y_of(min(open_, close)) + 1):
+            rows[y][3 * left : 3 * (left + 8)] = colour * 8
+    return _png(width, height, [bytes(row) for row in rows])
+
+
+def chart_server_address(api_base_url: str) -> tuple[str, str]:
+    """(address to listen on, host the API reaches it by), judged by where the API is.
+
+    An API on this machine reaches the charts on 127.0.0.1; an API elsewhere (compose's `api`)
+    by this host's name, which compose sets to the service name `bot`.
+    """
+    host = urlsplit(api_base_url).hostname or "localhost"
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    return ("127.0.0.1", "127.0.0.1") if local else ("0.0.0.0", socket.gethostname())
+
+
+class MockChartServer:
+    """Serves the mock charts over HTTP, so they reach the API's chart archiver like attachments."""
+
+    def __init__(self, listen: str, advertised: str) -> None:
+        self.listen = listen
+        self.advertised = advertised
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        """Listen on a free port; returns the base URL of the charts."""
+        app = web.Application()
+        app.router.add_get(MOCK_CHART_PATH + "/{name}", self._chart)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.listen, 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://{self.advertised}:{port}{MOCK_CHART_PATH}"
+        return self.base_url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    @staticmethod
+    async def _chart(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not _CHART_NAME.fullmatch(name):
+            raise web.HTTPNotFound
+        return web.Response(body=chart_png(name.removesuffix(".png")), content_type="image/png")
+
+
 class MockDataProvider:
     """Realistic plan texts and chart URLs for simulated posts."""
+
+    def __init__(self, chart_base: str = MOCK_CHART_BASE) -> None:
+        self.chart_base = chart_base
 
     def plan_text(self, coach: Coach, day: dt.date) -> str:
         """An NVDA-style plan in the coach's style (technical, fundamental, sentiment, macro)."""
@@ -66,8 +176,8 @@ class MockDataProvider:
         return f"[{coach.name}] " + template.format(day=day.isoformat())
 
     def chart_urls(self, coach: Coach, count: int = 2) -> list[str]:
-        """`https://cdn.example.com/charts/coach_d_1.png`, …"""
-        return [f"{MOCK_CHART_BASE}/{coach.coach}_{n}.png" for n in range(1, count + 1)]
+        """`<chart_base>/coach_d_1.png`, …"""
+        return [f"{self.chart_base}/{coach.coach}_{n}.png" for n in range(1, count + 1)]
 
     def charts(self, coach: Coach, count: int = 2) -> list[Attachment]:
         """The mock charts as attachments."""
@@ -99,6 +209,7 @@ class MockDiscordBot:
         self._sleep = sleep
         self._now = now
         self._core: BotCore | None = None
+        self._charts: MockChartServer | None = None
         self._message_ids = itertools.count(discord.utils.time_snowflake(dt.datetime.now(dt.UTC)))
 
     @property
@@ -130,9 +241,15 @@ class MockDiscordBot:
     async def start(self, *, post_today: bool = True) -> list[OutboxEntry]:
         """Start heartbeat and delivery; post one plan per coach for today (and MOCK_DAYS-1 days before)."""
         await self.open()
+        if self._charts is None:
+            self._charts = MockChartServer(*chart_server_address(self.settings.api_base_url))
+            self.provider.chart_base = await self._charts.start()
         log.warning(
-            "MOCK MODE: no Discord connection; simulated plans go to %s",
+            "MOCK MODE: no Discord connection; simulated plans go to %s, their charts are served at %s/"
+            " (the API archives them when CHART_ALLOWED_HOSTS lists %s)",
             self.settings.api_base_url,
+            self.provider.chart_base,
+            self._charts.advertised,
         )
         self.core.start_background(connected=lambda: True, on_settled=self._log_settled)
         if not post_today:
@@ -147,6 +264,9 @@ class MockDiscordBot:
             core, self._core = self._core, None
             await core.send_heartbeat(connected=False)
             await core.aclose()
+        if self._charts is not None:
+            charts, self._charts = self._charts, None
+            await charts.close()
 
     async def simulate_plan_post(
         self,

@@ -200,7 +200,8 @@ def render_card(card: CoachPlan, view: DashboardView) -> str:
     edited = ""
     if plan.edited_at is not None:
         edited = f' <span class="edited">edited {when(plan.edited_at, view)}</span>'
-    channel = f" in #{escape(plan.channel)}" if plan.channel else ""
+    # The bot stores Discord's `#name`; other writers may store the bare name.
+    channel = f" in #{escape(plan.channel.removeprefix('#'))}" if plan.channel else ""
     meta = f"By {escape(plan.author)}{channel} · {when(plan.timestamp, view)}{edited}"
     return (
         f'<section class="card" data-coach="{escape(card.coach)}" data-plan-id="{plan.id}">'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import anyio
@@ -18,6 +19,8 @@ from coach_plans_api.schemas import HealthOut, MetricsOut
 router = APIRouter(tags=["operations"])
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/static/docs"
+# Lets a supervisor (scripts/run-dev.sh) tell its own API from another one on the same port.
+INSTANCE_ID = secrets.token_hex(8)
 
 
 @router.get(
@@ -37,6 +40,7 @@ async def health(state: StateDep) -> JSONResponse:
         plans_count=plans,
         uptime_seconds=round(state.metrics.uptime(), 3),
         version=__version__,
+        instance_id=INSTANCE_ID,
     )
     return JSONResponse(body.model_dump(), status_code=200 if database_ok else 503)
 
