@@ -188,6 +188,30 @@ def test_answers_that_are_not_a_usable_stream_raise_at_once(
     assert (route.call_count, sleeps) == (1, [])
 
 
+@respx.mock
+def test_the_clients_headers_are_sent_and_the_stream_is_asked_for(sleeps: list[float]) -> None:
+    route = respx.get(EVENTS).mock(return_value=stream(event_block(1)))
+    with CoachPlansClient(API, headers={"Authorization": "Bearer proxy-token"}) as client:
+        next(client.events())
+    headers = route.calls.last.request.headers
+    assert (headers["Authorization"], headers["Accept"]) == ("Bearer proxy-token", "text/event-stream")
+
+
+@respx.mock
+def test_a_body_that_cannot_be_decoded_is_an_invalid_response(sleeps: list[float]) -> None:
+    headers = {**SSE, "content-encoding": "gzip"}
+    respx.get(EVENTS).mock(return_value=httpx.Response(200, headers=headers, stream=httpx.ByteStream(b"no")))
+    with sync_client(sleeps) as client, pytest.raises(InvalidResponseError):
+        next(client.events())
+
+
+@pytest.mark.parametrize("url", ["ftp://api.test", "http://"])
+def test_a_url_that_cannot_work_raises_at_once(url: str, sleeps: list[float]) -> None:
+    with CoachPlansClient(url, sleep=sleeps.append) as client, pytest.raises(ConnectionError):
+        next(client.events())
+    assert sleeps == []
+
+
 def test_negative_max_reconnects_is_rejected() -> None:
     with CoachPlansClient(API) as client, pytest.raises(ValueError, match="max_reconnects"):
         next(client.events(max_reconnects=-1))

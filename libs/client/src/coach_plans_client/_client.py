@@ -339,7 +339,7 @@ class CoachPlansClient(BaseClient):
                     self._http,
                     "GET",
                     subscription.url,
-                    headers=subscription.headers(),
+                    headers={**self._headers, **subscription.headers()},
                     timeout=EVENTS_TIMEOUT,
                 ) as source:
                     if source.response.status_code != 200:
@@ -353,8 +353,12 @@ class CoachPlansClient(BaseClient):
                         wait = subscription.lost(None)
             except SSEError as exc:
                 raise subscription.not_a_stream(exc) from exc
+            except httpx.UnsupportedProtocol as exc:  # a wrong URL does not heal by waiting
+                raise self._translate(exc, "GET", subscription.url) from exc
             except httpx.TransportError as exc:
                 wait = subscription.lost(exc)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise self._translate(exc, "GET", subscription.url) from exc
             self._sleep(wait)
 
 
@@ -584,7 +588,7 @@ class AsyncCoachPlansClient(BaseClient):
                     self._http,
                     "GET",
                     subscription.url,
-                    headers=subscription.headers(),
+                    headers={**self._headers, **subscription.headers()},
                     timeout=EVENTS_TIMEOUT,
                 ) as source:
                     if source.response.status_code != 200:
@@ -598,6 +602,10 @@ class AsyncCoachPlansClient(BaseClient):
                         wait = subscription.lost(None)
             except SSEError as exc:
                 raise subscription.not_a_stream(exc) from exc
+            except httpx.UnsupportedProtocol as exc:  # a wrong URL does not heal by waiting
+                raise self._translate(exc, "GET", subscription.url) from exc
             except httpx.TransportError as exc:
                 wait = subscription.lost(exc)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise self._translate(exc, "GET", subscription.url) from exc
             await self._sleep(wait)
