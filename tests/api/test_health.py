@@ -168,11 +168,11 @@ def test_bug_is_500_with_request_id_not_a_traceback(api_app: object) -> None:
     }
 
 
-@pytest.mark.parametrize("path", ["/nope", "/api/v1/nope"])
-def test_unknown_route_uses_error_shape(api_client: TestClient, path: str) -> None:
+@pytest.mark.parametrize("path", ["/nope", "/api/v1/nope", "/webhooks/api/coach-plans/all"])
+def test_unknown_route_is_told_apart_from_a_missing_plan(api_client: TestClient, path: str) -> None:
     response = api_client.get(path)
     assert response.status_code == 404
-    assert response.json()["error"] == "not_found"
+    assert response.json() == {"error": "route_not_found", "detail": f"no such route: GET {path}"}
 
 
 def test_wrong_method_uses_error_shape(api_client: TestClient) -> None:

@@ -42,6 +42,11 @@ def api() -> Iterator[respx.MockRouter]:
         yield router
 
 
+def full_jitter(sleeps: list[float], ceilings: list[float]) -> bool:
+    """Each wait is anywhere from 0 to its capped exponential ceiling (full jitter)."""
+    return len(sleeps) == len(ceilings) and all(0 <= s <= c for s, c in zip(sleeps, ceilings, strict=True))
+
+
 def legacy_plan(coach: str = "coach_d", date: str = DATE, text: str | None = None) -> dict[str, object]:
     return {
         "plan": text or f"{coach} plan for {date}: NVDA above 950",

@@ -22,7 +22,7 @@ from coach_plans_client import (
 )
 from coach_plans_client._base import parse_retry_after
 
-from .conftest import API, DATE, FakeClock, legacy_plan
+from .conftest import API, DATE, FakeClock, full_jitter, legacy_plan
 
 PLAN_PATH = "/api/coach-plans/"
 
@@ -41,7 +41,7 @@ def test_get_plan_returns_typed_plan_and_sends_coach_and_date(
 
     assert plan.plan == "coach_d plan for 2026-11-25: NVDA above 950"
     assert plan.charts == ("https://cdn.example/coach_d/2026-11-25/1.png",)
-    assert plan.timestamp == dt.datetime(2026, 11, 25, 13, 30, tzinfo=dt.UTC)
+    assert plan.timestamp == dt.datetime(2026, 11, 25, 13, 30, tzinfo=dt.timezone.utc)
     assert plan.date == dt.date(2026, 11, 25)
     assert plan.to_legacy_dict()["author"] == "Dan"
     request = route.calls.last.request
@@ -99,7 +99,7 @@ def test_client_errors_raise_typed_errors_without_retrying(
     assert sleeps == []
 
 
-def test_server_error_is_retried_with_exponential_backoff(
+def test_server_error_is_retried_with_backoff_and_full_jitter(
     api: respx.MockRouter, client: CoachPlansClient, sleeps: list[float]
 ) -> None:
     route = api.get(PLAN_PATH).mock(
@@ -112,7 +112,20 @@ def test_server_error_is_retried_with_exponential_backoff(
 
     assert client.get_plan("coach_d", DATE).coach == "coach_d"
     assert route.call_count == 3
-    assert sleeps == [0.5, 1.0]
+    assert full_jitter(sleeps, [0.5, 1.0])
+
+
+def test_jitter_spreads_the_waits_of_clients_that_failed_together(
+    api: respx.MockRouter, client: CoachPlansClient, sleeps: list[float]
+) -> None:
+    """Without jitter every client would come back exactly backoff_factor seconds later."""
+    api.get(PLAN_PATH).mock(side_effect=[httpx.Response(503), httpx.Response(200, json=legacy_plan())] * 200)
+    for _ in range(200):
+        client.get_plan("coach_d", DATE)
+    assert full_jitter(sleeps, [0.5] * 200)
+    assert min(sleeps) < 0.1
+    assert max(sleeps) > 0.4
+    assert len(set(sleeps)) > 150
 
 
 def test_server_error_after_the_last_retry_is_raised(
@@ -125,7 +138,7 @@ def test_server_error_after_the_last_retry_is_raised(
 
     assert info.value.status_code == 502
     assert route.call_count == 3  # first try + max_retries=2
-    assert sleeps == [0.5, 1.0]
+    assert full_jitter(sleeps, [0.5, 1.0])
 
 
 def test_backoff_is_capped(api: respx.MockRouter, sleeps: list[float]) -> None:
@@ -133,7 +146,7 @@ def test_backoff_is_capped(api: respx.MockRouter, sleeps: list[float]) -> None:
     api.get(PLAN_PATH).respond(500)
     with pytest.raises(ServerError):
         client.get_plan("coach_d", DATE)
-    assert sleeps == [1.0, 2.0, 3.0, 3.0]
+    assert full_jitter(sleeps, [1.0, 2.0, 3.0, 3.0])
 
 
 def test_rate_limit_honours_retry_after_seconds(
@@ -149,12 +162,37 @@ def test_rate_limit_honours_retry_after_seconds(
     assert sleeps == [7.0]
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_unavailable_honours_retry_after_too(
+    api: respx.MockRouter, client: CoachPlansClient, sleeps: list[float], status: int
+) -> None:
+    api.get(PLAN_PATH).mock(
+        side_effect=[
+            httpx.Response(status, headers={"Retry-After": "2"}, json={"error": "x", "detail": "later"}),
+            httpx.Response(200, json=legacy_plan()),
+        ]
+    )
+    client.get_plan("coach_d", DATE)
+    assert sleeps == [2.0]
+
+
+def test_unavailable_asking_too_long_a_wait_is_raised_at_once(
+    api: respx.MockRouter, client: CoachPlansClient, sleeps: list[float]
+) -> None:
+    route = api.get(PLAN_PATH).respond(
+        503, headers={"Retry-After": "600"}, json={"error": "storage_unavailable", "detail": "down"}
+    )
+    with pytest.raises(ServerError):
+        client.get_plan("coach_d", DATE)
+    assert (route.call_count, sleeps) == (1, [])
+
+
 def test_rate_limit_without_retry_after_uses_backoff(
     api: respx.MockRouter, client: CoachPlansClient, sleeps: list[float]
 ) -> None:
     api.get(PLAN_PATH).mock(side_effect=[httpx.Response(429), httpx.Response(200, json=legacy_plan())])
     client.get_plan("coach_d", DATE)
-    assert sleeps == [0.5]
+    assert full_jitter(sleeps, [0.5])
 
 
 def test_rate_limit_asking_too_long_a_wait_is_raised_at_once(
@@ -173,7 +211,7 @@ def test_rate_limit_asking_too_long_a_wait_is_raised_at_once(
 
 
 def test_retry_after_accepts_http_dates() -> None:
-    now = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.UTC)
+    now = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.timezone.utc)
     assert parse_retry_after("Wed, 25 Nov 2026 12:00:05 GMT", now=now) == 5.0
     assert parse_retry_after("Wed, 25 Nov 2026 11:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon", now=now) is None
@@ -192,7 +230,7 @@ def test_connect_errors_are_retried_then_succeed(
     )
     assert client.get_plan("coach_d", DATE).plan.startswith("coach_d plan")
     assert route.call_count == 3
-    assert sleeps == [0.5, 1.0]
+    assert full_jitter(sleeps, [0.5, 1.0])
 
 
 def test_refused_connection_becomes_connection_error(api: respx.MockRouter, client: CoachPlansClient) -> None:
@@ -418,7 +456,7 @@ def test_all_plans_history_and_v1_endpoints(api: respx.MockRouter, client: Coach
     }
     plan = client.get_plan_by_id(3)
     assert plan.charts[0].content_type == "image/png"
-    assert plan.created_at == dt.datetime(2026, 11, 25, 13, 30, tzinfo=dt.UTC)
+    assert plan.created_at == dt.datetime(2026, 11, 25, 13, 30, tzinfo=dt.timezone.utc)
     assert client.get_revisions(3)[0].action == "create"
     assert client.list_coaches()[0].name == "Coach D"
 

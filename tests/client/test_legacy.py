@@ -181,7 +181,7 @@ def test_errors_and_misses_are_cached_only_for_miss_ttl(
 ) -> None:
     route = api.get(PLAN_PATH).mock(
         side_effect=[
-            httpx.Response(404, json={"error": "not_found"}),
+            httpx.Response(404, json={"plan": FALLBACK, "charts": [], "error": "not_found", "detail": "x"}),
             httpx.ConnectError("refused"),
             httpx.ConnectError("refused"),
             httpx.ConnectError("refused"),
@@ -325,21 +325,16 @@ def test_trading_agents_usage(api: respx.MockRouter) -> None:
     assert plans["coach_d_charts"] == [f"https://cdn.example/coach_d/{trade_date}/1.png"]
 
 
-def test_unknown_coach_is_asked_of_the_only_server(
+def test_a_coach_missing_from_webhook_urls_is_not_configured(
     api: respx.MockRouter, client: DiscordWebhookClient
 ) -> None:
     route = api.get(PLAN_PATH).mock(side_effect=plan_for_request)
-    assert client.fetch_coach_plan("coach_x", DATE)["coach"] == "coach_x"
-    assert route.call_count == 1
-
-
-def test_coach_without_any_server_gets_the_fallback(caplog: pytest.LogCaptureFixture) -> None:
-    client = DiscordWebhookClient({"coach_d": "", "summary_webhook": SUMMARY_URL})
-    with caplog.at_level(logging.WARNING, logger="coach_plans_client"):
-        plans = client.fetch_all_coach_plans(DATE)
-    assert plans == {"coach_d_plan": FALLBACK, "coach_d_charts": []}
-    assert client.get_metrics()["errors"] == 1
-    assert "no server configured for coach_d" in caplog.text
+    assert client.fetch_coach_plan("coach_x", DATE) == {
+        "plan": "No webhook configured for coach_x",
+        "charts": [],
+        "error": "not_configured",
+    }
+    assert not route.called
 
 
 def test_metrics_and_clear_cache(api: respx.MockRouter, client: DiscordWebhookClient) -> None:
@@ -432,7 +427,7 @@ def test_send_trading_summary_posts_a_coloured_embed(
     assert embed["color"] == colour
     assert embed["title"].startswith("Trading Summary")
     if isinstance(summary, dict):
-        assert embed["title"] == "Trading Summary: NVDA"
+        assert embed["title"] == "Trading Summary - NVDA"
     assert client.get_metrics()["api_calls"] == 1
 
 
@@ -552,3 +547,66 @@ def test_summary_embed_stays_within_discord_limits() -> None:
     assert all(len(field["value"]) <= 1024 for field in embed["fields"])
     assert len(embed["fields"]) <= 25
     assert embed["color"] == 0x2ECC71
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(404, json={"error": "route_not_found", "detail": "no such route: GET /wrong/x"}),
+        httpx.Response(404, text="<html>Not Found</html>"),
+        # a 404 of the versioned API: not the legacy "no plan" body
+        httpx.Response(404, json={"error": "not_found", "detail": "no plan with id 3"}),
+    ],
+)
+def test_a_404_that_is_not_the_no_plan_answer_is_a_misconfiguration(
+    caplog: pytest.LogCaptureFixture, answer: httpx.Response
+) -> None:
+    client = DiscordWebhookClient({"coach_d": f"{API}/wrong/api/coach-plans/"}, sleep=lambda seconds: None)
+    with respx.mock(base_url=API) as router, caplog.at_level(logging.WARNING, logger="coach_plans_client"):
+        router.get("/wrong/api/coach-plans/").mock(return_value=answer)
+        router.get("/wrong/health").respond(200, json={"status": "healthy", "database_connected": True})
+        plan = client.fetch_coach_plan("coach_d", DATE)
+        health = client.check_health()
+
+    assert plan == {"plan": FALLBACK, "charts": [], "error": "misconfigured"}
+    metrics = client.get_metrics()
+    assert (metrics["errors"], metrics["not_found"]) == (1, 0)
+    url = f"{API}/wrong/api/coach-plans/?coach=coach_d&date={DATE}"
+    [warning] = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert url in warning.getMessage()
+    assert "check webhook_urls" in warning.getMessage()
+    assert health["status"] == "unhealthy"
+    assert health["error"].startswith("misconfigured: GET ")
+    assert url in health["error"]
+
+
+def test_a_misconfiguration_clears_once_the_server_answers(clock: FakeClock) -> None:
+    client = DiscordWebhookClient(trading_agents_urls(), clock=clock)
+    with respx.mock(base_url=API) as router:
+        route = router.get("/api/coach-plans/all")
+        route.side_effect = [
+            httpx.Response(404, json={"error": "route_not_found", "detail": "no such route"}),
+            httpx.Response(200, json={"coach_d": legacy_plan()}),
+        ]
+        router.get("/health").respond(200, json={"status": "healthy"})
+        plans = client.fetch_all_coach_plans(DATE)
+        assert all(plans[f"{coach}_plan"] == f"No plan available for {coach} on {DATE}" for coach in COACHES)
+        assert client.check_health()["status"] == "unhealthy"
+        clock.advance(61)
+        assert client.fetch_all_coach_plans(DATE)["coach_d_plan"] == legacy_plan()["plan"]
+        assert client.check_health()["status"] == "healthy"
+    assert client.get_metrics()["errors"] == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://host:5000/webhooks/", "http://host:5000"),
+        ("http://host:5000/webhooks", "http://host:5000"),
+        ("http://host:5000/webhooks/coach_d", "http://host:5000"),
+        ("http://host:5000/proxy/webhooks/?coach=coach_d", "http://host:5000/proxy"),
+        ("https://discord.com/api/webhooks/1/token", "https://discord.com/api"),
+    ],
+)
+def test_the_old_webhooks_url_forms_are_understood(url: str, base: str) -> None:
+    assert server_base_url(url) == base

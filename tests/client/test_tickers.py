@@ -1,19 +1,17 @@
-"""fetch_plans_for_ticker (sync and async): window, pagination and order against the real API;
-failure modes with respx."""
+"""fetch_plans_for_ticker and iter_plans (sync and async): failure modes with respx.
+
+The window, pagination and order against the real API are in integration/test_tickers.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import respx
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from coach_plans_client import (
     AsyncCoachPlansClient,
@@ -25,9 +23,8 @@ from coach_plans_client import (
     ServerError,
 )
 
-from .conftest import API, FakeClock
+from .conftest import API, FakeClock, full_jitter
 
-PutPlan = Callable[..., dict[str, Any]]
 AS_OF = dt.date(2026, 11, 25)
 PLANS_PATH = "/api/v1/plans"
 
@@ -36,97 +33,8 @@ def day(offset: int) -> str:
     return (AS_OF + dt.timedelta(days=offset)).isoformat()
 
 
-@pytest.fixture
-def stored(put_plan: PutPlan) -> dict[str, int]:
-    """NVDA plans inside, at the edges of and outside a 30-day window ending on AS_OF."""
-    plans = {
-        "today_d": put_plan("coach_d", day(0), text="$NVDA above 950"),
-        "today_i": put_plan("coach_i", day(0), text="NVDA earnings next week, $AMD lagging"),
-        "today_s_qqq": put_plan("coach_s", day(0), text="QQQ only today"),
-        "yesterday_s": put_plan("coach_s", day(-1), text="$nvda weak into the close"),
-        "ten_days_n": put_plan("coach_n", day(-10), text="NVDA and rates"),
-        "first_day_d": put_plan("coach_d", day(-29), text="NVDA first day of the window"),
-        "too_old_i": put_plan("coach_i", day(-30), text="NVDA one day too old"),
-        "tomorrow_n": put_plan("coach_n", day(1), text="NVDA tomorrow, not yet"),
-    }
-    return {name: plan["id"] for name, plan in plans.items()}
-
-
 def ids(plans: list[Plan]) -> list[int]:
     return [plan.id for plan in plans]
-
-
-EXPECTED_30 = ["today_i", "today_d", "yesterday_s", "ten_days_n", "first_day_d"]
-
-
-def test_sync_follows_pages_within_the_window_newest_first(
-    api_client: TestClient, stored: dict[str, int]
-) -> None:
-    requests: list[httpx.Request] = []
-    api_client.event_hooks["request"].append(requests.append)
-    client = CoachPlansClient(http_client=api_client)
-
-    plans = client.fetch_plans_for_ticker("NVDA", 30, as_of=AS_OF, page_size=2)
-
-    assert ids(plans) == [stored[name] for name in EXPECTED_30]
-    assert [plan.date.isoformat() for plan in plans] == [day(0), day(0), day(-1), day(-10), day(-29)]
-    assert plans[0].tickers == ("NVDA", "AMD")
-    assert all("NVDA" in plan.tickers for plan in plans)
-    # 5 plans at 2 a page: 3 requests, each with the window and the ticker.
-    assert len(requests) == 3
-    params = [dict(request.url.params) for request in requests]
-    assert all(
-        p["ticker"] == "NVDA" and p["from"] == day(-29) and p["to"] == day(0) and p["limit"] == "2"
-        for p in params
-    )
-    assert "cursor" not in params[0]
-    assert params[1]["cursor"] != params[2]["cursor"]
-
-
-def test_sync_days_window_and_ticker_forms(api_client: TestClient, stored: dict[str, int]) -> None:
-    client = CoachPlansClient(http_client=api_client)
-
-    assert ids(client.fetch_plans_for_ticker("$nvda", 1, as_of=AS_OF)) == [
-        stored["today_i"],
-        stored["today_d"],
-    ]
-    assert ids(client.fetch_plans_for_ticker("NVDA", 31, as_of=day(0))) == [
-        *(stored[name] for name in EXPECTED_30),
-        stored["too_old_i"],
-    ]
-    assert ids(client.fetch_plans_for_ticker("amd", as_of=AS_OF)) == [stored["today_i"]]
-    assert client.fetch_plans_for_ticker("TSLA", as_of=AS_OF) == []
-
-
-def test_default_window_ends_today_in_new_york(api_client: TestClient, put_plan: PutPlan) -> None:
-    today = dt.datetime.now(ZoneInfo("America/New_York")).date()
-    recent = put_plan("coach_d", today.isoformat(), text="$NVDA today")
-    put_plan("coach_i", (today - dt.timedelta(days=40)).isoformat(), text="$NVDA long ago")
-    client = CoachPlansClient(http_client=api_client)
-
-    assert client.today() == today
-    assert ids(client.fetch_plans_for_ticker("NVDA")) == [recent["id"]]
-
-
-@pytest.fixture
-async def async_client(api_app: FastAPI) -> AsyncIterator[AsyncCoachPlansClient]:
-    transport = httpx.ASGITransport(app=api_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield AsyncCoachPlansClient(http_client=http)
-
-
-async def test_async_follows_pages_within_the_window_newest_first(
-    async_client: AsyncCoachPlansClient, stored: dict[str, int]
-) -> None:
-    plans = await async_client.fetch_plans_for_ticker("NVDA", 30, as_of=AS_OF, page_size=1)
-
-    assert ids(plans) == [stored[name] for name in EXPECTED_30]
-    assert ids(await async_client.fetch_plans_for_ticker("nvda", 2, as_of=AS_OF, page_size=2)) == [
-        stored["today_i"],
-        stored["today_d"],
-        stored["yesterday_s"],
-    ]
-    assert await async_client.fetch_plans_for_ticker("TSLA", as_of=AS_OF) == []
 
 
 # -- failure modes (respx) ---------------------------------------------------------------------
@@ -190,7 +98,7 @@ def test_unreachable_api_raises_connection_error_after_retries(
     api.get(PLANS_PATH).mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(ConnectionError):
         sync_client.fetch_plans_for_ticker("NVDA", as_of=AS_OF)
-    assert sleeps == [0.5, 1.0]
+    assert full_jitter(sleeps, [0.5, 1.0])
 
 
 def test_a_failing_second_page_fails_the_whole_fetch(
@@ -264,7 +172,7 @@ async def test_async_failures(api: respx.MockRouter, aclient: AsyncCoachPlansCli
 def test_unknown_time_zone_falls_back_to_utc(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="coach_plans_client"):
         client = CoachPlansClient(API, plan_timezone="Mars/Olympus_Mons")
-    assert client.today() == dt.datetime.now(dt.UTC).date()
+    assert client.today() == dt.datetime.now(dt.timezone.utc).date()
     assert "unknown time zone" in caplog.text
 
 
@@ -274,3 +182,44 @@ def test_tickers_that_are_not_strings_are_an_invalid_response(
     api.get(PLANS_PATH).respond(200, json=page(v1_plan(1, day(0), tickers=[42])))  # type: ignore[list-item]
     with pytest.raises(InvalidResponseError, match="tickers"):
         sync_client.fetch_plans_for_ticker("NVDA", as_of=AS_OF)
+
+
+# -- iter_plans / aiter_plans: the one paginator behind every multi-page read -------------------
+
+
+def test_iter_plans_fetches_a_page_only_when_it_is_needed(
+    api: respx.MockRouter, sync_client: CoachPlansClient
+) -> None:
+    route = api.get(PLANS_PATH)
+    route.side_effect = [
+        httpx.Response(200, json=page(v1_plan(3, day(0)), v1_plan(2, day(0)), cursor="c1")),
+        httpx.Response(200, json=page(v1_plan(1, day(-1)))),
+    ]
+    plans = sync_client.iter_plans(coach="d", date_from=day(-7), date_to=day(0), author="Dan", page_size=2)
+
+    assert next(plans).id == 3
+    assert next(plans).id == 2
+    assert route.call_count == 1
+    assert [plan.id for plan in plans] == [1]
+    first, second = (dict(call.request.url.params) for call in route.calls)
+    assert first == {"coach": "d", "from": day(-7), "to": day(0), "author": "Dan", "limit": "2"}
+    assert second == {**first, "cursor": "c1"}
+
+
+def test_iter_plans_checks_its_page_size(api: respx.MockRouter, sync_client: CoachPlansClient) -> None:
+    route = api.get(PLANS_PATH).respond(200, json=page())
+    with pytest.raises(ValueError, match="page_size"):
+        list(sync_client.iter_plans(page_size=500))
+    assert not route.called
+
+
+async def test_aiter_plans_follows_every_page(api: respx.MockRouter, aclient: AsyncCoachPlansClient) -> None:
+    route = api.get(PLANS_PATH)
+    route.side_effect = [
+        httpx.Response(200, json=page(v1_plan(3, day(0)), cursor="c1")),
+        httpx.Response(200, json=page(v1_plan(2, day(0)), cursor="c2")),
+        httpx.Response(200, json=page(v1_plan(1, day(0)))),
+    ]
+    assert [plan.id async for plan in aclient.aiter_plans(date=day(0), page_size=1)] == [3, 2, 1]
+    assert [call.request.url.params.get("cursor") for call in route.calls] == [None, "c1", "c2"]
+    assert route.calls[0].request.url.params["date"] == day(0)

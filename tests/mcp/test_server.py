@@ -108,6 +108,8 @@ async def test_get_coach_plan_defaults_to_today_in_new_york(
         ({"coach": "I", "date": DATE}, f"No plan available for coach_i on {DATE}"),
         ({"coach": "coach_x", "date": DATE}, "The Coach Plans API rejected the request: HTTP 400"),
         ({"coach": "d", "date": "25/11/2026"}, "date must be YYYY-MM-DD or 'today', got '25/11/2026'"),
+        ({"coach": "d", "date": "2026-02-30"}, "2026-02-30 does not exist: February 2026 has 28 days"),
+        ({"coach": "d", "date": "2028-02-30"}, "2028-02-30 does not exist: February 2028 has 29 days"),
         ({"coach": " ", "date": DATE}, "coach is required"),
     ],
 )
@@ -159,6 +161,7 @@ async def test_search_plans_defaults_to_the_last_30_days(
         ({"ticker": "NVDA", "days": 0}, "days must be 1..365, got 0"),
         ({"ticker": "NVDA", "days": 366}, "days must be 1..365, got 366"),
         ({"ticker": "NVDA", "as_of": "yesterday"}, "date must be YYYY-MM-DD"),
+        ({"ticker": "NVDA", "as_of": "2026-13-01"}, "2026-13-01 does not exist: months run from 01 to 12"),
         ({"ticker": "not a ticker"}, "The Coach Plans API rejected the request: HTTP 422"),
     ],
 )
@@ -205,6 +208,8 @@ async def test_day_resource_rejects_a_bad_date(plans_server: Server, mode: str, 
     async with connect(plans_server, mode) as client:
         with pytest.raises(MCPError, match="date must be YYYY-MM-DD"):
             await client.read_resource("coach-plans://plans/november")
+        with pytest.raises(MCPError, match="2026-04-31 does not exist: April 2026 has 30 days"):
+            await client.read_resource("coach-plans://plans/2026-04-31")
 
 
 async def test_ticker_resource(plans_server: Server, mode: str, put_plan: PutPlan) -> None:

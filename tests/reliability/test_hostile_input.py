@@ -60,7 +60,7 @@ CATALOGUE: list[tuple[str, str, str, Any, dict[str, str], int, str | None]] = [
         None,
         {},
         404,
-        "not_found",
+        "route_not_found",
     ),
     ("NUL in text", "PUT", URL, _body(plan_text="bad\x00text"), AUTH, 422, "validation_error"),
     ("NUL in a query", "GET", "/api/v1/plans?author=a%00b", None, {}, 400, "bad_request"),

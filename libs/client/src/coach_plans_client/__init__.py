@@ -1,6 +1,5 @@
 """Python client of the Coach Plans API, with the drop-in ``DiscordWebhookClient``."""
 
-from ._cache import CacheEntry, TTLCache
 from ._client import AsyncCoachPlansClient, CoachPlansClient
 from ._errors import (
     APIError,
@@ -14,9 +13,13 @@ from ._errors import (
     TimeoutError,
 )
 from ._legacy import DiscordWebhookClient
-from ._mock import mock_plan, mock_transport
 from ._models import Chart, Coach, CoachPlan, Health, Plan, PlanEvent, PlanPage, Revision
-from ._webhook import build_summary_embed
+
+# Exported by 2.0 and kept importable for code written against it, but internals rather than
+# part of the documented surface (``mock_mode=True`` replaces the mock transport).
+from ._cache import CacheEntry as CacheEntry, TTLCache as TTLCache  # isort: skip
+from ._mock import mock_plan as mock_plan, mock_transport as mock_transport  # isort: skip
+from ._webhook import build_summary_embed as build_summary_embed  # isort: skip
 
 __version__ = "2.0.0"
 
@@ -24,7 +27,6 @@ __all__ = [
     "APIError",
     "AsyncCoachPlansClient",
     "BadRequestError",
-    "CacheEntry",
     "Chart",
     "Coach",
     "CoachPlan",
@@ -41,10 +43,6 @@ __all__ = [
     "RateLimitError",
     "Revision",
     "ServerError",
-    "TTLCache",
     "TimeoutError",
     "__version__",
-    "build_summary_embed",
-    "mock_plan",
-    "mock_transport",
 ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import datetime as dt
 import email.utils
+import json
 import logging
+import random
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -13,6 +17,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
+from httpx_sse import ServerSentEvent
 
 from ._cache import CacheEntry, TTLCache
 from ._errors import (
@@ -26,7 +31,7 @@ from ._errors import (
     ServerError,
     TimeoutError,
 )
-from ._models import ModelError, Plan
+from ._models import ModelError, Plan, PlanEvent
 
 logger = logging.getLogger("coach_plans_client")
 
@@ -37,6 +42,11 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_PLAN_TIMEZONE = "America/New_York"
 MAX_PAGE_SIZE = 200  # the API's upper bound for ``limit``
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+EVENTS_PATH = "/api/v1/events"
+# The API sends a keep-alive comment every 15 s: a minute of silence means a dead connection.
+EVENTS_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=60.0)
+DEFAULT_RECONNECT_DELAY = 3.0  # seconds, until the server's `retry:` field says otherwise
 Params = Mapping[str, str | int | dt.date | None]
 CacheKey = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -54,7 +64,7 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.timezone.utc)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -66,19 +76,39 @@ def plan_zone(name: str) -> dt.tzinfo:
         # Windows without the tzdata package has no IANA database; a wrong "today" near
         # midnight beats refusing to start.
         logger.warning("unknown time zone %r, using UTC for today's date", name)
-        return dt.UTC
+        return dt.timezone.utc
+
+
+class NoSuchDay(ValueError):
+    """A well-formed ``YYYY-MM-DD`` that names no day of the calendar (``2026-02-30``)."""
+
+
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
 def as_date(value: str | dt.date) -> dt.date:
-    """A date from ``YYYY-MM-DD`` or a date/datetime; ValueError otherwise."""
+    """A date from ``YYYY-MM-DD`` or a date/datetime; ValueError otherwise.
+
+    A well-formed day that the calendar lacks (``2026-02-30``) is named as such, not as a
+    format error.
+    """
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
+    text = value.strip()
+    match = _ISO_DATE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an ISO date (YYYY-MM-DD): {value!r}")
+    year, month, day = (int(part) for part in match.groups())
     try:
-        return dt.date.fromisoformat(value.strip())
+        return dt.date(year, month, day)
     except ValueError:
-        raise ValueError(f"not an ISO date (YYYY-MM-DD): {value!r}") from None
+        pass
+    if year < 1 or not 1 <= month <= 12:
+        raise NoSuchDay(f"{text} does not exist: months run from 01 to 12, years from 0001")
+    last = calendar.monthrange(year, month)[1]
+    raise NoSuchDay(f"{text} does not exist: {calendar.month_name[month]} {year} has {last} days")
 
 
 def normalise_ticker(ticker: str) -> str:
@@ -148,19 +178,25 @@ class BaseClient:
         """(symbol, first day, last day) of a ticker search; ValueError on bad arguments."""
         if days < 1:
             raise ValueError(f"days must be >= 1, got {days}")
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        self._check_page_size(page_size)
         last = self.today() if as_of is None else as_date(as_of)
         return normalise_ticker(ticker), last - dt.timedelta(days=days - 1), last
 
     @staticmethod
-    def _check_cursor(cursor: str, seen: set[str], url: str) -> None:
+    def _check_page_size(page_size: int) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+
+    def _next_cursor(self, cursor: str, seen: set[str]) -> str:
         # A server handing back a cursor it already gave would page forever.
         if cursor in seen:
             raise InvalidResponseError(
-                f"pagination does not advance: cursor {cursor!r} repeated", method="GET", url=url
+                f"pagination does not advance: cursor {cursor!r} repeated",
+                method="GET",
+                url=self._url("/api/v1/plans"),
             )
         seen.add(cursor)
+        return cursor
 
     # -- request preparation -------------------------------------------------------------------
 
@@ -198,16 +234,22 @@ class BaseClient:
     # -- retry policy --------------------------------------------------------------------------
 
     def _backoff(self, attempt: int) -> float:
-        return float(min(self.backoff_factor * 2**attempt, self.max_backoff))
+        """Full jitter: anywhere between 0 and the capped exponential delay.
+
+        Clients that failed together (an API restart) then spread their retries out instead of
+        coming back in step; the model is AWS's "exponential backoff and jitter" advice.
+        """
+        return random.uniform(0.0, min(self.backoff_factor * 2**attempt, self.max_backoff))
 
     def _retry_delay_for_response(self, response: httpx.Response, attempt: int) -> float | None:
         """Seconds to wait before retrying this response, or None to stop."""
         if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
             return None
-        if response.status_code == 429:
+        if response.status_code in RETRY_AFTER_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is not None:
-                # A wait longer than we accept is not worth blocking the caller for.
+                # The server knows when it will answer again; a wait longer than we accept is
+                # not worth blocking the caller for, so the error is raised at once instead.
                 return retry_after if retry_after <= self.max_retry_after else None
         return self._backoff(attempt)
 
@@ -317,3 +359,81 @@ class BaseClient:
         """Forget every cached response (including their ETags)."""
         if self._cache is not None:
             self._cache.clear()
+
+
+class Subscription:
+    """One live-events subscription across reconnects: where to resume, and when to try again."""
+
+    def __init__(self, client: BaseClient, *, last_event_id: int | None, max_reconnects: int | None) -> None:
+        if max_reconnects is not None and max_reconnects < 0:
+            raise ValueError("max_reconnects must be >= 0 or None")
+        self.client = client
+        self.url = client._url(EVENTS_PATH)
+        self.last_event_id = last_event_id
+        self.max_reconnects = max_reconnects
+        self.reconnect_delay = DEFAULT_RECONNECT_DELAY
+        self.failures = 0  # failed attempts in a row
+        self.open = False
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.last_event_id is None else {"Last-Event-ID": str(self.last_event_id)}
+
+    def opened(self, response: httpx.Response) -> float | None:
+        """None when the stream is open; else seconds to wait before trying again, or raise."""
+        if response.status_code == 200:
+            self.failures, self.open = 0, True
+            logger.debug("event stream open: %s (after id %s)", self.url, self.last_event_id)
+            return None
+        error = self.client._error_from_response(response, "GET", self.url)
+        if response.status_code not in RETRY_STATUSES:
+            raise error
+        self._count_failure(error)
+        if response.status_code in RETRY_AFTER_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                if retry_after > self.client.max_retry_after:
+                    raise error
+                return retry_after
+        return self._delay()
+
+    def received(self, sse: ServerSentEvent) -> PlanEvent | None:
+        """The plan event in ``sse``; None for blocks without data (the ``retry`` hint, pings)."""
+        if sse.retry is not None:
+            self.reconnect_delay = sse.retry / 1000
+        if not sse.data:
+            return None
+        try:
+            event = PlanEvent.from_json(json.loads(sse.data))
+        except ValueError as exc:  # malformed JSON or an event of the wrong shape
+            raise InvalidResponseError(f"unusable event: {exc}", method="GET", url=self.url) from exc
+        self.last_event_id = event.id
+        return event
+
+    def lost(self, exc: httpx.TransportError | None) -> float:
+        """Seconds to wait after the stream ended (``exc`` None) or a connection failed."""
+        if self.open:
+            self.open = False
+            logger.warning(
+                "event stream %s lost (%s); resuming after event id %s",
+                self.url,
+                repr(exc) if exc else "closed by the server",
+                self.last_event_id,
+            )
+            return self._delay()
+        assert exc is not None  # a stream that never opened cannot end cleanly
+        self._count_failure(self.client._translate(exc, "GET", self.url))
+        return self._delay()
+
+    def not_a_stream(self, exc: Exception) -> InvalidResponseError:
+        return InvalidResponseError(f"not an event stream: {exc}", method="GET", url=self.url)
+
+    def _count_failure(self, error: CoachPlansError) -> None:
+        self.failures += 1
+        if self.max_reconnects is not None and self.failures > self.max_reconnects:
+            raise error
+        logger.warning("event stream %s unavailable (attempt %d): %s", self.url, self.failures, error)
+
+    def _delay(self) -> float:
+        """Full jitter up to the server's ``retry`` delay, doubling with each failure in a row."""
+        ceiling = self.reconnect_delay * 2 ** max(self.failures - 1, 0)
+        return random.uniform(0.0, min(ceiling, max(self.client.max_backoff, self.reconnect_delay)))

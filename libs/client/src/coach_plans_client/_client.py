@@ -5,19 +5,35 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Generator,
+    Iterator,
+)
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import httpx
+from httpx_sse import SSEError, aconnect_sse, connect_sse
 
-from ._base import DEFAULT_PLAN_TIMEZONE, MAX_PAGE_SIZE, BaseClient, CacheKey, Params, newest_first
-from ._errors import InvalidResponseError
+from ._base import (
+    DEFAULT_PLAN_TIMEZONE,
+    EVENTS_TIMEOUT,
+    MAX_PAGE_SIZE,
+    BaseClient,
+    CacheKey,
+    Params,
+    Subscription,
+    newest_first,
+)
 from ._mock import MOCK_BASE_URL, mock_transport
 from ._models import (
     Coach,
     CoachPlan,
-    EventStreamParser,
     Health,
     ModelError,
     Plan,
@@ -29,6 +45,8 @@ from ._models import (
 __all__ = ["AsyncCoachPlansClient", "CoachPlansClient"]
 
 T = TypeVar("T")
+_SyncSelf = TypeVar("_SyncSelf", bound="CoachPlansClient")
+_AsyncSelf = TypeVar("_AsyncSelf", bound="AsyncCoachPlansClient")
 DateLike = str | dt.date
 OK = frozenset({200})
 
@@ -184,7 +202,7 @@ class CoachPlansClient(BaseClient):
         if self._owns_http_client:
             self._http.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _SyncSelf) -> _SyncSelf:
         return self
 
     def __exit__(
@@ -248,18 +266,43 @@ class CoachPlansClient(BaseClient):
         day alone. All pages are fetched (``page_size`` plans per request).
         """
         symbol, first, last = self._ticker_window(ticker, days, as_of, page_size)
-        plans: list[Plan] = []
+        return newest_first(
+            self.iter_plans(ticker=symbol, date_from=first, date_to=last, page_size=page_size)
+        )
+
+    def iter_plans(
+        self,
+        *,
+        coach: str | None = None,
+        date: DateLike | None = None,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        author: str | None = None,
+        ticker: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[Plan]:
+        """Every plan matching the filters, newest first, fetching page after page as needed.
+
+        ``page_size`` (1..200) plans per request; stop iterating to stop fetching.
+        """
+        self._check_page_size(page_size)
         seen: set[str] = set()
         cursor: str | None = None
         while True:
             page = self.list_plans(
-                ticker=symbol, date_from=first, date_to=last, limit=page_size, cursor=cursor
+                coach=coach,
+                date=date,
+                date_from=date_from,
+                date_to=date_to,
+                author=author,
+                ticker=ticker,
+                limit=page_size,
+                cursor=cursor,
             )
-            plans.extend(page.items)
+            yield from page.items
             if not page.next_cursor:
-                return newest_first(plans)
-            self._check_cursor(page.next_cursor, seen, self._url("/api/v1/plans"))
-            cursor = page.next_cursor
+                return
+            cursor = self._next_cursor(page.next_cursor, seen)
 
     def get_plan_by_id(self, plan_id: int) -> Plan:
         """One plan by id; NotFoundError for unknown or deleted plans."""
@@ -277,25 +320,46 @@ class CoachPlansClient(BaseClient):
         """The service's health; an unhealthy service (503) is reported, not raised."""
         return self._get("/health", None, Health.from_json, use_cache=False, accept={200, 503})
 
-    def events(self) -> Iterator[PlanEvent]:
-        """Plan changes as they happen (Server-Sent Events), until the caller stops iterating."""
-        url = self._url("/api/v1/events")
-        parser = EventStreamParser()
-        try:
-            with self._http.stream(
-                "GET", url, headers={"Accept": "text/event-stream"}, timeout=httpx.Timeout(10, read=None)
-            ) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise self._error_from_response(response, "GET", url)
-                for line in response.iter_lines():
-                    event = parser.feed(line)
-                    if event is not None:
-                        yield event
-        except httpx.HTTPError as exc:
-            raise self._translate(exc, "GET", url) from exc
-        except ValueError as exc:  # malformed JSON or an event of the wrong shape
-            raise InvalidResponseError(f"unusable event: {exc}", method="GET", url=url) from exc
+    def events(
+        self, *, last_event_id: int | None = None, max_reconnects: int | None = None
+    ) -> Generator[PlanEvent, None, None]:
+        """Plan changes as they happen (Server-Sent Events), until the caller stops iterating.
+
+        A lost connection is resumed with ``Last-Event-ID`` after the server's ``retry`` delay
+        (with jitter), and the API replays what was missed: each change arrives once, in order,
+        even across API restarts. Pass the ``id`` of the last event seen as ``last_event_id`` to
+        resume a subscription of an earlier run. After ``max_reconnects`` failed attempts in a
+        row (None: never) ConnectionError is raised; an answer that is not an event stream
+        raises at once.
+        """
+        subscription = Subscription(self, last_event_id=last_event_id, max_reconnects=max_reconnects)
+        while True:
+            try:
+                with connect_sse(
+                    self._http,
+                    "GET",
+                    subscription.url,
+                    headers={**self._headers, **subscription.headers()},
+                    timeout=EVENTS_TIMEOUT,
+                ) as source:
+                    if source.response.status_code != 200:
+                        source.response.read()
+                    wait = subscription.opened(source.response)
+                    if wait is None:
+                        for sse in source.iter_sse():
+                            event = subscription.received(sse)
+                            if event is not None:
+                                yield event
+                        wait = subscription.lost(None)
+            except SSEError as exc:
+                raise subscription.not_a_stream(exc) from exc
+            except httpx.UnsupportedProtocol as exc:  # a wrong URL does not heal by waiting
+                raise self._translate(exc, "GET", subscription.url) from exc
+            except httpx.TransportError as exc:
+                wait = subscription.lost(exc)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise self._translate(exc, "GET", subscription.url) from exc
+            self._sleep(wait)
 
 
 class AsyncCoachPlansClient(BaseClient):
@@ -394,7 +458,7 @@ class AsyncCoachPlansClient(BaseClient):
         if self._owns_http_client:
             await self._http.aclose()
 
-    async def __aenter__(self) -> Self:
+    async def __aenter__(self: _AsyncSelf) -> _AsyncSelf:
         return self
 
     async def __aexit__(
@@ -456,18 +520,43 @@ class AsyncCoachPlansClient(BaseClient):
         day alone. All pages are fetched (``page_size`` plans per request).
         """
         symbol, first, last = self._ticker_window(ticker, days, as_of, page_size)
-        plans: list[Plan] = []
+        pages = self.aiter_plans(ticker=symbol, date_from=first, date_to=last, page_size=page_size)
+        return newest_first([plan async for plan in pages])
+
+    async def aiter_plans(
+        self,
+        *,
+        coach: str | None = None,
+        date: DateLike | None = None,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        author: str | None = None,
+        ticker: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[Plan]:
+        """Every plan matching the filters, newest first, fetching page after page as needed.
+
+        ``page_size`` (1..200) plans per request; stop iterating to stop fetching.
+        """
+        self._check_page_size(page_size)
         seen: set[str] = set()
         cursor: str | None = None
         while True:
             page = await self.list_plans(
-                ticker=symbol, date_from=first, date_to=last, limit=page_size, cursor=cursor
+                coach=coach,
+                date=date,
+                date_from=date_from,
+                date_to=date_to,
+                author=author,
+                ticker=ticker,
+                limit=page_size,
+                cursor=cursor,
             )
-            plans.extend(page.items)
+            for plan in page.items:
+                yield plan
             if not page.next_cursor:
-                return newest_first(plans)
-            self._check_cursor(page.next_cursor, seen, self._url("/api/v1/plans"))
-            cursor = page.next_cursor
+                return
+            cursor = self._next_cursor(page.next_cursor, seen)
 
     async def get_plan_by_id(self, plan_id: int) -> Plan:
         """One plan by id; NotFoundError for unknown or deleted plans."""
@@ -485,22 +574,38 @@ class AsyncCoachPlansClient(BaseClient):
         """The service's health; an unhealthy service (503) is reported, not raised."""
         return await self._get("/health", None, Health.from_json, use_cache=False, accept={200, 503})
 
-    async def events(self) -> AsyncIterator[PlanEvent]:
-        """Plan changes as they happen (Server-Sent Events), until the caller stops iterating."""
-        url = self._url("/api/v1/events")
-        parser = EventStreamParser()
-        try:
-            async with self._http.stream(
-                "GET", url, headers={"Accept": "text/event-stream"}, timeout=httpx.Timeout(10, read=None)
-            ) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise self._error_from_response(response, "GET", url)
-                async for line in response.aiter_lines():
-                    event = parser.feed(line)
-                    if event is not None:
-                        yield event
-        except httpx.HTTPError as exc:
-            raise self._translate(exc, "GET", url) from exc
-        except ValueError as exc:  # malformed JSON or an event of the wrong shape
-            raise InvalidResponseError(f"unusable event: {exc}", method="GET", url=url) from exc
+    async def events(
+        self, *, last_event_id: int | None = None, max_reconnects: int | None = None
+    ) -> AsyncGenerator[PlanEvent, None]:
+        """Plan changes as they happen; resumes after lost connections (see the sync client).
+
+        ``aclose()`` it (or ``contextlib.aclosing``) to end the subscription at once.
+        """
+        subscription = Subscription(self, last_event_id=last_event_id, max_reconnects=max_reconnects)
+        while True:
+            try:
+                async with aconnect_sse(
+                    self._http,
+                    "GET",
+                    subscription.url,
+                    headers={**self._headers, **subscription.headers()},
+                    timeout=EVENTS_TIMEOUT,
+                ) as source:
+                    if source.response.status_code != 200:
+                        await source.response.aread()
+                    wait = subscription.opened(source.response)
+                    if wait is None:
+                        async for sse in source.aiter_sse():
+                            event = subscription.received(sse)
+                            if event is not None:
+                                yield event
+                        wait = subscription.lost(None)
+            except SSEError as exc:
+                raise subscription.not_a_stream(exc) from exc
+            except httpx.UnsupportedProtocol as exc:  # a wrong URL does not heal by waiting
+                raise self._translate(exc, "GET", subscription.url) from exc
+            except httpx.TransportError as exc:
+                wait = subscription.lost(exc)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise self._translate(exc, "GET", subscription.url) from exc
+            await self._sleep(wait)

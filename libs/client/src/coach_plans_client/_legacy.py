@@ -1,8 +1,8 @@
 """``DiscordWebhookClient``: the drop-in replacement of TradingAgents' old client.
 
 Its contract is the old one: it never raises into the caller. Every failure becomes a plan
-whose text starts with "No plan available" (the coach agents skip those), counts an error, and
-is logged with the request details.
+whose text starts with "No" (the coach agents skip those), counts an error, and is logged with
+the request details. docs/agents.md lists what the old client did and every intended difference.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from ._base import DEFAULT_TIMEOUT
+from ._base import DEFAULT_PLAN_TIMEZONE, DEFAULT_TIMEOUT, plan_zone
 from ._cache import TTLCache
 from ._client import CoachPlansClient
 from ._errors import CoachPlansError, NotFoundError
@@ -31,22 +31,31 @@ __all__ = ["DiscordWebhookClient"]
 logger = logging.getLogger("coach_plans_client.legacy")
 
 LEGACY_PATH = "/api/coach-plans"
+OLD_WEBHOOK_PATH = "/webhooks"
 SUMMARY_KEY = "summary_webhook"
 PlanDict = dict[str, Any]
+_Self = TypeVar("_Self", bound="DiscordWebhookClient")
 
 
 def normalise_coach(coach: str) -> str:
-    """``d``, ``D``, ``coach_D`` -> ``coach_d``."""
-    coach = coach.strip().lower()
-    return coach if coach.startswith("coach_") else f"coach_{coach}"
+    """``d``, ``D``, ``coach_D`` -> ``coach_d``; other names (``technical_coach``) only lower-cased."""
+    name = coach.strip().lower()
+    return name if name.startswith("coach_") or "_" in name else f"coach_{name}"
 
 
 def server_base_url(url: str) -> str:
-    """The API's base URL from any URL of it (legacy endpoint, bare host, with or without path)."""
+    """The API's base URL from any URL of it the old client accepted.
+
+    That is the legacy endpoint (``http://host:5000/api/coach-plans/?coach=coach_d``), the bare
+    host, and the ``/webhooks/`` form, which the old client rewrote to ``/api/coach-plans/``.
+    """
+    url = url.strip()
     if "://" not in url:
         url = f"http://{url}"
-    parts = urlsplit(url.strip())
-    path = parts.path
+    parts = urlsplit(url)
+    path = parts.path.replace(f"{OLD_WEBHOOK_PATH}/", f"{LEGACY_PATH}/")
+    if path.endswith(OLD_WEBHOOK_PATH):
+        path = path[: -len(OLD_WEBHOOK_PATH)] + LEGACY_PATH
     index = path.find(LEGACY_PATH)
     path = path[:index] if index >= 0 else path
     return f"{parts.scheme}://{parts.netloc}{path.rstrip('/')}"
@@ -65,12 +74,31 @@ def no_plan(coach: str, date: str, error: str) -> PlanDict:
     return {"plan": f"No plan available for {coach} on {date}", "charts": [], "error": error}
 
 
+def not_configured(coach: str) -> PlanDict:
+    """The old client's answer for a coach without a URL: that coach is switched off."""
+    return {"plan": f"No webhook configured for {coach}", "charts": [], "error": "not_configured"}
+
+
+def is_no_plan_answer(exc: NotFoundError) -> bool:
+    """True for the API's "no plan that day" 404; any other 404 means a wrong URL."""
+    body = exc.body
+    return exc.error == "not_found" and isinstance(body, Mapping) and isinstance(body.get("plan"), str)
+
+
+@dataclass(frozen=True)
+class _Coach:
+    key: str  # as written in webhook_urls: the result keys use it, as the old client's did
+    name: str  # what the API is asked for
+    base: str | None  # the plan server; None when the URL is empty (the coach is switched off)
+
+
 class DiscordWebhookClient:
     """Fetches coach plans for TradingAgents; same methods and return shapes as the old client.
 
     ``webhook_urls`` maps ``coach_d``... to a URL of the plan server (the legacy endpoint URL,
-    or just the host) and ``summary_webhook`` to a Discord webhook. Plans are cached for
-    ``cache_ttl`` seconds; misses and errors only for ``miss_ttl`` seconds.
+    the old ``/webhooks/`` form, or just the host; an empty URL switches the coach off) and
+    ``summary_webhook`` to a Discord webhook. Plans are cached for ``cache_ttl`` seconds;
+    misses and errors only for ``miss_ttl`` seconds.
     """
 
     def __init__(
@@ -85,7 +113,7 @@ class DiscordWebhookClient:
         backoff_factor: float = 0.5,
         http_client: httpx.Client | None = None,
         mock_mode: bool = False,
-        plan_timezone: str = "America/New_York",
+        plan_timezone: str = DEFAULT_PLAN_TIMEZONE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -100,21 +128,8 @@ class DiscordWebhookClient:
             http_client = httpx.Client(transport=mock_transport())
         # timeout=None: the injected client's own timeout, else DEFAULT_TIMEOUT.
         self._http = http_client or httpx.Client(timeout=timeout or DEFAULT_TIMEOUT)
-        try:
-            self._timezone: dt.tzinfo = ZoneInfo(plan_timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            logger.warning("unknown time zone %r, using UTC for today's date", plan_timezone)
-            self._timezone = dt.UTC
-
-        # coach -> base URL of its server (None: not configured)
-        self._coaches: dict[str, str | None] = {}
-        for key, url in self.webhook_urls.items():
-            if key == SUMMARY_KEY or not key.lower().startswith("coach_"):
-                continue
-            self._coaches[normalise_coach(key)] = server_base_url(url) if url else None
-        if mock_mode:
-            self._coaches = dict.fromkeys(self._coaches or DEFAULT_COACHES, MOCK_BASE_URL)
-
+        self._timezone = plan_zone(plan_timezone)
+        self._coaches = self._configure(self.webhook_urls)
         self._clients: dict[str, CoachPlansClient] = {
             base: CoachPlansClient(
                 base,
@@ -125,14 +140,37 @@ class DiscordWebhookClient:
                 cache_ttl=None,  # this client caches the final answers itself
                 sleep=sleep,
             )
-            for base in dict.fromkeys(url for url in self._coaches.values() if url)
+            for base in dict.fromkeys(coach.base for coach in self._coaches.values() if coach.base)
         }
         self._lock = threading.Lock()
         self._errors = 0
         self._not_found = 0
         self._webhook_calls = 0
+        # server base URL -> what showed it is not the plan API (reported by check_health)
+        self._misconfigured: dict[str, str] = {}
         if mock_mode:
             logger.info("DiscordWebhookClient in MOCK MODE: predefined plans, no network")
+
+    def _configure(self, webhook_urls: Mapping[str, str | None]) -> dict[str, _Coach]:
+        coaches: dict[str, _Coach] = {}
+        for key, url in webhook_urls.items():
+            if key == SUMMARY_KEY:
+                continue
+            name = normalise_coach(key)
+            if not name.startswith("coach_"):
+                logger.warning(
+                    "webhook_urls key %r is not a coach name (coach_d, coach_i, coach_s, coach_n): it is "
+                    "kept and fetched as coach %r, which the plan server rejects unless its roster has it",
+                    key,
+                    name,
+                )
+            base = MOCK_BASE_URL if self.mock_mode else (server_base_url(url) if url else None)
+            if base is None:
+                logger.info("%s has no URL: switched off (answers 'No webhook configured for %s')", key, key)
+            coaches[key] = _Coach(key, name, base)
+        if self.mock_mode and not coaches:
+            coaches = {coach: _Coach(coach, coach, MOCK_BASE_URL) for coach in DEFAULT_COACHES}
+        return coaches
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -148,17 +186,15 @@ class DiscordWebhookClient:
             return date.isoformat()
         return str(date).strip()
 
-    def _shared_base(self) -> str | None:
-        """The one server every configured coach lives on, if there is exactly one."""
-        return next(iter(self._clients)) if len(self._clients) == 1 else None
-
-    def _client_for(self, coach: str) -> CoachPlansClient | None:
-        base = self._coaches.get(coach)
-        if base is not None:
-            return self._clients[base]
-        # Unknown or URL-less coach: ask the only server there is, if any.
-        shared = self._shared_base()
-        return self._clients[shared] if shared else None
+    def _coach(self, coach_name: str) -> _Coach:
+        """The configured coach by its key, else by its normalised name; unknown ones are off."""
+        if coach_name in self._coaches:
+            return self._coaches[coach_name]
+        name = normalise_coach(coach_name)
+        for coach in self._coaches.values():
+            if coach.name == name:
+                return coach
+        return _Coach(coach_name, name, MOCK_BASE_URL if self.mock_mode else None)
 
     def _count(self, *, errors: int = 0, not_found: int = 0, webhook_calls: int = 0) -> None:
         with self._lock:
@@ -166,19 +202,36 @@ class DiscordWebhookClient:
             self._not_found += not_found
             self._webhook_calls += webhook_calls
 
-    def _remember(self, coach: str, date: str, plan: PlanDict, *, found: bool) -> None:
-        self._cache.set(f"{coach}:{date}", plan, ttl=None if found else self.miss_ttl)
+    def _remember(self, coach: _Coach, date: str, plan: PlanDict, *, found: bool) -> None:
+        self._cache.set((coach.base, coach.name, date), plan, ttl=None if found else self.miss_ttl)
 
-    def _failed(self, coach: str, date: str, exc: Exception, action: str) -> PlanDict:
-        if isinstance(exc, NotFoundError):
+    def _cached(self, coach: _Coach, date: str) -> PlanDict | None:
+        return self._cache.get((coach.base, coach.name, date))
+
+    def _failed(self, *, what: str, base: str, date: str, exc: Exception, coach: str) -> PlanDict:
+        """Log and count a failed fetch; the fallback plan for ``coach``."""
+        if isinstance(exc, NotFoundError) and is_no_plan_answer(exc):
             logger.info("no plan for %s on %s (%s %s -> 404)", coach, date, exc.method, exc.url)
             self._count(not_found=1)
             return no_plan(coach, date, "not_found")
         self._count(errors=1)
+        if isinstance(exc, NotFoundError):
+            # A 404 that is not the API's "no plan" answer: the URL reaches some other server or
+            # route, and every plan would silently look missing.
+            problem = f"{exc.method} {exc.url} answered {exc.message}"
+            with self._lock:
+                self._misconfigured[base] = problem
+            logger.warning(
+                "%s failed: %s, which is not the Coach Plans API: check webhook_urls (server %s)",
+                what,
+                problem,
+                base,
+            )
+            return no_plan(coach, date, "misconfigured")
         if isinstance(exc, CoachPlansError):
             logger.warning(
                 "%s failed: coach=%s date=%s request=%s %s error=%s: %s",
-                action,
+                what,
                 coach,
                 date,
                 exc.method,
@@ -187,96 +240,104 @@ class DiscordWebhookClient:
                 exc.message,
             )
             return no_plan(coach, date, type(exc).__name__)
-        logger.error("%s failed: coach=%s date=%s", action, coach, date, exc_info=exc)
+        logger.error("%s failed: coach=%s date=%s", what, coach, date, exc_info=exc)
         return no_plan(coach, date, "internal_error")
+
+    def _succeeded(self, base: str) -> None:
+        with self._lock:
+            self._misconfigured.pop(base, None)
 
     # -- the old public API --------------------------------------------------------------------
 
     def fetch_coach_plan(self, coach_name: str, date: str | dt.date | None = None) -> PlanDict:
         """A coach's plan for a date (default: today in the market time zone); never raises."""
-        coach = normalise_coach(coach_name)
+        coach = self._coach(coach_name)
+        if coach.base is None:
+            return not_configured(coach_name)
         day = self._resolve_date(date)
-        cached = self._cache.get(f"{coach}:{day}")
+        cached = self._cached(coach, day)
         return _copy_plan(cached if cached is not None else self._fetch_one(coach, day))
 
-    def _fetch_one(self, coach: str, day: str) -> PlanDict:
-        client = self._client_for(coach)
-        if client is None:
-            logger.warning("no server configured for %s; check webhook_urls", coach)
-            self._count(errors=1)
-            result = no_plan(coach, day, "not_configured")
-            self._remember(coach, day, result, found=False)
-            return result
+    def _fetch_one(self, coach: _Coach, day: str) -> PlanDict:
+        assert coach.base is not None  # switched-off coaches never get here
         started = time.perf_counter()
         try:
-            result = client.get_plan(coach, day).to_legacy_dict()
-            found = True
-            logger.info(
-                "fetched plan coach=%s date=%s chars=%d charts=%d in %.0f ms",
-                coach,
-                day,
-                len(result["plan"]),
-                len(result["charts"]),
-                (time.perf_counter() - started) * 1000,
-            )
+            result = self._clients[coach.base].get_plan(coach.name, day).to_legacy_dict()
         # The old client's contract: TradingAgents must never crash on a plan fetch, so even a
         # bug ends as a logged fallback instead of an exception.
         except Exception as exc:
-            result = self._failed(coach, day, exc, "plan fetch")
-            found = False
-        self._remember(coach, day, result, found=found)
+            result = self._failed(what="plan fetch", base=coach.base, date=day, exc=exc, coach=coach.name)
+            self._remember(coach, day, result, found=False)
+            return result
+        self._succeeded(coach.base)
+        logger.info(
+            "fetched plan coach=%s date=%s chars=%d charts=%d in %.0f ms",
+            coach.name,
+            day,
+            len(result["plan"]),
+            len(result["charts"]),
+            (time.perf_counter() - started) * 1000,
+        )
+        self._remember(coach, day, result, found=True)
         return result
 
     def fetch_all_coach_plans(self, date: str | dt.date | None = None) -> dict[str, Any]:
         """``{"coach_d_plan": str, "coach_d_charts": [...], ...}`` for every configured coach."""
         day = self._resolve_date(date)
         plans: dict[str, PlanDict] = {}
-        missing: list[str] = []
-        for coach in self._coaches:
-            cached = self._cache.get(f"{coach}:{day}")
-            if cached is None:
-                missing.append(coach)
+        # Coaches sharing a server are fetched with one `/all` request. Names that are not
+        # coach_x go one by one: `/all` would silently leave out a name the server rejects.
+        shared: dict[str, list[_Coach]] = {}
+        for coach in self._coaches.values():
+            cached = self._cached(coach, day) if coach.base else None
+            if coach.base is None:
+                plans[coach.key] = not_configured(coach.key)
+            elif cached is not None:
+                plans[coach.key] = cached
+            elif coach.name.startswith("coach_"):
+                shared.setdefault(coach.base, []).append(coach)
             else:
-                plans[coach] = cached
-        shared = self._shared_base()
-        if missing and shared is not None:
-            plans.update(self._fetch_all_from(self._clients[shared], missing, day))
-        else:
-            for coach in missing:
-                plans[coach] = self._fetch_one(coach, day)
+                plans[coach.key] = self._fetch_one(coach, day)
+        for base, coaches in shared.items():
+            if len(coaches) == 1:
+                plans[coaches[0].key] = self._fetch_one(coaches[0], day)
+            else:
+                plans.update(self._fetch_all_from(base, coaches, day))
         result: dict[str, Any] = {}
-        for coach in self._coaches:
-            result[f"{coach}_plan"] = plans[coach]["plan"]
-            result[f"{coach}_charts"] = list(plans[coach].get("charts") or [])
+        for coach in self._coaches.values():
+            result[f"{coach.key}_plan"] = plans[coach.key]["plan"]
+            result[f"{coach.key}_charts"] = list(plans[coach.key].get("charts") or [])
         return result
 
-    def _fetch_all_from(self, client: CoachPlansClient, coaches: list[str], day: str) -> dict[str, PlanDict]:
-        """One ``/all`` request for the coaches not in the cache."""
+    def _fetch_all_from(self, base: str, coaches: list[_Coach], day: str) -> dict[str, PlanDict]:
+        """One ``/all`` request for the coaches of one server not in the cache; by key."""
         started = time.perf_counter()
         try:
-            served = {normalise_coach(coach): plan for coach, plan in client.get_all_plans(day).items()}
+            answer = self._clients[base].get_all_plans(day)
+            served = {normalise_coach(name): plan for name, plan in answer.items()}
         except Exception as exc:  # never raise: see fetch_coach_plan
-            error = self._failed("all coaches", day, exc, "all-plans fetch")["error"]
-            failures = {coach: no_plan(coach, day, error) for coach in coaches}
-            for coach, plan in failures.items():
-                self._remember(coach, day, plan, found=False)
+            error = self._failed(what="all-plans fetch", base=base, date=day, exc=exc, coach="all coaches")
+            failures = {coach.key: no_plan(coach.name, day, error["error"]) for coach in coaches}
+            for coach in coaches:
+                self._remember(coach, day, failures[coach.key], found=False)
             return failures
+        self._succeeded(base)
         logger.info(
             "fetched all plans date=%s found=%d/%d in %.0f ms",
             day,
-            sum(coach in served for coach in coaches),
+            sum(coach.name in served for coach in coaches),
             len(coaches),
             (time.perf_counter() - started) * 1000,
         )
         results: dict[str, PlanDict] = {}
         for coach in coaches:
-            if coach in served:
-                results[coach] = served[coach].to_legacy_dict()
-                self._remember(coach, day, results[coach], found=True)
+            found = coach.name in served
+            if found:
+                results[coach.key] = served[coach.name].to_legacy_dict()
             else:
                 self._count(not_found=1)
-                results[coach] = no_plan(coach, day, "not_found")
-                self._remember(coach, day, results[coach], found=False)
+                results[coach.key] = no_plan(coach.name, day, "not_found")
+            self._remember(coach, day, results[coach.key], found=found)
         return results
 
     def send_trading_summary(self, webhook_url: str, summary: Mapping[str, Any] | str) -> bool:
@@ -337,7 +398,11 @@ class DiscordWebhookClient:
         }
 
     def check_health(self) -> dict[str, Any]:
-        """The plan server's ``/health`` answer, or ``{"status": "unhealthy", "error": ...}``."""
+        """The plan server's ``/health`` answer, or ``{"status": "unhealthy", "error": ...}``.
+
+        A server whose plan URL answered a 404 that is not "no plan" (a wrong URL) is reported
+        unhealthy with that request as the error, even when its ``/health`` answers.
+        """
         servers: dict[str, dict[str, Any]] = {}
         for base, client in self._clients.items():
             try:
@@ -355,6 +420,10 @@ class DiscordWebhookClient:
                 "uptime_seconds": health.uptime_seconds,
                 "version": health.version,
             }
+            with self._lock:
+                problem = self._misconfigured.get(base)
+            if problem is not None:
+                servers[base].update(status="unhealthy", error=f"misconfigured: {problem}")
         if not servers:
             return {"status": "unhealthy", "error": "no plan server configured", "servers": {}}
         statuses = {server["status"] for server in servers.values()}
@@ -368,7 +437,7 @@ class DiscordWebhookClient:
         if self._owns_http_client:
             self._http.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -65,12 +65,28 @@ def _bool(data: Mapping[str, Any], key: str) -> bool:
     return value
 
 
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """An ISO-8601 timestamp as servers write it (``Z`` suffix, any number of fraction digits).
+
+    Python 3.10's ``fromisoformat`` reads only what ``isoformat()`` writes, so the ``Z`` that
+    pydantic writes and fractions other than 3 or 6 digits are normalised first.
+    """
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    text = _FRACTION.sub(lambda match: "." + match.group(1).ljust(6, "0")[:6], text, count=1)
+    return dt.datetime.fromisoformat(text)
+
+
 def _opt_datetime(data: Mapping[str, Any], key: str) -> dt.datetime | None:
     value = _opt_str(data, key)
     if value is None:
         return None
     try:
-        return dt.datetime.fromisoformat(value)
+        return parse_timestamp(value)
     except ValueError:
         raise ModelError(f"{key!r}: not an ISO-8601 timestamp: {value!r}") from None
 
@@ -341,18 +357,3 @@ class PlanEvent:
             date=_date(obj, "date"),
             at=_opt_datetime(obj, "at"),
         )
-
-
-class EventStreamParser:
-    """Turns Server-Sent Events lines into :class:`PlanEvent` objects (comments are skipped)."""
-
-    def __init__(self) -> None:
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> PlanEvent | None:
-        if line == "":
-            data, self._data = "\n".join(self._data), []
-            return PlanEvent.from_json(json.loads(data)) if data else None
-        if line.startswith("data:"):
-            self._data.append(line[5:].removeprefix(" "))
-        return None

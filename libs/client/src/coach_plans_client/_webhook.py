@@ -24,10 +24,16 @@ FIELD_VALUE_LIMIT = 1024
 FIELDS_LIMIT = 25
 EMBED_LIMIT = 6000
 
-_DECISION_KEYS = ("decision", "final_decision", "final_trade_decision", "action", "signal")
+# The explicit action comes first: TradingAgents passes its processed signal as `action`
+# next to the long decision text, which may name several of BUY/SELL/HOLD while arguing.
+_ACTION_KEYS = ("action", "signal")
+_DECISION_TEXT_KEYS = ("decision", "final_decision", "final_trade_decision")
+_DECISION_KEYS = _ACTION_KEYS + _DECISION_TEXT_KEYS
 _TICKER_KEYS = ("ticker", "symbol", "company", "company_of_interest")
-_TEXT_KEYS = ("summary", "reasoning", "analysis", "text", "description")
+# The old client's description was the decision text; a summary or reasoning text wins if given.
+_TEXT_KEYS = ("summary", "reasoning", "analysis", "text", "description", *_DECISION_TEXT_KEYS)
 _DATE_KEYS = ("date", "trade_date")
+_PROPOSAL = re.compile(r"FINAL TRANSACTION PROPOSAL:\W*(BUY|SELL|HOLD)\b", re.IGNORECASE)
 _DECISION_WORD = re.compile(r"\b(BUY|SELL|HOLD)\b", re.IGNORECASE)
 
 
@@ -44,14 +50,16 @@ def _first(summary: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str, str]
 
 
 def decision_of(summary: Mapping[str, Any] | str) -> str | None:
-    """``BUY``, ``SELL`` or ``HOLD`` as found in the summary, else ``None``."""
+    """``BUY``, ``SELL`` or ``HOLD``: the ``action`` when it names one, else the decision text's.
+
+    In a text, a "FINAL TRANSACTION PROPOSAL: X" line wins over the first word found.
+    """
     if isinstance(summary, str):
         texts = [summary]
     else:
-        found = _first(summary, _DECISION_KEYS)
-        texts = [found[1]] if found else []
+        texts = [str(summary[key]) for key in _DECISION_KEYS if summary.get(key) not in (None, "")]
     for text in texts:
-        match = _DECISION_WORD.search(text)
+        match = _PROPOSAL.search(text) or _DECISION_WORD.search(text)
         if match:
             return match.group(1).upper()
     return None
@@ -62,7 +70,7 @@ def build_summary_embed(
 ) -> dict[str, Any]:
     """A Discord embed for a summary: coloured by decision, within Discord's size limits."""
     decision = decision_of(summary)
-    timestamp = (now or dt.datetime.now(dt.UTC)).isoformat()
+    timestamp = (now or dt.datetime.now(dt.timezone.utc)).isoformat()
     fields: list[dict[str, Any]] = []
     if isinstance(summary, str):
         title = "Trading Summary"
@@ -71,7 +79,7 @@ def build_summary_embed(
         used: set[str] = set()
         ticker = _first(summary, _TICKER_KEYS)
         text = _first(summary, _TEXT_KEYS)
-        title = f"Trading Summary: {ticker[1]}" if ticker else "Trading Summary"
+        title = f"Trading Summary - {ticker[1]}" if ticker else "Trading Summary"
         description = text[1] if text else ""
         used.update(found[0] for found in (ticker, text) if found)
         for key, value in summary.items():

@@ -28,7 +28,7 @@ import httpx
 from ._base import (
     DEFAULT_BASE_URL,
     DEFAULT_PLAN_TIMEZONE,
-    MAX_PAGE_SIZE,
+    NoSuchDay,
     as_date,
     newest_first,
     normalise_ticker,
@@ -171,22 +171,15 @@ def parse_day(value: str | None, api: AsyncCoachPlansClient) -> dt.date:
         return api.today()
     try:
         return as_date(value)
+    except NoSuchDay:
+        raise  # its message says which day does not exist, and why
     except ValueError:
         raise ValueError(f"date must be YYYY-MM-DD or 'today', got {value!r}") from None
 
 
 async def plans_of_day(api: AsyncCoachPlansClient, day: dt.date, coach: str | None = None) -> list[Plan]:
-    """Every plan of one day (one coach's if ``coach``), following pagination."""
-    plans: list[Plan] = []
-    cursor: str | None = None
-    seen: set[str] = set()
-    while True:
-        page = await api.list_plans(coach=coach, date=day, limit=MAX_PAGE_SIZE, cursor=cursor)
-        plans.extend(page.items)
-        if not page.next_cursor or page.next_cursor in seen:
-            return newest_first(plans)
-        seen.add(page.next_cursor)
-        cursor = page.next_cursor
+    """Every plan of one day (one coach's if ``coach``), all pages."""
+    return newest_first([plan async for plan in api.aiter_plans(coach=coach, date=day)])
 
 
 def create_server(

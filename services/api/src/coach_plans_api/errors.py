@@ -100,13 +100,14 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("validation_error", detail, fields=fields), 422)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
     code = codes.get(exc.status_code, "http_error")
-    return JSONResponse(
-        error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
-    )
+    detail = str(exc.detail)
+    if exc.status_code == 404:  # the router's 404 (a missing plan is a NotFound domain error)
+        code, detail = "route_not_found", f"no such route: {request.method} {request.url.path}"
+    return JSONResponse(error_body(code, detail), exc.status_code, headers=getattr(exc, "headers", None))
 
 
 async def _storage_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,8 @@
-"""Live plan events for `/api/v1/events`: fan-out to subscribers, across instances via Redis."""
+"""Live plan events for `/api/v1/events`: fan-out to subscribers, across instances via Redis.
+
+Events are identified by their revision id, and revisions are stored: a subscriber that comes
+back with the last id it saw is first sent what it missed from the database, then live events.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 import redis
 import redis.asyncio as aredis
@@ -15,6 +19,8 @@ from coach_plans_api.schemas import PlanEvent
 
 log = logging.getLogger("coach_plans_api.events")
 QUEUE_SIZE = 1000
+# The stored changes after a revision id, oldest first, at most a batch at a time.
+MissedEvents = Callable[[int], Awaitable[Sequence[PlanEvent]]]
 
 
 class EventBroker:
@@ -100,6 +106,25 @@ class EventBroker:
                 await asyncio.sleep(1)
             finally:
                 await client.aclose()
+
+
+async def follow(
+    queue: asyncio.Queue[PlanEvent | None], *, after: int | None, missed: MissedEvents
+) -> AsyncIterator[PlanEvent]:
+    """The events after revision `after` (all stored ones first), then live ones, each once.
+
+    Subscribe (`queue`) before calling: a write committed while the store is being read then
+    reaches the queue too, and is skipped there because it was already sent.
+    """
+    replayed = after
+    if replayed is not None:
+        while batch := await missed(replayed):
+            for stored in batch:
+                yield stored
+                replayed = stored.id
+    while (live := await queue.get()) is not None:
+        if replayed is None or live.id > replayed:
+            yield live
 
 
 def _offer(queue: asyncio.Queue[PlanEvent | None], event: PlanEvent | None) -> None:

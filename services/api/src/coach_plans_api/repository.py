@@ -77,6 +77,21 @@ def revisions_of(session: Session, plan_id: int) -> Sequence[Revision]:
     return session.scalars(select(Revision).where(Revision.plan_id == plan_id).order_by(Revision.id)).all()
 
 
+def revisions_after(session: Session, revision_id: int, *, limit: int) -> Sequence[tuple[Revision, Plan]]:
+    """Up to `limit` revisions with an id above `revision_id`, oldest first, with their plans."""
+    return (
+        session.execute(
+            select(Revision, Plan)
+            .join(Plan, Plan.id == Revision.plan_id)
+            .where(Revision.id > revision_id)
+            .order_by(Revision.id)
+            .limit(limit)
+        )
+        .tuples()
+        .all()
+    )
+
+
 def latest_revision(session: Session, plan_id: int) -> Revision | None:
     return session.scalars(
         select(Revision).where(Revision.plan_id == plan_id).order_by(Revision.id.desc()).limit(1)

@@ -61,6 +61,18 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def event_of(revision: Revision, plan: Plan) -> PlanEvent:
+    """The live event announcing a revision (its id orders events and resumes subscriptions)."""
+    return PlanEvent(
+        type=EVENT_TYPES[revision.action],
+        id=revision.id,
+        plan_id=plan.id,
+        coach=plan.coach_name,
+        date=plan.date,
+        at=revision.created_at,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     plan: PlanOut
@@ -127,6 +139,14 @@ class PlanService:
                 p.coach_name: legacy_out(p, self.settings.chart_base_url)
                 for p in repo.live_plans_on(session, date)
             }
+
+    def events_after(self, revision_id: int, *, limit: int = 500) -> list[PlanEvent]:
+        """The changes after revision `revision_id`, oldest first: what a subscriber missed."""
+        with self._read() as session:
+            return [
+                event_of(revision, plan)
+                for revision, plan in repo.revisions_after(session, revision_id, limit=limit)
+            ]
 
     def plan(self, plan_id: int) -> PlanOut:
         with self._read() as session:
@@ -379,14 +399,7 @@ class PlanService:
             created_at=self._now(),
         )
         repo.add_revision(session, revision)
-        return PlanEvent(
-            type=EVENT_TYPES[action],
-            id=revision.id,
-            plan_id=plan.id,
-            coach=plan.coach_name,
-            date=plan.date,
-            at=revision.created_at,
-        )
+        return event_of(revision, plan)
 
     def _announce(self, events: list[PlanEvent]) -> None:
         """After commit: the plan count is stale; caches, subscribers and the archiver hear of it."""

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+import anyio
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from coach_plans_api.events import follow
 from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
 from coach_plans_api.routes.legacy import BAD_INPUT
-from coach_plans_api.schemas import CoachesOut, ErrorOut, PlanOut, PlanPage, RevisionsOut
+from coach_plans_api.schemas import CoachesOut, ErrorOut, PlanEvent, PlanOut, PlanPage, RevisionsOut
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
-KEEPALIVE_SECONDS = 15.0
+RECONNECT_MS = 3000  # the `retry:` advice to subscribers
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such plan"}}
 PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Snowflake = Annotated[str | None, Query(pattern=r"^[0-9]{1,20}$")]
@@ -85,29 +86,26 @@ async def get_revisions(request: Request, state: StateDep, service: ServiceDep, 
 
 @router.get(
     "/events",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    response_class=EventSourceResponse,
+    responses={422: {"model": ErrorOut, "description": "Last-Event-ID is not a revision id"}},
     summary="Live plan events (Server-Sent Events): plan.created, plan.updated, plan.deleted",
 )
-async def plan_events(state: StateDep) -> StreamingResponse:
-    async def stream() -> AsyncIterator[bytes]:
-        with state.events.subscription() as queue:
-            yield b"retry: 3000\n: connected\n\n"
-            while True:  # ends when the client goes: Starlette cancels the stream
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield b": keepalive\n\n"
-                    continue
-                if event is None:
-                    return
-                yield f"id: {event.id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n".encode()
+async def plan_events(
+    state: StateDep,
+    service: ServiceDep,
+    last_event_id: Annotated[
+        int | None,
+        Header(ge=0, description="the `id` of the last event received: every later change is sent first"),
+    ] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    async def missed(after: int) -> Sequence[PlanEvent]:
+        return await anyio.to_thread.run_sync(service.events_after, after, limiter=state.db_threads)
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    with state.events.subscription() as queue:
+        # "connected" tells a subscriber that writes from now on reach it.
+        yield ServerSentEvent(comment="connected", retry=RECONNECT_MS)
+        async for event in follow(queue, after=last_event_id, missed=missed):
+            yield ServerSentEvent(data=event, event=event.type, id=str(event.id))
 
 
 @router.get("/coaches", response_model=CoachesOut, summary="The coach roster")

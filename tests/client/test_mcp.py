@@ -1,4 +1,8 @@
-"""coach-plans-mcp's command line and the messages agents get for API failures."""
+"""coach-plans-mcp: its command line, the messages agents get, and a session against a fake API.
+
+These need only the client and its ``mcp`` extra, so they run on every Python the client
+supports; tests/mcp has the server against the real API.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ import sys
 from typing import Any
 
 import pytest
+import respx
+from mcp import Client
 from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, TextContent
 
 from coach_plans_client import RateLimitError, ServerError, TimeoutError
 from coach_plans_client.mcp_server import build_parser, create_server, explain, main
@@ -85,3 +92,28 @@ def test_explain_names_the_failure() -> None:
     assert explain(failed, URL) == (
         f"The Coach Plans API at {URL} failed: HTTP 503 storage_unavailable: database down"
     )
+
+
+def text_of(result: CallToolResult) -> str:
+    (content,) = result.content
+    assert isinstance(content, TextContent)
+    return content.text
+
+
+async def test_a_session_against_a_fake_api_and_an_impossible_day() -> None:
+    plan = {"id": 7, "coach": "coach_d", "date": "2026-11-25", "plan": "$NVDA above 950", "charts": []}
+    with respx.mock(base_url=URL) as api:
+        route = api.get("/api/v1/plans").respond(200, json={"items": [plan], "next_cursor": None})
+        async with Client(create_server(URL)) as client:
+            found = await client.call_tool("get_coach_plan", {"coach": "d", "date": "2026-11-25"})
+            impossible = await client.call_tool("get_coach_plan", {"coach": "d", "date": "2026-02-30"})
+            malformed = await client.call_tool("search_plans", {"ticker": "NVDA", "as_of": "30/02/2026"})
+    assert not found.is_error
+    assert found.structured_content is not None
+    assert found.structured_content["plan"] == "$NVDA above 950"
+    assert impossible.is_error
+    assert "2026-02-30 does not exist: February 2026 has 28 days" in text_of(impossible)
+    assert "YYYY-MM-DD" not in text_of(impossible)
+    assert malformed.is_error
+    assert "date must be YYYY-MM-DD or 'today', got '30/02/2026'" in text_of(malformed)
+    assert route.call_count == 1  # bad dates never reach the API

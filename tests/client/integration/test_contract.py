@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -202,3 +203,35 @@ async def test_async_client_against_the_app(api_app: FastAPI, put_plan: PutPlan)
             await client.get_plan("coach_d", DATE)
     assert plan.plan == "CPI at 8:30, stay hedged"
     assert list(plans) == ["coach_n"]
+
+
+def test_old_webhooks_urls_reach_the_plans(api_client: TestClient, put_plan: PutPlan) -> None:
+    put_plan("coach_d", DATE, text="NVDA above 950")
+    legacy = DiscordWebhookClient(
+        {"coach_d": f"{SERVER}/webhooks/", "coach_i": f"{SERVER}/webhooks/?coach=coach_i"},
+        http_client=api_client,
+    )
+    plans = legacy.fetch_all_coach_plans(DATE)
+    assert plans["coach_d_plan"] == "NVDA above 950"
+    assert plans["coach_i_plan"] == f"No plan available for coach_i on {DATE}"
+    assert legacy.get_metrics()["errors"] == 0
+
+
+def test_a_wrong_url_is_reported_not_taken_for_no_plan(
+    api_client: TestClient, put_plan: PutPlan, caplog: pytest.LogCaptureFixture
+) -> None:
+    put_plan("coach_d", DATE, text="NVDA above 950")
+    wrong = f"{SERVER}/plans/api/coach-plans/"  # no such prefix on this server
+    legacy = DiscordWebhookClient({"coach_d": wrong}, http_client=api_client, sleep=lambda seconds: None)
+    with caplog.at_level(logging.WARNING, logger="coach_plans_client"):
+        plan = legacy.fetch_coach_plan("coach_d", DATE)
+        health = legacy.check_health()
+
+    assert plan["plan"] == f"No plan available for coach_d on {DATE}"
+    assert plan["error"] == "misconfigured"
+    assert f"{wrong}?coach=coach_d&date={DATE}" in caplog.text
+    assert "route_not_found: no such route: GET /plans/api/coach-plans/" in caplog.text
+    assert health["status"] == "unhealthy"
+    assert "route_not_found" in health["error"]
+    assert legacy.get_metrics()["errors"] == 2  # the fetch and the health check
+    assert legacy.get_metrics()["not_found"] == 0
