@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from coach_plans_api.config import ConfigError, Settings, load_settings
+from tests.conftest import INTERNAL_TOKEN as TOKEN
 from tests.conftest import REPO
 
 
@@ -29,12 +30,12 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     ("env", "named"),
     [
         ({}, "INTERNAL_API_TOKEN"),
-        ({"INTERNAL_API_TOKEN": "t", "API_PORT": "99999"}, "API_PORT"),
-        ({"INTERNAL_API_TOKEN": "t", "API_PORT": "http"}, "API_PORT"),
-        ({"INTERNAL_API_TOKEN": "t", "DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
-        ({"INTERNAL_API_TOKEN": "t", "DATABASE_URL": "not a url"}, "DATABASE_URL"),
-        ({"INTERNAL_API_TOKEN": "t", "PLAN_TIMEZONE": "Mars/Olympus"}, "PLAN_TIMEZONE"),
-        ({"INTERNAL_API_TOKEN": "t", "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "API_PORT": "99999"}, "API_PORT"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "API_PORT": "http"}, "API_PORT"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "DATABASE_URL": "not a url"}, "DATABASE_URL"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "PLAN_TIMEZONE": "Mars/Olympus"}, "PLAN_TIMEZONE"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
     ],
 )
 def test_bad_settings_exit_2_naming_the_setting(env: dict[str, str], named: str) -> None:
@@ -52,7 +53,7 @@ def test_every_bad_setting_is_named_at_once() -> None:
 
 
 def test_database_url_password_is_not_echoed() -> None:
-    result = run_cli({"INTERNAL_API_TOKEN": "t", "DATABASE_URL": "oracle://user:hunter2@h/db"})
+    result = run_cli({"INTERNAL_API_TOKEN": TOKEN, "DATABASE_URL": "oracle://user:hunter2@h/db"})
     assert result.returncode == 2
     assert "hunter2" not in result.stderr
 
@@ -73,12 +74,12 @@ def test_yaml_file_with_variable_expansion(tmp_path: Path, monkeypatch: pytest.M
         "discord:\n  bot_token: ignored-by-api\n"
     )
     monkeypatch.setenv("CONFIG_FILE", str(config))
-    monkeypatch.setenv("SECRET_TOKEN", "from-env")
+    monkeypatch.setenv("SECRET_TOKEN", "from-env-" + "x" * 32)
     monkeypatch.delenv("DATA_DIR", raising=False)
     monkeypatch.delenv("API_PORT", raising=False)
     settings = load_settings()
     assert settings.api_port == 5123
-    assert settings.internal_api_token == "from-env"
+    assert settings.internal_api_token == "from-env-" + "x" * 32
     assert settings.database_path == Path("/var/lib/coach/plans.db")
     assert (settings.log_level, settings.log_format, settings.cache_ttl_seconds) == (
         "DEBUG",
@@ -115,7 +116,7 @@ def test_bad_yaml_exits_2(tmp_path: Path) -> None:
 
 
 def test_postgres_url_gets_the_psycopg_driver() -> None:
-    settings = Settings(database_url="postgresql://u@h/db", internal_api_token="t")
+    settings = Settings(database_url="postgresql://u@h/db", internal_api_token=TOKEN)
     assert settings.sqlalchemy_url.drivername == "postgresql+psycopg"
     assert Settings(mock_mode=True).sqlalchemy_url.drivername == "sqlite"
 

@@ -71,7 +71,8 @@ class CDN:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"  # an allow-list entry: host and port
+        self.url = f"http://{self.host}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
@@ -92,12 +93,12 @@ class Clock:
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+def client(database_url: str, tmp_path: Path, cdn: CDN) -> Iterator[TestClient]:
     settings = make_settings(
         database_url,
         chart_store_dir=tmp_path / "charts",
         chart_max_bytes=4096,
-        chart_allowed_hosts="127.0.0.1",
+        chart_allowed_hosts=cdn.host,
         chart_max_attempts=4,
         public_base_url="http://plans.example",
     )
@@ -105,16 +106,28 @@ def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
         yield test_client
 
 
-def archiver_of(client: TestClient, clock: Clock) -> ChartArchiver:
-    state = client.app.state.core  # type: ignore[attr-defined]
-    return ChartArchiver(
-        db=state.service.db,
-        store=state.charts,
-        settings=state.settings,
-        http=httpx.Client(),
-        on_archived=state.cache.invalidate,
-        now=clock,
-    )
+class Archiver:
+    """An archiver on the test app's event loop, with the test's clock."""
+
+    def __init__(self, client: TestClient, clock: Clock) -> None:
+        state = client.app.state.core  # type: ignore[attr-defined]
+        self.client = client
+        self.archiver = ChartArchiver(
+            db=state.service.db,
+            store=state.charts,
+            settings=state.settings,
+            http=httpx.AsyncClient(),
+            on_archived=state.cache.invalidate,
+            now=clock,
+        )
+
+    def run_once(self) -> int:
+        assert self.client.portal is not None
+        return self.client.portal.call(self.archiver.run_once)
+
+
+def archiver_of(client: TestClient, clock: Clock) -> Archiver:
+    return Archiver(client, clock)
 
 
 def charts_of(client: TestClient, date: str = "2026-11-25") -> list[dict[str, object]]:
@@ -218,7 +231,7 @@ def test_hosts_outside_the_allowlist_are_not_fetched(client: TestClient, cdn: CD
 def test_the_running_service_archives_by_itself(
     start_api: Callable[..., ServiceProcess], cdn: CDN, tmp_path: Path
 ) -> None:
-    api = start_api(CHART_ALLOWED_HOSTS="127.0.0.1", CHART_STORE_DIR=str(tmp_path / "store"))
+    api = start_api(CHART_ALLOWED_HOSTS=cdn.host, CHART_STORE_DIR=str(tmp_path / "store"))
     response = httpx.put(
         f"{api.url}/internal/plans/d/2026-11-25", json=plan_body(charts=[f"{cdn.url}/a.png"]), headers=AUTH
     )
