@@ -90,7 +90,7 @@ def test_plan_text_and_names_are_escaped(api_client: TestClient, put_plan: PutPl
     assert "<script>" not in response.text
     assert "<b>" not in response.text
     assert "<img src=x" not in response.text
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;\nline two &amp; &lt;b&gt;" in response.text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;\nline two &amp; &lt;b&gt;" in response.text
     shown = DashboardPage(response.text)
     assert shown.cards["coach_d"].plan_text == text  # line breaks kept, shown as typed
 

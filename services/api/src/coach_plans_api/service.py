@@ -131,6 +131,19 @@ class PlanService:
                 for p in repo.live_plans_on(session, date)
             }
 
+    def plans_with_history(self, date: dt.date) -> dict[str, tuple[LegacyPlanOut, list[RevisionOut]]]:
+        """Each coach's live plan of the day with its revisions, read in one session."""
+        with self._read() as session:
+            plans = repo.live_plans_on(session, date)
+            revisions = repo.revisions_of_plans(session, [p.id for p in plans])
+            return {
+                p.coach_name: (
+                    legacy_out(p, self.settings.chart_base_url),
+                    [revision_out(r) for r in revisions[p.id]],
+                )
+                for p in plans
+            }
+
     def plan(self, plan_id: int) -> PlanOut:
         with self._read() as session:
             plan = repo.plan_by_id(session, plan_id)

@@ -25,6 +25,7 @@ ASSETS_URL = "/static/docs"
     response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "The database cannot be read"}},
     summary="Liveness and readiness",
+    operation_id="health",
 )
 async def health(state: StateDep) -> JSONResponse:
     database_ok, plans, bot_ok = await anyio.to_thread.run_sync(
@@ -46,6 +47,7 @@ async def health(state: StateDep) -> JSONResponse:
     response_model=MetricsOut,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     summary="Prometheus text, or a JSON summary with Accept: application/json",
+    operation_id="metrics",
 )
 async def metrics(request: Request, state: StateDep) -> Response:
     if "application/json" in request.headers.get("accept", ""):
@@ -54,7 +56,7 @@ async def metrics(request: Request, state: StateDep) -> Response:
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@router.get("/docs", include_in_schema=False)
+@router.get("/docs", include_in_schema=False, operation_id="swagger_ui")
 async def swagger_ui() -> HTMLResponse:
     return get_swagger_ui_html(
         openapi_url="/openapi.json",
@@ -65,7 +67,7 @@ async def swagger_ui() -> HTMLResponse:
     )
 
 
-@router.get("/redoc", include_in_schema=False)
+@router.get("/redoc", include_in_schema=False, operation_id="redoc")
 async def redoc() -> HTMLResponse:
     return get_redoc_html(
         openapi_url="/openapi.json",
