@@ -124,11 +124,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.mock_mode,
         )
         async with open_resources(settings) as core:
+            # Lifespans may overlap (a test client inside another): the outer one's resources
+            # are in use again when the inner one ends.
+            outer = getattr(app.state, "core", None)
             app.state.core = core
             try:
                 yield
             finally:
-                del app.state.core
+                app.state.core = outer
 
     app = FastAPI(
         title="Coach Plans API",

@@ -296,7 +296,8 @@ class HeadAsGet:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
-        scope["method"] = "GET"
+        # A copy: the server must still see HEAD (it then expects no body).
+        inner = {**scope, "method": "GET"}
         with anyio.CancelScope() as cancel:
 
             async def send_headers_only(message: Message) -> None:
@@ -308,7 +309,9 @@ class HeadAsGet:
                     # A streamed body (an event stream, a file) is not produced any further.
                     cancel.cancel()
 
-            await self.app(scope, receive, send_headers_only)
+            await self.app(inner, receive, send_headers_only)
+        if "route" in inner:  # for the metrics, as a GET would have it
+            scope["route"] = inner["route"]
 
 
 def too_large(limit: int) -> PayloadTooLarge:
