@@ -126,3 +126,54 @@ def test_roster_is_configuration() -> None:
     assert settings.roster == {"d": "Dan", "x": "Coach X"}
     with pytest.raises(ValueError, match="bad coach key"):
         Settings(mock_mode=True, coaches="Bad Key")
+
+
+SECRET = "hunter2-s3cret"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DATABASE_URL": f"postgresql://coach:{SECRET}@db:notaport/plans"}, "DATABASE_URL"),
+        ({"DATABASE_URL": f"postgresql://coach:{SECRET}@[::1/plans"}, "DATABASE_URL"),
+        ({"DATABASE_URL": f"oracle://coach:{SECRET}@db/plans"}, "DATABASE_URL"),
+        ({"REDIS_URL": f"redis://:{SECRET}@cache:port/0"}, "REDIS_URL"),
+        ({"REDIS_URL": f"http://:{SECRET}@cache/0"}, "REDIS_URL"),
+    ],
+)
+def test_malformed_urls_are_named_never_echoed(env: dict[str, str], named: str) -> None:
+    result = run_cli({"INTERNAL_API_TOKEN": TOKEN, **env})
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_yaml_syntax_error_does_not_print_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"api:\n  port: 5000\n  internal_token: {SECRET}: oops\n")
+    result = run_cli({"CONFIG_FILE": str(config)})
+    assert result.returncode == 2
+    assert "CONFIG_FILE" in result.stderr
+    assert "line 3, column" in result.stderr
+    assert SECRET not in result.stderr
+
+
+def test_a_secret_setting_of_the_wrong_type_is_not_shown(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"api:\n  internal_token: [{SECRET}]\ndatabase:\n  url: {{password: {SECRET}}}\n")
+    result = run_cli({"CONFIG_FILE": str(config)})
+    assert result.returncode == 2
+    assert "INTERNAL_API_TOKEN" in result.stderr
+    assert "DATABASE_URL" in result.stderr
+    assert SECRET not in result.stderr
+
+
+@pytest.mark.parametrize("token", ["t", "short-" + "x" * 25])
+def test_a_weak_token_is_refused_outside_mock_mode(token: str) -> None:
+    for command in ("check-config", "serve"):
+        result = run_cli({"INTERNAL_API_TOKEN": token}, command)
+        assert result.returncode == 2
+        assert "INTERNAL_API_TOKEN: must be at least 32 characters" in result.stderr
+        assert "short-" not in result.stderr
+    assert run_cli({"INTERNAL_API_TOKEN": "x" * 32}).returncode == 0
+    assert run_cli({"INTERNAL_API_TOKEN": token, "MOCK_MODE": "true"}).returncode == 0
