@@ -16,6 +16,8 @@ from tests.conftest import REPO
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    if "PYTHONPATH" in os.environ:
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(
         [sys.executable, "-m", "coach_plans_api", *(args or ("check-config",))],
         env={**base, **env},
@@ -134,6 +136,7 @@ SECRET = "hunter2-s3cret"
 @pytest.mark.parametrize(
     ("env", "named"),
     [
+        ({"DATABASE_URL": f"postgresql//coach:{SECRET}@db/plans"}, "DATABASE_URL"),
         ({"DATABASE_URL": f"postgresql://coach:{SECRET}@db:notaport/plans"}, "DATABASE_URL"),
         ({"DATABASE_URL": f"postgresql://coach:{SECRET}@[::1/plans"}, "DATABASE_URL"),
         ({"DATABASE_URL": f"oracle://coach:{SECRET}@db/plans"}, "DATABASE_URL"),
