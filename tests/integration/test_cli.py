@@ -144,7 +144,7 @@ def test_simulate_posts_every_coach_through_the_api(
 def test_simulate_against_an_unreachable_api_is_a_clear_error(tmp_path: Path) -> None:
     result = cli(f"sqlite:///{tmp_path / 'x.db'}", "simulate", "--url", "http://127.0.0.1:9")
     assert result.returncode == 1
-    assert "coach-plans-api simulate:" in result.stderr
+    assert "coach-plans-api simulate: cannot reach the API at http://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -256,12 +256,18 @@ def simulate(
                     "message_id": legacy_message_id(f"simulate/{coach}/{day}"),
                     "channel": "mock-plans",
                 }
-                response = client.put(
-                    f"/internal/plans/{coach}/{day}",
-                    json=body,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                response.raise_for_status()
+                try:
+                    response = client.put(
+                        f"/internal/plans/{coach}/{day}",
+                        json=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                except httpx.TransportError as exc:
+                    raise MaintenanceError(f"cannot reach the API at {base_url}: {exc}") from None
+                if not response.is_success:
+                    raise MaintenanceError(
+                        f"the API answered {response.status_code} for {coach} {day}: {response.text[:200]}"
+                    )
                 echo(f"{coach} {day}: plan {response.json()['id']} ({response.status_code})")
                 posted += 1
     finally:
