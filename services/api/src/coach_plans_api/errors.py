@@ -121,7 +121,7 @@ class StorageUnavailable(PlanError):
     code = "storage_unavailable"
 
 
-class HTTPStatusError(PlanError):
+class FrameworkError(PlanError):
     """A status the framework chose that has no domain meaning of its own (rare)."""
 
     def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None) -> None:
@@ -131,7 +131,7 @@ class HTTPStatusError(PlanError):
 
 def error_response(exc: PlanError) -> JSONResponse:
     """The one mapping from a typed error to an HTTP answer."""
-    status = exc.status if isinstance(exc, HTTPStatusError) else exc.status_code
+    status = exc.status if isinstance(exc, FrameworkError) else exc.status_code
     body = {"error": exc.code, "detail": exc.detail, **exc.extra}
     return JSONResponse(body, status, headers=exc.headers or None)
 
@@ -215,7 +215,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", headers=headers)
     else:
-        error = HTTPStatusError(exc.status_code, str(exc.detail), headers)
+        error = FrameworkError(exc.status_code, str(exc.detail), headers)
     return error_response(error)
 
 

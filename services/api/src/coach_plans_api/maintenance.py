@@ -47,7 +47,7 @@ def _rows(conn: Connection, table: Table) -> Iterator[list[dict[str, Any]]]:
         yield [dict(row._mapping) for row in batch]
 
 
-def copy_database(source: Engine, target: Engine) -> dict[str, int]:
+def copy_database(*, source: Engine, target: Engine) -> dict[str, int]:
     """Copy every row from one snapshot of `source` into the (empty, migrated) `target`."""
     counts: dict[str, int] = {}
     snapshot = (
@@ -111,7 +111,7 @@ def backup(url: URL, destination: Path) -> dict[str, int]:
         migrate.upgrade(target_url)
         target = make_engine(target_url)
         try:
-            counts = copy_database(source, target)
+            counts = copy_database(source=source, target=target)
         finally:
             target.dispose()
         check = integrity_check(destination)
@@ -138,7 +138,7 @@ def restore(backup_file: Path, url: URL, *, force: bool = False) -> dict[str, in
                 raise MaintenanceError(f"the target holds {existing} plans; pass --force to replace them")
             for table in reversed(_tables()):
                 conn.execute(table.delete())
-        return copy_database(source, target)
+        return copy_database(source=source, target=target)
     finally:
         source.dispose()
         target.dispose()
