@@ -18,7 +18,7 @@ case "${MOCK_MODE,,}" in true | 1 | yes | on) mock=true ;; esac
 if $mock; then
   # The mock bot serves its chart images on 127.0.0.1; the API archives them from there,
   # the same path a Discord attachment takes.
-  export CHART_ALLOWED_HOSTS="${CHART_ALLOWED_HOSTS:-cdn.discordapp.com,media.discordapp.net,127.0.0.1}"
+  export CHART_ALLOWED_HOSTS="${CHART_ALLOWED_HOSTS:-cdn.discordapp.com,media.discordapp.net,127.0.0.1:*}"
 fi
 UV="${UV:-$(command -v uv || echo .tools/bin/uv)}"
 check() { "$UV" run --quiet python scripts/dev_ready.py "$@"; }

@@ -138,14 +138,16 @@ def api_settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def api_app(api_settings: Settings) -> FastAPI:
-    return create_app(api_settings)
+def api_app(api_settings: Settings) -> Iterator[FastAPI]:
+    """The real app with its lifespan running (its resources open) for the whole test."""
+    app = create_app(api_settings)
+    with TestClient(app):
+        yield app
 
 
 @pytest.fixture
-def api_client(api_app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(api_app) as client:
-        yield client
+def api_client(api_app: FastAPI) -> TestClient:
+    return TestClient(api_app)
 
 
 PutPlan = Callable[..., dict[str, Any]]

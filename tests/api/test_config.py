@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from coach_plans_api.config import ConfigError, Settings, load_settings
+from tests.conftest import INTERNAL_TOKEN as TOKEN
 from tests.conftest import REPO
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    if "PYTHONPATH" in os.environ:
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(
         [sys.executable, "-m", "coach_plans_api", *(args or ("check-config",))],
         env={**base, **env},
@@ -29,12 +32,12 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     ("env", "named"),
     [
         ({}, "INTERNAL_API_TOKEN"),
-        ({"INTERNAL_API_TOKEN": "t", "API_PORT": "99999"}, "API_PORT"),
-        ({"INTERNAL_API_TOKEN": "t", "API_PORT": "http"}, "API_PORT"),
-        ({"INTERNAL_API_TOKEN": "t", "DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
-        ({"INTERNAL_API_TOKEN": "t", "DATABASE_URL": "not a url"}, "DATABASE_URL"),
-        ({"INTERNAL_API_TOKEN": "t", "PLAN_TIMEZONE": "Mars/Olympus"}, "PLAN_TIMEZONE"),
-        ({"INTERNAL_API_TOKEN": "t", "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "API_PORT": "99999"}, "API_PORT"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "API_PORT": "http"}, "API_PORT"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "DATABASE_URL": "not a url"}, "DATABASE_URL"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "PLAN_TIMEZONE": "Mars/Olympus"}, "PLAN_TIMEZONE"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
     ],
 )
 def test_bad_settings_exit_2_naming_the_setting(env: dict[str, str], named: str) -> None:
@@ -52,7 +55,7 @@ def test_every_bad_setting_is_named_at_once() -> None:
 
 
 def test_database_url_password_is_not_echoed() -> None:
-    result = run_cli({"INTERNAL_API_TOKEN": "t", "DATABASE_URL": "oracle://user:hunter2@h/db"})
+    result = run_cli({"INTERNAL_API_TOKEN": TOKEN, "DATABASE_URL": "oracle://user:hunter2@h/db"})
     assert result.returncode == 2
     assert "hunter2" not in result.stderr
 
@@ -73,12 +76,12 @@ def test_yaml_file_with_variable_expansion(tmp_path: Path, monkeypatch: pytest.M
         "discord:\n  bot_token: ignored-by-api\n"
     )
     monkeypatch.setenv("CONFIG_FILE", str(config))
-    monkeypatch.setenv("SECRET_TOKEN", "from-env")
+    monkeypatch.setenv("SECRET_TOKEN", "from-env-" + "x" * 32)
     monkeypatch.delenv("DATA_DIR", raising=False)
     monkeypatch.delenv("API_PORT", raising=False)
     settings = load_settings()
     assert settings.api_port == 5123
-    assert settings.internal_api_token == "from-env"
+    assert settings.internal_api_token == "from-env-" + "x" * 32
     assert settings.database_path == Path("/var/lib/coach/plans.db")
     assert (settings.log_level, settings.log_format, settings.cache_ttl_seconds) == (
         "DEBUG",
@@ -115,7 +118,7 @@ def test_bad_yaml_exits_2(tmp_path: Path) -> None:
 
 
 def test_postgres_url_gets_the_psycopg_driver() -> None:
-    settings = Settings(database_url="postgresql://u@h/db", internal_api_token="t")
+    settings = Settings(database_url="postgresql://u@h/db", internal_api_token=TOKEN)
     assert settings.sqlalchemy_url.drivername == "postgresql+psycopg"
     assert Settings(mock_mode=True).sqlalchemy_url.drivername == "sqlite"
 
@@ -125,3 +128,55 @@ def test_roster_is_configuration() -> None:
     assert settings.roster == {"d": "Dan", "x": "Coach X"}
     with pytest.raises(ValueError, match="bad coach key"):
         Settings(mock_mode=True, coaches="Bad Key")
+
+
+SECRET = "hunter2-s3cret"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DATABASE_URL": f"postgresql//coach:{SECRET}@db/plans"}, "DATABASE_URL"),
+        ({"DATABASE_URL": f"postgresql://coach:{SECRET}@db:notaport/plans"}, "DATABASE_URL"),
+        ({"DATABASE_URL": f"postgresql://coach:{SECRET}@[::1/plans"}, "DATABASE_URL"),
+        ({"DATABASE_URL": f"oracle://coach:{SECRET}@db/plans"}, "DATABASE_URL"),
+        ({"REDIS_URL": f"redis://:{SECRET}@cache:port/0"}, "REDIS_URL"),
+        ({"REDIS_URL": f"http://:{SECRET}@cache/0"}, "REDIS_URL"),
+    ],
+)
+def test_malformed_urls_are_named_never_echoed(env: dict[str, str], named: str) -> None:
+    result = run_cli({"INTERNAL_API_TOKEN": TOKEN, **env})
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_yaml_syntax_error_does_not_print_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"api:\n  port: 5000\n  internal_token: {SECRET}: oops\n")
+    result = run_cli({"CONFIG_FILE": str(config)})
+    assert result.returncode == 2
+    assert "CONFIG_FILE" in result.stderr
+    assert "line 3, column" in result.stderr
+    assert SECRET not in result.stderr
+
+
+def test_a_secret_setting_of_the_wrong_type_is_not_shown(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"api:\n  internal_token: [{SECRET}]\ndatabase:\n  url: {{password: {SECRET}}}\n")
+    result = run_cli({"CONFIG_FILE": str(config)})
+    assert result.returncode == 2
+    assert "INTERNAL_API_TOKEN" in result.stderr
+    assert "DATABASE_URL" in result.stderr
+    assert SECRET not in result.stderr
+
+
+@pytest.mark.parametrize("token", ["t", "short-" + "x" * 25])
+def test_a_weak_token_is_refused_outside_mock_mode(token: str) -> None:
+    for command in ("check-config", "serve"):
+        result = run_cli({"INTERNAL_API_TOKEN": token}, command)
+        assert result.returncode == 2
+        assert "INTERNAL_API_TOKEN: must be at least 32 characters" in result.stderr
+        assert "short-" not in result.stderr
+    assert run_cli({"INTERNAL_API_TOKEN": "x" * 32}).returncode == 0
+    assert run_cli({"INTERNAL_API_TOKEN": token, "MOCK_MODE": "true"}).returncode == 0

@@ -159,8 +159,8 @@ def test_bug_is_500_with_request_id_not_a_traceback(api_app: object) -> None:
     def boom() -> None:
         raise RuntimeError("secret internals")
 
-    with TestClient(api_app, raise_server_exceptions=False) as client:
-        response = client.get("/boom", headers={"X-Request-ID": "req-123"})
+    client = TestClient(api_app, raise_server_exceptions=False)  # api_app's lifespan is running
+    response = client.get("/boom", headers={"X-Request-ID": "req-123"})
     assert response.status_code == 500
     assert response.json() == {
         "error": "internal_error",

@@ -102,7 +102,7 @@ def test_plan_text_and_names_are_escaped(api_client: TestClient, put_plan: PutPl
     assert "<script>" not in response.text
     assert "<b>" not in response.text
     assert "<img src=x" not in response.text
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;\nline two &amp; &lt;b&gt;" in response.text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;\nline two &amp; &lt;b&gt;" in response.text
     shown = DashboardPage(response.text)
     assert shown.cards["coach_d"].plan_text == text  # line breaks kept, shown as typed
 
@@ -187,3 +187,26 @@ def test_only_chart_urls_leave_the_page(api_client: TestClient, put_plan: PutPla
     style = html.split("<style>", 1)[1].split("</style>", 1)[0]
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     assert f"style-src 'sha256-{digest}'" in policy  # the page's own stylesheet is allowed
+
+
+def test_one_database_connection_per_page(
+    api_app: FastAPI, api_client: TestClient, put_plan: PutPlan
+) -> None:
+    """The page reads every plan and its history in one session, however many coaches posted."""
+    from sqlalchemy import event
+
+    for n, coach in enumerate(COACHES):
+        put_plan(coach, DAY, text=f"plan {n}", user_id=str(1000 + n), name=f"Coach {n}")
+    engine = api_app.state.core.service.db.engine
+    checkouts: list[object] = []
+
+    def count(*_args: object) -> None:
+        checkouts.append(object())
+
+    event.listen(engine, "checkout", count)
+    try:
+        shown = page(api_client)
+    finally:
+        event.remove(engine, "checkout", count)
+    assert all(shown.cards[c].history == ["create"] for c in COACHES)
+    assert len(checkouts) == 1

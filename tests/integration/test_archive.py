@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gzip
 import http.server
+import sqlite3
 import struct
 import threading
+import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,11 +52,18 @@ class CDN:
         }
         self.fail_first = 2
         self.requests: list[str] = []
+        self.accept_encoding: list[str | None] = []
+        # Paths answered by a function of the request handler instead of a fixed body.
+        self.special: dict[str, Callable[[http.server.BaseHTTPRequestHandler], None]] = {}
         cdn = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 cdn.requests.append(self.path)
+                cdn.accept_encoding.append(self.headers.get("Accept-Encoding"))
+                if self.path in cdn.special:
+                    cdn.special[self.path](self)
+                    return
                 if self.path == "/expiring.png" and cdn.fail_first > 0:
                     cdn.fail_first -= 1
                     self.send_error(403, "signature expired")
@@ -71,7 +82,8 @@ class CDN:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"  # an allow-list entry: host and port
+        self.url = f"http://{self.host}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
@@ -92,12 +104,12 @@ class Clock:
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+def client(database_url: str, tmp_path: Path, cdn: CDN) -> Iterator[TestClient]:
     settings = make_settings(
         database_url,
         chart_store_dir=tmp_path / "charts",
         chart_max_bytes=4096,
-        chart_allowed_hosts="127.0.0.1",
+        chart_allowed_hosts=cdn.host,
         chart_max_attempts=4,
         public_base_url="http://plans.example",
     )
@@ -105,16 +117,33 @@ def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
         yield test_client
 
 
-def archiver_of(client: TestClient, clock: Clock) -> ChartArchiver:
-    state = client.app.state.core  # type: ignore[attr-defined]
-    return ChartArchiver(
-        db=state.service.db,
-        store=state.charts,
-        settings=state.settings,
-        http=httpx.Client(),
-        on_archived=state.cache.invalidate,
-        now=clock,
-    )
+class Archiver:
+    """An archiver on the test app's event loop, with the test's clock."""
+
+    def __init__(self, client: TestClient, clock: Clock) -> None:
+        state = client.app.state.core  # type: ignore[attr-defined]
+        self.client = client
+        self.archiver = ChartArchiver(
+            db=state.service.db,
+            store=state.charts,
+            settings=state.settings,
+            http=httpx.AsyncClient(),  # replaced by one per run, closed after it
+            on_archived=state.cache.invalidate,
+            now=clock,
+        )
+
+    def run_once(self) -> int:
+        async def once() -> int:
+            async with httpx.AsyncClient() as http:
+                self.archiver.http = http
+                return await self.archiver.run_once()
+
+        assert self.client.portal is not None
+        return self.client.portal.call(once)
+
+
+def archiver_of(client: TestClient, clock: Clock) -> Archiver:
+    return Archiver(client, clock)
 
 
 def charts_of(client: TestClient, date: str = "2026-11-25") -> list[dict[str, object]]:
@@ -218,7 +247,7 @@ def test_hosts_outside_the_allowlist_are_not_fetched(client: TestClient, cdn: CD
 def test_the_running_service_archives_by_itself(
     start_api: Callable[..., ServiceProcess], cdn: CDN, tmp_path: Path
 ) -> None:
-    api = start_api(CHART_ALLOWED_HOSTS="127.0.0.1", CHART_STORE_DIR=str(tmp_path / "store"))
+    api = start_api(CHART_ALLOWED_HOSTS=cdn.host, CHART_STORE_DIR=str(tmp_path / "store"))
     response = httpx.put(
         f"{api.url}/internal/plans/d/2026-11-25", json=plan_body(charts=[f"{cdn.url}/a.png"]), headers=AUTH
     )
@@ -231,3 +260,162 @@ def test_the_running_service_archives_by_itself(
     assert chart["archive_status"] == "archived"
     assert chart["url"] == f"http://127.0.0.1:{api.port}/charts/{chart['sha256']}.png"
     assert httpx.get(chart["url"]).content == png()
+
+
+# --- hardening: redirects, compression, slow origins, ports ------------------------------------
+def send(handler: http.server.BaseHTTPRequestHandler, body: bytes, **headers: str) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "image/png")
+    handler.send_header("Content-Length", str(len(body)))
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def redirect(location: str, status: int = 302) -> Callable[[http.server.BaseHTTPRequestHandler], None]:
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Location", location)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return answer
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[CDN]:
+    """A second server: same address, another port, so not on the allow list."""
+    server = CDN()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def archive_status(client: TestClient, urls: list[str]) -> list[tuple[str, str | None]]:
+    client.put("/internal/plans/d/2026-11-25", json=plan_body(charts=urls), headers=AUTH)
+    Archiver(client, Clock()).run_once()
+    state = client.app.state.core  # type: ignore[attr-defined]
+    from coach_plans_api.models import Chart
+
+    with state.service.db.read() as session:
+        return [(c.archive_status, c.archive_error) for c in session.query(Chart).order_by(Chart.id)]
+
+
+def test_redirects_are_followed_only_on_the_allow_list(client: TestClient, cdn: CDN, elsewhere: CDN) -> None:
+    cdn.special["/moved.png"] = redirect("/a.png", 307)
+    cdn.special["/out.png"] = redirect(f"{elsewhere.url}/a.png")
+    cdn.special["/hop.png"] = redirect(f"{cdn.url}/out.png", 301)  # out after an allowed hop
+    cdn.special["/loop.png"] = redirect("/loop.png")
+    statuses = archive_status(
+        client, [f"{cdn.url}/{n}" for n in ("moved.png", "out.png", "hop.png", "loop.png")]
+    )
+    assert statuses[0] == ("archived", None)
+    assert statuses[1][0] == statuses[2][0] == "failed"
+    assert f"redirected to {elsewhere.host}, which is not in CHART_ALLOWED_HOSTS" in (statuses[1][1] or "")
+    assert "more than 5 redirects" in (statuses[3][1] or "")
+    assert elsewhere.requests == []  # no request ever left the allow list
+    assert cdn.requests.count("/loop.png") == 6
+
+
+def test_compressed_bodies_are_counted_as_they_are_decoded(client: TestClient, cdn: CDN) -> None:
+    bomb = gzip.compress(b"\x00" * 64 * 1024 * 1024)  # 64 MiB of zeros in about 64 KB
+    cdn.special["/bomb.png"] = lambda h: send(h, bomb, Content_Encoding="gzip")
+    cdn.special["/stacked.png"] = lambda h: send(h, gzip.compress(bomb), Content_Encoding="gzip, gzip")
+    cdn.special["/zipped.png"] = lambda h: send(h, gzip.compress(png()), Content_Encoding="gzip")
+    cdn.special["/brotli.png"] = lambda h: send(h, png(), Content_Encoding="br")
+    names = ("bomb.png", "stacked.png", "zipped.png", "brotli.png")
+    tracemalloc.start()
+    try:
+        statuses = archive_status(client, [f"{cdn.url}/{n}" for n in names])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert statuses[0] == ("failed", "chart is over the 4096-byte limit")
+    assert statuses[1] == ("failed", "stacked content encodings (gzip, gzip) are refused")
+    assert statuses[2] == ("archived", None)
+    assert statuses[3] == ("failed", "unsupported content encoding 'br'")
+    print(f"peak traced memory while archiving: {peak} bytes")
+    assert peak < 4 * 1024 * 1024, f"the archiver held {peak} bytes at its peak"
+    assert set(cdn.accept_encoding) == {"identity"}  # compression is never asked for
+    assert charts_of(client)[2]["size_bytes"] == len(png())
+
+
+def test_a_bare_host_allows_its_default_port_only(database_url: str, tmp_path: Path, cdn: CDN) -> None:
+    settings = make_settings(database_url, chart_store_dir=tmp_path / "c", chart_allowed_hosts="127.0.0.1")
+    with TestClient(create_app(settings)) as client:
+        statuses = archive_status(client, [f"{cdn.url}/a.png"])
+    assert statuses == [("skipped", f"{cdn.host} is not in CHART_ALLOWED_HOSTS")]
+    assert cdn.requests == []
+
+
+def _chart_rows(api: ServiceProcess) -> list[tuple[str, str, str | None]]:
+    with sqlite3.connect(api.env["DATABASE_URL"].removeprefix("sqlite:///")) as conn:
+        return conn.execute(
+            "SELECT chart_url, archive_status, archive_error FROM plan_charts ORDER BY id"
+        ).fetchall()
+
+
+def _wait_for(condition: Callable[[], bool], rounds: int = 300) -> None:
+    for _ in range(rounds):
+        if condition():
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError("condition not reached")
+
+
+def test_a_slow_origin_stalls_no_other_chart_and_is_cut_at_the_timeout(
+    start_api: Callable[..., ServiceProcess], cdn: CDN, tmp_path: Path
+) -> None:
+    fast_served = threading.Event()
+    order: list[str] = []
+    release = threading.Event()
+
+    def fast(handler: http.server.BaseHTTPRequestHandler) -> None:
+        send(handler, png())
+        fast_served.set()
+
+    def waits_for_fast(handler: http.server.BaseHTTPRequestHandler) -> None:
+        order.append("fast first" if fast_served.wait(10) else "fast not yet")
+        send(handler, png(4, 4))
+
+    def trickle(handler: http.server.BaseHTTPRequestHandler) -> None:
+        body = png(5, 5)
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        for byte in body:  # one byte at a time: every read is quick, the whole is not
+            if release.wait(0.05):
+                return
+            with contextlib.suppress(OSError):
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+
+    cdn.special.update({"/slow.png": waits_for_fast, "/fast.png": fast, "/trickle.png": trickle})
+    api = start_api(
+        CHART_ALLOWED_HOSTS=cdn.host, CHART_STORE_DIR=str(tmp_path / "store"), CHART_FETCH_TIMEOUT="1"
+    )
+    urls = [f"{cdn.url}/{name}" for name in ("trickle.png", "slow.png", "fast.png")]
+    response = httpx.put(f"{api.url}/internal/plans/d/2026-11-25", json=plan_body(charts=urls), headers=AUTH)
+    assert response.status_code == 201
+    try:
+        _wait_for(lambda: all(status != "pending" for _, status, _ in _chart_rows(api)[1:]))
+        _wait_for(lambda: _chart_rows(api)[0][2] is not None)
+    finally:
+        release.set()
+    trickled, slow, fast_chart = _chart_rows(api)
+    assert order == ["fast first"]  # the fast chart did not wait behind the slow one
+    assert slow[1] == fast_chart[1] == "archived"
+    assert trickled[1] == "pending"  # retried later
+    assert trickled[2] == f"{urls[0]}: not downloaded within 1 s"
+
+
+def test_host_star_allows_any_port_of_that_host_only(database_url: str, tmp_path: Path, cdn: CDN) -> None:
+    settings = make_settings(
+        database_url, chart_store_dir=tmp_path / "c", chart_allowed_hosts="localhost:*,127.0.0.1:*"
+    )
+    elsewhere = f"http://127.0.0.2:{cdn.url.rsplit(':', 1)[1]}/b.png"
+    with TestClient(create_app(settings)) as client:
+        statuses = archive_status(client, [f"{cdn.url}/a.png", elsewhere])
+    assert statuses[0] == ("archived", None)
+    assert statuses[1] == ("skipped", f"{elsewhere.split('/')[2]} is not in CHART_ALLOWED_HOSTS")

@@ -8,7 +8,6 @@ import pytest
 import redis
 
 from coach_plans_api.cache import ReadCache, RedisReadCache
-from coach_plans_api.middleware import RedisRateLimiter
 from tests.conftest import RedisNamespace
 
 
@@ -80,17 +79,3 @@ def test_redis_down_degrades_to_misses() -> None:
     cache.put("k", body=b"x", etag="e", generation=0)
     assert cache.get("k") is None
     cache.invalidate()
-    limiter = RedisRateLimiter(2, down)
-    assert [limiter.hit("client") is None for _ in range(3)] == [True, True, False]
-
-
-@pytest.mark.redis
-def test_redis_rate_limit_shared(shared: tuple[redis.Redis, str]) -> None:
-    clock = Clock()
-    client, prefix = shared
-    one = RedisRateLimiter(3, client, prefix=prefix, clock=clock)
-    two = RedisRateLimiter(3, client, prefix=prefix, clock=clock)
-    assert [one.hit("c"), two.hit("c"), one.hit("c")] == [None, None, None]
-    assert two.hit("c") == pytest.approx(20.0)
-    assert one.hit("other") is None
-    assert RedisRateLimiter(0, client, prefix=prefix).hit("c") is None

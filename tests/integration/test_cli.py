@@ -21,9 +21,12 @@ AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 LEGACY = REPO / "tests" / "data" / "legacy_plans.json"
 
 
-def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(database_url: str, *args: str, token: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url, "INTERNAL_API_TOKEN": INTERNAL_TOKEN}
     env.pop("CONFIG_FILE", None)
+    env.pop("MOCK_MODE", None)
+    if not token:
+        env.pop("INTERNAL_API_TOKEN")
     return subprocess.run(
         [sys.executable, "-m", "coach_plans_api", *args],
         env=env,
@@ -141,7 +144,7 @@ def test_simulate_posts_every_coach_through_the_api(
 def test_simulate_against_an_unreachable_api_is_a_clear_error(tmp_path: Path) -> None:
     result = cli(f"sqlite:///{tmp_path / 'x.db'}", "simulate", "--url", "http://127.0.0.1:9")
     assert result.returncode == 1
-    assert "coach-plans-api simulate:" in result.stderr
+    assert "coach-plans-api simulate: cannot reach the API at http://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -175,3 +178,78 @@ def test_backup_from_postgresql(tmp_path: Path, postgres_url: str) -> None:
         ).scalar()
     engine.dispose()
     assert new_id == 2
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """The command failed with `code` and said why in exactly one line, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_restore_refuses_what_is_not_a_backup(tmp_path: Path, sqlite_template: Path) -> None:
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all\n" * 100)
+    assert "is not a Coach Plans backup" in one_line_error(cli(target, "restore", str(text)))
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE things (id INTEGER)")
+    assert "no bot_heartbeats, coach_plans" in one_line_error(cli(target, "restore", str(other)))
+    assert "no backup at" in one_line_error(cli(target, "restore", str(tmp_path / "missing.db")))
+    assert not (tmp_path / "missing.db").exists()  # checking a path never creates a file there
+
+
+def test_import_legacy_bad_files_are_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"coach_d_2024-05-10": ')
+    assert "is not JSON" in one_line_error(cli(url, "import-legacy", str(broken)))
+    assert "no file at" in one_line_error(cli(url, "import-legacy", str(tmp_path / "none.json")))
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    url = "postgresql://coach:hunter2@127.0.0.1:1/plans"
+    for args in (("migrate",), ("backup", str(tmp_path / "b.db")), ("import-legacy", str(LEGACY))):
+        line = one_line_error(cli(url, *args))
+        assert line.startswith(f"coach-plans-api {args[0]}: ")
+        assert "hunter2" not in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("backup",), ("simulate", "--days", "0"), ("simulate", "--days", "many"), ("frobnicate",), ()],
+)
+def test_bad_arguments_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
+    line = one_line_error(cli(f"sqlite:///{tmp_path / 'x.db'}", *args), code=2)
+    assert line.startswith("coach-plans-api")
+
+
+def test_offline_commands_need_no_internal_token(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'plans.db'}"
+    assert cli(url, "migrate", token=False).returncode == 0
+    imported = cli(url, "import-legacy", str(LEGACY), token=False)
+    assert imported.returncode == 0, imported.stderr
+    backup = cli(url, "backup", str(tmp_path / "b.db"), token=False)
+    assert backup.returncode == 0, backup.stderr
+    restored = cli(f"sqlite:///{tmp_path / 'copy.db'}", "restore", str(tmp_path / "b.db"), token=False)
+    assert restored.returncode == 0, restored.stderr
+    for needs_token in (("simulate",), ("check-config",), ("serve",)):
+        refused = cli(url, *needs_token, token=False)
+        assert refused.returncode == 2
+        assert "INTERNAL_API_TOKEN" in refused.stderr
+
+
+def test_import_legacy_keeps_the_old_timestamp(tmp_path: Path, sqlite_template: Path) -> None:
+    db = tmp_path / "plans.db"
+    db.write_bytes(sqlite_template.read_bytes())
+    assert cli(f"sqlite:///{db}", "import-legacy", str(LEGACY)).returncode == 0
+    with sqlite3.connect(db) as conn:
+        created = conn.execute(
+            "SELECT created_at FROM coach_plans WHERE coach_name = 'coach_d' AND date = '2024-05-10'"
+        ).fetchone()[0]
+        revised = conn.execute("SELECT created_at FROM plan_revisions WHERE plan_id = 1").fetchone()[0]
+    assert created.startswith("2024-05-10 13:05:00")
+    assert revised.startswith("2024-05-10 13:05:00")

@@ -1,11 +1,13 @@
-"""`create_app()`: the FastAPI application with its state, middleware and routers."""
+"""`create_app()`: the FastAPI application; its resources live in the lifespan."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import httpx
@@ -21,7 +23,16 @@ from coach_plans_api.config import Settings, load_settings
 from coach_plans_api.db import Database
 from coach_plans_api.errors import StorageUnavailable, install_handlers
 from coach_plans_api.events import EventBroker
-from coach_plans_api.middleware import RateLimiter, RedisRateLimiter, RequestMiddleware
+from coach_plans_api.middleware import (
+    BodyLimit,
+    HeadAsGet,
+    RateLimit,
+    RateLimiter,
+    RequestChecks,
+    RequestContext,
+    RequestMetrics,
+    SecurityHeaders,
+)
 from coach_plans_api.observability import Metrics
 from coach_plans_api.routes import charts, dashboard, internal, legacy, ops, v1
 from coach_plans_api.routes.deps import AppState
@@ -38,46 +49,74 @@ bot and need `Authorization: Bearer <INTERNAL_API_TOKEN>`. Errors are always
 `{"error": "<code>", "detail": "<message>"}`."""
 
 
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
+    """Open the database, Redis, HTTP client, event broker and archiver; close them all after."""
+    async with AsyncExitStack() as stack:
+        db = Database(settings.sqlalchemy_url)
+        stack.callback(db.dispose)
+        cache: Cache
+        if settings.redis_url:
+            shared = redis.Redis.from_url(settings.redis_url, socket_timeout=1)
+            stack.callback(shared.close)
+            cache = RedisReadCache(shared, ttl=settings.cache_ttl_seconds, prefix=settings.redis_prefix)
+        else:
+            cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
+        limiter = RateLimiter(
+            settings.rate_limit_per_minute, redis_url=settings.redis_url, prefix=settings.redis_prefix
+        )
+        stack.callback(limiter.close)
+        events = EventBroker(settings.redis_url, prefix=settings.redis_prefix)
+        await events.start()
+        stack.push_async_callback(events.stop)
+        http = httpx.AsyncClient(headers={"User-Agent": f"coach-plans/{__version__}"})
+        stack.push_async_callback(http.aclose)
+        store = ChartStore(settings.chart_store_dir)
+        archiver = ChartArchiver(
+            db=db, store=store, settings=settings, http=http, on_archived=cache.invalidate
+        )
+
+        def on_change(changes: list[PlanEvent]) -> None:
+            cache.invalidate()
+            events.publish(changes)
+            archiver.wake()
+
+        service = PlanService(db=db, settings=settings, on_change=on_change)
+
+        def plans_count() -> float:
+            try:
+                return service.plans_count()
+            except StorageUnavailable:
+                return math.nan
+
+        if settings.chart_archiver:
+            task = asyncio.create_task(archiver.run(), name="chart-archiver")
+            stack.push_async_callback(_cancel, task)
+        yield AppState(
+            settings=settings,
+            service=service,
+            cache=cache,
+            metrics=Metrics(plans_count),
+            events=events,
+            charts=store,
+            archiver=archiver,
+            limiter=limiter,
+            db_threads=anyio.CapacityLimiter(DB_THREADS),
+        )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the database must already be migrated (`coach-plans-api migrate`)."""
     settings = settings or load_settings()
-    db = Database(settings.sqlalchemy_url)
-    shared = redis.Redis.from_url(settings.redis_url, socket_timeout=1) if settings.redis_url else None
-    cache: Cache
-    limiter: RateLimiter
-    if shared is not None:
-        cache = RedisReadCache(shared, ttl=settings.cache_ttl_seconds, prefix=settings.redis_prefix)
-        limiter = RedisRateLimiter(settings.rate_limit_per_minute, shared, prefix=settings.redis_prefix)
-    else:
-        cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
-        limiter = RateLimiter(settings.rate_limit_per_minute)
-    events = EventBroker(settings.redis_url, prefix=settings.redis_prefix)
-    store = ChartStore(settings.chart_store_dir)
-    archiver = ChartArchiver(
-        db=db,
-        store=store,
-        settings=settings,
-        http=httpx.Client(follow_redirects=True, headers={"User-Agent": f"coach-plans/{__version__}"}),
-        on_archived=cache.invalidate,
-    )
-
-    def on_change(changes: list[PlanEvent]) -> None:
-        cache.invalidate()
-        events.publish(changes)
-        archiver.wake()
-
-    service = PlanService(db=db, settings=settings, on_change=on_change)
-
-    def plans_count() -> float:
-        try:
-            return service.plans_count()
-        except StorageUnavailable:
-            return math.nan
-
-    metrics = Metrics(plans_count)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info(
             "Coach Plans API %s on %s (mock mode: %s, instance %s)",
             __version__,
@@ -85,16 +124,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.mock_mode,
             ops.INSTANCE_ID,
         )
-        await events.start()
-        if settings.chart_archiver:
-            archiver.start()
-        yield
-        archiver.stop()
-        archiver.http.close()
-        await events.stop()
-        db.dispose()
-        if shared is not None:
-            shared.close()
+        async with open_resources(settings) as core:
+            # Lifespans may overlap (a test client inside another): the outer one's resources
+            # are in use again when the inner one ends.
+            outer = getattr(app.state, "core", None)
+            app.state.core = core
+            try:
+                yield
+            finally:
+                app.state.core = outer
 
     app = FastAPI(
         title="Coach Plans API",
@@ -109,26 +147,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             503: {"model": ErrorOut, "description": "The database is unavailable"},
         },
     )
-    app.state.core = AppState(
-        settings=settings,
-        service=service,
-        cache=cache,
-        metrics=metrics,
-        events=events,
-        charts=store,
-        db_threads=anyio.CapacityLimiter(DB_THREADS),
-    )
     install_handlers(app)
     for router in (legacy.router, v1.router, internal.router, charts.router, ops.router, dashboard.router):
         app.include_router(router)
     app.mount(ops.ASSETS_URL, StaticFiles(directory=ops.DOCS_ASSETS), name="docs-assets")
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET"])
-    app.add_middleware(
-        RequestMiddleware,
-        metrics=metrics,
-        limiter=limiter,
-        max_body_bytes=settings.max_body_bytes,
-    )
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"])
+    # Added innermost first: a request meets them in the reverse order.
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimit)
+    app.add_middleware(RequestChecks, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestContext)
     return app

@@ -1,28 +1,37 @@
-"""Chart archival: copy each chart into a content-addressed store before its Discord URL expires."""
+"""Chart archival: copy each chart into a content-addressed store before its Discord URL expires.
+
+Downloads are guarded: every hop of a redirect must be on `CHART_ALLOWED_HOSTS` (a bare host
+allows its scheme's default port only, `host:port` that port), bodies are counted as they are
+decoded (one gzip or deflate layer at most, and none is asked for), and `CHART_FETCH_TIMEOUT`
+bounds the whole download. Several charts download at once, so one slow origin holds one slot.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
 import os
 import tempfile
-import threading
+import zlib
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
+import anyio
 import httpx
-from sqlalchemy import or_, select
 from sqlalchemy.exc import DBAPIError
 
+from coach_plans_api import repository as repo
 from coach_plans_api.config import Settings
 from coach_plans_api.db import Database
-from coach_plans_api.models import Chart
+from coach_plans_api.models import ArchiveStatus
 
 log = logging.getLogger("coach_plans_api.charts")
 SHA256_HEX = 64
 RETRY_BASE_SECONDS = 30.0
+MAX_REDIRECTS = 5
+CONCURRENT_DOWNLOADS = 4
 
 
 class ChartRejected(Exception):
@@ -30,7 +39,7 @@ class ChartRejected(Exception):
 
 
 class ChartUnavailable(Exception):
-    """The download failed this time (expired link, network); worth retrying later."""
+    """The download failed this time (expired link, network, too slow); worth retrying later."""
 
 
 def image_type(head: bytes) -> str | None:
@@ -44,6 +53,23 @@ def image_type(head: bytes) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def host_allowed(url: httpx.URL, allowed: frozenset[str]) -> bool:
+    """`host` allows the scheme's default port only; `host:port` that port; `host:*` any port of
+    that host; `*` any URL."""
+    if url.scheme not in ("http", "https"):
+        return False
+    if "*" in allowed:
+        return True
+    # httpx leaves the port out when it is the scheme's default.
+    return origin(url).lower() in allowed or f"{origin(url.copy_with(port=None)).lower()}:*" in allowed
+
+
+def origin(url: httpx.URL) -> str:
+    """`host` or `host:port` as an allow-list entry would name it."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return host if url.port is None else f"{host}:{url.port}"
 
 
 class ChartStore:
@@ -79,6 +105,47 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class _Body:
+    """Collects a response body, counting the bytes as they are decoded against the limit."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.chunks: list[bytes] = []
+        if encoding in ("", "identity"):
+            self._decoder = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._decoder = zlib.decompressobj()
+        else:
+            raise ChartRejected(f"unsupported content encoding {encoding!r}")
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise ChartRejected(f"chart is over the {self.limit}-byte limit")
+        self.chunks.append(data)
+
+    def feed(self, raw: bytes) -> None:
+        if self._decoder is None:
+            self._keep(raw)
+            return
+        pending = raw
+        try:
+            while pending:
+                # Never inflate more than one byte past the limit in one step.
+                self._keep(self._decoder.decompress(pending, self.limit - self.size + 1))
+                pending = self._decoder.unconsumed_tail
+        except zlib.error as exc:
+            raise ChartRejected(f"the compressed body is damaged: {exc}") from exc
+
+    def data(self) -> bytes:
+        if self._decoder is not None:
+            self._keep(self._decoder.flush())
+        return b"".join(self.chunks)
+
+
 class ChartArchiver:
     """Downloads pending charts in the background; failures are recorded and retried."""
 
@@ -88,9 +155,10 @@ class ChartArchiver:
         db: Database,
         store: ChartStore,
         settings: Settings,
-        http: httpx.Client,
+        http: httpx.AsyncClient,
         on_archived: Callable[[], None] = lambda: None,
         now: Callable[[], dt.datetime] = utc_now,
+        concurrency: int = CONCURRENT_DOWNLOADS,
     ) -> None:
         self.db = db
         self.store = store
@@ -98,118 +166,153 @@ class ChartArchiver:
         self.http = http
         self._on_archived = on_archived
         self._now = now
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._concurrency = concurrency
+        self._in_flight: set[int] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
 
     def wake(self) -> None:
-        """New charts were written: look now rather than at the next poll."""
-        self._wake.set()
+        """New charts were written (from any thread): look now rather than at the next poll."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
-    def start(self, poll_seconds: float = 5.0) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
+    async def run(self, poll_seconds: float = 5.0) -> None:
+        """Archive charts as they become due, a few at a time, until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        async with anyio.create_task_group() as tasks:
+            while True:
+                self._wake.clear()
                 try:
-                    busy = self.run_once() > 0
+                    for chart_id, url in await self._due(self._concurrency - len(self._in_flight)):
+                        self._in_flight.add(chart_id)
+                        tasks.start_soon(self._archive_in_background, chart_id, url)
                 except DBAPIError as exc:
                     log.warning("chart archiver: database unavailable: %s", exc.orig)
-                    busy = False
-                if not busy:
-                    self._wake.wait(poll_seconds)
-                    self._wake.clear()
+                with anyio.move_on_after(poll_seconds):
+                    await self._wake.wait()
 
-        self._thread = threading.Thread(target=loop, name="chart-archiver", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.settings.chart_fetch_timeout + 5)
-
-    def run_once(self, limit: int = 20) -> int:
-        """Archive up to `limit` charts that are due; returns how many were attempted."""
-        now = self._now()
-        with self.db.read() as session:
-            due = session.execute(
-                select(Chart.id, Chart.chart_url)
-                .where(
-                    Chart.archive_status == "pending",
-                    or_(Chart.archive_next_at.is_(None), Chart.archive_next_at <= now),
-                )
-                .order_by(Chart.id)
-                .limit(limit)
-            ).all()
-        for chart_id, url in due:
-            self._archive(chart_id, url)
+    async def run_once(self, limit: int = 20) -> int:
+        """Archive up to `limit` charts that are due, at once; returns how many were attempted."""
+        due = await self._due(limit)
+        async with anyio.create_task_group() as tasks:
+            for chart_id, url in due:
+                tasks.start_soon(self._archive, chart_id, url)
         if due:
             self._on_archived()
         return len(due)
 
-    def _archive(self, chart_id: int, url: str) -> None:
-        host = (urlsplit(url).hostname or "").lower()
-        if "*" not in self.settings.chart_hosts and host not in self.settings.chart_hosts:
-            self._record(chart_id, status="skipped", error=f"host {host!r} is not in CHART_ALLOWED_HOSTS")
+    async def _due(self, limit: int) -> list[tuple[int, str]]:
+        if limit <= 0:
+            return []
+
+        def query() -> list[tuple[int, str]]:
+            with self.db.read() as session:
+                return repo.charts_due(session, now=self._now(), limit=limit, exclude=self._in_flight)
+
+        return await anyio.to_thread.run_sync(query)
+
+    async def _archive_in_background(self, chart_id: int, url: str) -> None:
+        try:
+            await self._archive(chart_id, url)
+            self._on_archived()
+        except DBAPIError as exc:
+            log.warning("chart archiver: database unavailable: %s", exc.orig)
+        finally:
+            self._in_flight.discard(chart_id)
+            self._wake.set()  # a slot is free
+
+    async def _archive(self, chart_id: int, url: str) -> None:
+        if not host_allowed(httpx.URL(url), self.settings.chart_hosts):
+            await self._record(
+                chart_id,
+                status=ArchiveStatus.skipped,
+                error=f"{origin(httpx.URL(url))} is not in CHART_ALLOWED_HOSTS",
+            )
             return
         try:
-            data, kind = self._download(url)
+            data, kind = await self._download(url)
         except ChartRejected as exc:
-            self._record(chart_id, status="failed", error=str(exc))
+            await self._record(chart_id, status=ArchiveStatus.failed, error=str(exc))
             return
         except ChartUnavailable as exc:
-            self._record(chart_id, status="pending", error=str(exc), retry=True)
+            await self._record(chart_id, status=ArchiveStatus.pending, error=str(exc), retry=True)
             return
-        sha256 = self.store.put(data)
-        self._record(chart_id, status="archived", sha256=sha256, content_type=kind, size=len(data))
+        sha256 = await anyio.to_thread.run_sync(self.store.put, data)
+        await self._record(
+            chart_id, status=ArchiveStatus.archived, sha256=sha256, content_type=kind, size=len(data)
+        )
 
-    def _download(self, url: str) -> tuple[bytes, str]:
-        limit = self.settings.chart_max_bytes
+    async def _download(self, url: str) -> tuple[bytes, str]:
+        timeout = self.settings.chart_fetch_timeout
         try:
-            with self.http.stream("GET", url, timeout=self.settings.chart_fetch_timeout) as response:
-                if response.status_code != 200:
-                    raise ChartUnavailable(f"{url} answered HTTP {response.status_code}")
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit:
-                    raise ChartRejected(f"chart is {int(declared)} bytes; the limit is {limit}")
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise ChartRejected(f"chart is over the {limit}-byte limit")
-                    chunks.append(chunk)
+            with anyio.fail_after(timeout):
+                data = await self._fetch(httpx.URL(url))
+        except TimeoutError:
+            raise ChartUnavailable(f"{url}: not downloaded within {timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise ChartUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
-        data = b"".join(chunks)
         kind = image_type(data[:16])
         if kind is None:
             raise ChartRejected("the file is not a PNG, JPEG, GIF or WEBP image (checked by its bytes)")
         return data, kind
 
-    def _record(
+    async def _fetch(self, url: httpx.URL) -> bytes:
+        limit = self.settings.chart_max_bytes
+        for _hop in range(MAX_REDIRECTS + 1):
+            if not host_allowed(url, self.settings.chart_hosts):
+                raise ChartRejected(f"redirected to {origin(url)}, which is not in CHART_ALLOWED_HOSTS")
+            # Images are compressed already; asking for identity keeps decompression bombs away.
+            async with self.http.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
+                if response.is_redirect and "location" in response.headers:
+                    url = url.join(response.headers["location"])
+                    continue
+                if response.status_code != 200:
+                    raise ChartUnavailable(f"{url} answered HTTP {response.status_code}")
+                encodings = [
+                    e.strip().lower() for e in response.headers.get("content-encoding", "").split(",")
+                ]
+                encodings = [e for e in encodings if e not in ("", "identity")]
+                if len(encodings) > 1:
+                    raise ChartRejected(f"stacked content encodings ({', '.join(encodings)}) are refused")
+                declared = response.headers.get("content-length", "")
+                if not encodings and declared.isdigit() and int(declared) > limit:
+                    raise ChartRejected(f"chart is {int(declared)} bytes; the limit is {limit}")
+                body = _Body(encodings[0] if encodings else "", limit)
+                async for raw in response.aiter_raw():
+                    body.feed(raw)
+                return body.data()
+        raise ChartRejected(f"more than {MAX_REDIRECTS} redirects")
+
+    async def _record(
         self,
         chart_id: int,
         *,
-        status: str,
+        status: ArchiveStatus,
         error: str | None = None,
         retry: bool = False,
         sha256: str | None = None,
         content_type: str | None = None,
         size: int | None = None,
     ) -> None:
-        with self.db.write() as session:
-            chart = session.get(Chart, chart_id)
-            if chart is None:  # the plan's charts were replaced meanwhile
-                return
-            chart.archive_attempts += 1
-            chart.archive_error = error
-            if retry and chart.archive_attempts >= self.settings.chart_max_attempts:
-                status = "failed"
-            chart.archive_status = status
-            if status == "pending":
-                delay = RETRY_BASE_SECONDS * 2 ** (chart.archive_attempts - 1)
-                chart.archive_next_at = self._now() + dt.timedelta(seconds=delay)
-            if sha256 is not None:
-                chart.sha256, chart.content_type, chart.size_bytes = sha256, content_type, size
-        level = logging.INFO if status == "archived" else logging.WARNING
-        log.log(level, "chart %d %s%s", chart_id, status, f": {error}" if error else "")
+        def write() -> ArchiveStatus | None:
+            with self.db.write() as session:
+                chart = repo.chart_by_id(session, chart_id)
+                if chart is None:  # the plan's charts were replaced meanwhile
+                    return None
+                chart.archive_attempts += 1
+                chart.archive_error = error
+                final = status
+                if retry and chart.archive_attempts >= self.settings.chart_max_attempts:
+                    final = ArchiveStatus.failed
+                chart.archive_status = final
+                if final == ArchiveStatus.pending:
+                    delay = RETRY_BASE_SECONDS * 2 ** (chart.archive_attempts - 1)
+                    chart.archive_next_at = self._now() + dt.timedelta(seconds=delay)
+                if sha256 is not None:
+                    chart.sha256, chart.content_type, chart.size_bytes = sha256, content_type, size
+                return final
+
+        final = await anyio.to_thread.run_sync(write)
+        if final is not None:
+            level = logging.INFO if final == ArchiveStatus.archived else logging.WARNING
+            log.log(level, "chart %d %s%s", chart_id, final, f": {error}" if error else "")

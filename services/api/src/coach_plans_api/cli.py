@@ -1,20 +1,50 @@
-"""`coach-plans-api`: serve, migrate, back up, restore, import legacy data, simulate posts."""
+"""`coach-plans-api`: serve, migrate, back up, restore, import legacy data, simulate posts.
+
+Every failure is one line on stderr (`coach-plans-api <command>: <what went wrong>`) and a
+non-zero exit: 2 for bad settings or arguments, 1 for anything else. See docs/operations.md.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import httpx
+from alembic.util.exc import CommandError
+from sqlalchemy.exc import SQLAlchemyError
 
 from coach_plans_api import maintenance, migrate
 from coach_plans_api.config import ConfigError, Settings, load_settings
+from coach_plans_api.errors import PlanError, first_line
 from coach_plans_api.observability import configure_logging
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+PROG = "coach-plans-api"
+# Commands that never talk to the API nor serve it, so they do not need INTERNAL_API_TOKEN.
+OFFLINE_COMMANDS = frozenset({"migrate", "backup", "restore", "import-legacy"})
+# What an operator command can run into: its own checks, files, the database, the network.
+FAILURES = (
+    maintenance.MaintenanceError,
+    PlanError,
+    OSError,
+    ValueError,
+    SQLAlchemyError,
+    sqlite3.Error,
+    CommandError,
+    httpx.HTTPError,
+)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line instead of argparse's usage block."""
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see {PROG} --help)\n")
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -27,7 +57,9 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             # Event streams never end on their own; close them so in-flight requests can drain.
-            app.state.core.events.close_streams()
+            core = getattr(app.state, "core", None)
+            if core is not None:
+                core.events.close_streams()
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
@@ -67,6 +99,8 @@ def _import_legacy(settings: Settings, args: argparse.Namespace) -> int:
     data = maintenance.load_legacy_file(args.file)
     db = Database(settings.sqlalchemy_url)
     try:
+        with db.engine.connect():  # reachable before the first entry
+            pass
         report = maintenance.import_legacy(PlanService(db=db, settings=settings), data)
     finally:
         db.dispose()
@@ -92,31 +126,42 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="coach-plans-api", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= maintenance.MAX_SIMULATE_DAYS:
+        raise argparse.ArgumentTypeError(f"must be 1..{maintenance.MAX_SIMULATE_DAYS}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = Parser(prog=PROG, description=__doc__.split("\n", 1)[0])
+    sub = root.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("serve", help="run the HTTP service (API_HOST:API_PORT)").set_defaults(run=_serve)
     sub.add_parser("migrate", help="upgrade the database to the newest schema").set_defaults(run=_migrate)
     sub.add_parser("check-config", help="validate the settings and exit").set_defaults(run=None)
-    backup = sub.add_parser("backup", help="consistent copy of the live database into a SQLite file")
-    backup.add_argument("file", type=Path)
+    backup = sub.add_parser("backup", help="consistent copy of the live database into a new SQLite file")
+    backup.add_argument("file", type=Path, help="the backup file to create (must not exist)")
     backup.set_defaults(run=_backup)
     restore = sub.add_parser("restore", help="load a backup file into the configured database")
-    restore.add_argument("file", type=Path)
+    restore.add_argument("file", type=Path, help="a file written by `backup`")
     restore.add_argument("--force", action="store_true", help="replace the plans already there")
     restore.set_defaults(run=_restore)
     legacy = sub.add_parser("import-legacy", help="import the old server's JSON dump (idempotent)")
-    legacy.add_argument("file", type=Path)
+    legacy.add_argument("file", type=Path, help='JSON object of "coach_d_YYYY-MM-DD" keys')
     legacy.set_defaults(run=_import_legacy)
     simulate = sub.add_parser("simulate", help="post mock plans for every coach through the API")
-    simulate.add_argument("--days", type=int, default=1, help="today and the days before it")
+    simulate.add_argument("--days", type=_positive, default=1, help="today and the days before it")
     simulate.add_argument("--url", help="API base URL (default: http://127.0.0.1:API_PORT)")
     simulate.set_defaults(run=_simulate)
-    args = parser.parse_args(argv)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(require_token=args.command not in OFFLINE_COMMANDS)
     except ConfigError as exc:
-        print(f"coach-plans-api: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings)
     if args.run is None:
@@ -124,9 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         code: int = args.run(settings, args)
-    except (OSError, RuntimeError, ValueError, httpx.HTTPError) as exc:
-        print(f"coach-plans-api {args.command}: {exc}", file=sys.stderr)
+    except FAILURES as exc:
+        print(f"{PROG} {args.command}: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return code
 
 

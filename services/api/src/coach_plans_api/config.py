@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import redis
 import yaml
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
@@ -21,6 +25,10 @@ from coach_plans_api.tickers import DEFAULT_WATCHLIST, parse_watchlist
 DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - only accepted in mock mode
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 SECRET_FIELDS = frozenset({"internal_api_token", "database_url", "redis_url"})
+MIN_TOKEN_LENGTH = 32
+# Commands that never call the API (migrate, backup, restore, import-legacy) load the settings
+# without requiring the internal token.
+_token_required: ContextVar[bool] = ContextVar("token_required", default=True)
 
 # YAML sections map onto the flat environment names, e.g. `api: {port: 5000}` -> API_PORT.
 YAML_KEYS: dict[str, dict[str, str]] = {
@@ -65,12 +73,22 @@ def _expand(value: Any, environ: dict[str, str]) -> Any:
     return value
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, never the text of the line (it may hold a token)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return "YAML syntax error"
+
+
 def load_yaml_config(path: Path, environ: dict[str, str]) -> dict[str, Any]:
     """Flatten a YAML config file (with `${VAR}` expansion) into settings field names."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"CONFIG_FILE: cannot read {path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"CONFIG_FILE: cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"CONFIG_FILE: cannot read {path}: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"CONFIG_FILE: {path} must hold a mapping of sections")
     flat: dict[str, Any] = {}
@@ -170,10 +188,24 @@ class Settings(BaseSettings):
             return None
         try:
             url = make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(f"not a database URL: {value!r}") from exc
+        except (ArgumentError, ValueError):
+            # Never echo the value: it holds the password.
+            raise ValueError(
+                "not a database URL (expected sqlite:///path or postgresql://user:password@host/db)"
+            ) from None
         if url.get_backend_name() not in SUPPORTED_DIALECTS:
             raise ValueError(f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _valid_redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            redis.ConnectionPool.from_url(value)
+        except ValueError:
+            raise ValueError("not a Redis URL (expected redis://[:password@]host:port/db)") from None
         return value
 
     @field_validator("coaches")
@@ -190,12 +222,19 @@ class Settings(BaseSettings):
 
     @field_validator("internal_api_token")
     @classmethod
-    def _token_required(cls, value: str | None, info: ValidationInfo) -> str:
-        if value:
-            return value
-        if not info.data.get("mock_mode"):
+    def _strong_token(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("mock_mode"):
+            return value or DEV_INTERNAL_TOKEN
+        if not _token_required.get():
+            return value or None
+        if not value:
             raise ValueError("required unless MOCK_MODE=true (the bot authenticates its writes with it)")
-        return DEV_INTERNAL_TOKEN
+        if len(value) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} characters (got {len(value)}); generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
 
     @cached_property
     def sqlalchemy_url(self) -> URL:
@@ -249,9 +288,21 @@ def describe_errors(exc: ValidationError) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
-def load_settings() -> Settings:
-    """Read the settings once; raise ConfigError naming each bad setting."""
+@contextmanager
+def _requiring_token(required: bool) -> Iterator[None]:
+    reset = _token_required.set(required)
     try:
-        return Settings()
+        yield
+    finally:
+        _token_required.reset(reset)
+
+
+def load_settings(*, require_token: bool = True) -> Settings:
+    """Read the settings once; raise ConfigError naming each bad setting.
+
+    `require_token=False` is for commands that never call the API nor serve it."""
+    try:
+        with _requiring_token(require_token):
+            return Settings()
     except ValidationError as exc:
-        raise ConfigError(describe_errors(exc)) from exc
+        raise ConfigError(describe_errors(exc)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -19,10 +20,17 @@ from sqlalchemy.engine import URL, make_url
 
 from coach_plans_api import migrate
 from coach_plans_api.db import make_engine
-from coach_plans_api.errors import PlanError
+from coach_plans_api.errors import PlanError, StorageUnavailable
 from coach_plans_api.models import Base
 from coach_plans_api.schemas import PlanPut
 from coach_plans_api.service import PlanService
+
+MAX_SIMULATE_DAYS = 366
+
+
+class MaintenanceError(Exception):
+    """An operator command cannot go on; the message says why in one line."""
+
 
 # Parents before children, so foreign keys hold while rows are copied.
 TABLES = ("coach_plans", "plan_charts", "plan_tickers", "plan_revisions", "bot_heartbeats")
@@ -39,7 +47,7 @@ def _rows(conn: Connection, table: Table) -> Iterator[list[dict[str, Any]]]:
         yield [dict(row._mapping) for row in batch]
 
 
-def copy_database(source: Engine, target: Engine) -> dict[str, int]:
+def copy_database(*, source: Engine, target: Engine) -> dict[str, int]:
     """Copy every row from one snapshot of `source` into the (empty, migrated) `target`."""
     counts: dict[str, int] = {}
     snapshot = (
@@ -68,45 +76,69 @@ def copy_database(source: Engine, target: Engine) -> dict[str, int]:
 
 
 def integrity_check(path: Path) -> str:
-    with sqlite3.connect(path) as conn:
+    # Read-only: checking a file must never create or change it.
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def check_backup_file(path: Path) -> None:
+    """Refuse anything but an intact SQLite file holding the plan tables."""
+    if not path.is_file():
+        raise MaintenanceError(f"no backup at {path}")
+    try:
+        check = integrity_check(path)
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise MaintenanceError(f"{path} is not a Coach Plans backup ({exc})") from None
+    if check != "ok":
+        raise MaintenanceError(f"{path} is damaged (integrity check: {check.splitlines()[0]})")
+    missing = sorted(set(TABLES) - tables)
+    if missing:
+        raise MaintenanceError(f"{path} is not a Coach Plans backup (no {', '.join(missing)} table)")
 
 
 def backup(url: URL, destination: Path) -> dict[str, int]:
     """Write a consistent SQLite copy of the live database while it keeps serving."""
     if destination.exists():
-        raise FileExistsError(f"{destination} exists; choose a new file")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    target_url = make_url(f"sqlite:///{destination}")
-    migrate.upgrade(target_url)
-    source, target = make_engine(url), make_engine(target_url)
+        raise MaintenanceError(f"{destination} exists; choose a new file")
+    source = make_engine(url)
     try:
-        counts = copy_database(source, target)
+        with source.connect():  # reachable before anything is written
+            pass
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        target_url = make_url(f"sqlite:///{destination}")
+        migrate.upgrade(target_url)
+        target = make_engine(target_url)
+        try:
+            counts = copy_database(source=source, target=target)
+        finally:
+            target.dispose()
+        check = integrity_check(destination)
+    except BaseException:
+        for suffix in ("", "-wal", "-shm", "-journal"):  # never leave half a backup behind
+            Path(f"{destination}{suffix}").unlink(missing_ok=True)
+        raise
     finally:
         source.dispose()
-        target.dispose()
-    check = integrity_check(destination)
     if check != "ok":
-        raise RuntimeError(f"backup failed its integrity check: {check}")
+        raise MaintenanceError(f"backup failed its integrity check: {check}")
     return counts
 
 
 def restore(backup_file: Path, url: URL, *, force: bool = False) -> dict[str, int]:
     """Load a backup into the database at `url` (migrated first); refuses a non-empty one."""
-    if not backup_file.is_file():
-        raise FileNotFoundError(f"no backup at {backup_file}")
-    if integrity_check(backup_file) != "ok":
-        raise RuntimeError(f"{backup_file} is damaged (integrity check failed)")
+    check_backup_file(backup_file)
     migrate.upgrade(url)
     source, target = make_engine(make_url(f"sqlite:///{backup_file}")), make_engine(url)
     try:
         with target.begin() as conn:
             existing = conn.scalar(select(func.count()).select_from(Base.metadata.tables["coach_plans"]))
             if existing and not force:
-                raise RuntimeError(f"the target holds {existing} plans; pass --force to replace them")
+                raise MaintenanceError(f"the target holds {existing} plans; pass --force to replace them")
             for table in reversed(_tables()):
                 conn.execute(table.delete())
-        return copy_database(source, target)
+        return copy_database(source=source, target=target)
     finally:
         source.dispose()
         target.dispose()
@@ -123,8 +155,23 @@ def legacy_message_id(key: str) -> str:
     return str(int(hashlib.sha256(key.encode()).hexdigest()[:15], 16))
 
 
+def legacy_timestamp(raw: object) -> dt.datetime | None:
+    """The old server's `timestamp` (ISO 8601; without an offset it is read as UTC)."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ValueError("not an ISO 8601 time")
+    moment = dt.datetime.fromisoformat(raw)
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def fixed_clock(moment: dt.datetime) -> Callable[[], dt.datetime]:
+    return lambda: moment
+
+
 def import_legacy(service: PlanService, data: dict[str, Any]) -> ImportReport:
-    """Import the old server's dict (`coach_d_2024-05-10` -> plan); existing plans are kept."""
+    """Import the old server's dict (`coach_d_2024-05-10` -> plan); existing plans are kept,
+    and so is each plan's original `timestamp` (its created time)."""
     report = ImportReport()
     for key, entry in sorted(data.items()):
         try:
@@ -147,8 +194,18 @@ def import_legacy(service: PlanService, data: dict[str, Any]) -> ImportReport:
                     "channel": entry.get("channel"),
                 }
             )
-            service.put_plan(coach=coach, date=date, body=body)
+            try:
+                posted_at = legacy_timestamp(entry.get("timestamp"))
+            except ValueError:
+                report.skipped[key] = f"timestamp: not an ISO 8601 time: {entry.get('timestamp')!r}"
+                continue
+            writer = service
+            if posted_at is not None:  # the same rules, with the clock set to when it was posted
+                writer = PlanService(db=service.db, settings=service.settings, now=fixed_clock(posted_at))
+            writer.put_plan(coach=coach, date=date, body=body)
             report.imported.append(key)
+        except StorageUnavailable:
+            raise  # not this entry's fault: stop rather than skip every entry after it
         except PlanError as exc:
             report.skipped[key] = exc.detail
         except ValidationError as exc:
@@ -199,12 +256,18 @@ def simulate(
                     "message_id": legacy_message_id(f"simulate/{coach}/{day}"),
                     "channel": "mock-plans",
                 }
-                response = client.put(
-                    f"/internal/plans/{coach}/{day}",
-                    json=body,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                response.raise_for_status()
+                try:
+                    response = client.put(
+                        f"/internal/plans/{coach}/{day}",
+                        json=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                except httpx.TransportError as exc:
+                    raise MaintenanceError(f"cannot reach the API at {base_url}: {exc}") from None
+                if not response.is_success:
+                    raise MaintenanceError(
+                        f"the API answered {response.status_code} for {coach} {day}: {response.text[:200]}"
+                    )
                 echo(f"{coach} {day}: plan {response.json()['id']} ({response.status_code})")
                 posted += 1
     finally:
@@ -214,7 +277,12 @@ def simulate(
 
 
 def load_legacy_file(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MaintenanceError(f"no file at {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MaintenanceError(f"{path} is not JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object of coach_x_YYYY-MM-DD keys")
+        raise MaintenanceError(f"{path}: expected a JSON object of coach_x_YYYY-MM-DD keys")
     return data

@@ -1,21 +1,40 @@
-"""One ASGI middleware for every request: id, size limit, rate limit, headers, metrics, log."""
+"""The request pipeline around the routes, one concern per middleware.
+
+Outermost first: `RequestContext` (request id, access log), `SecurityHeaders`, `RequestMetrics`,
+`RequestChecks` (URL and headers), `RateLimit`, `BodyLimit`, `HeadAsGet`. A middleware that
+refuses a request raises a `PlanError`, answered through `errors.error_response` like any
+route's error.
+"""
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
-import threading
+import re
 import time
 import uuid
-from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
-import redis
+import anyio
+from limits import RateLimitItemPerMinute
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from coach_plans_api.errors import error_body
-from coach_plans_api.observability import Metrics
+from coach_plans_api.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    PlanError,
+    RateLimited,
+    UnsupportedMediaType,
+    error_response,
+)
+
+if TYPE_CHECKING:
+    from coach_plans_api.routes.deps import AppState
 
 access_log = logging.getLogger("coach_plans_api.access")
 log = logging.getLogger("coach_plans_api")
@@ -25,145 +44,221 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 ]
-RATE_LIMITED_PREFIX = "/api/"
+# Not rate limited: probes and scrapes, the bot's authenticated writes, and static files that
+# never touch the database (archived charts, the docs UI's assets).
+UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
+UNLIMITED_PREFIXES = ("/internal/", "/charts/", "/static/")
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def is_rate_limited(path: str) -> bool:
+    return path not in UNLIMITED_PATHS and not path.startswith(UNLIMITED_PREFIXES)
+
+
+def _core(scope: Scope) -> AppState:
+    state: AppState = scope["app"].state.core
+    return state
 
 
 class RateLimiter:
-    """Fixed one-minute windows per client address; `limit` 0 turns it off."""
+    """A moving one-minute window per client (the `limits` library); `per_minute` 0 turns it off.
 
-    def __init__(self, limit: int, clock: Callable[[], float] = time.time) -> None:
-        self.limit = limit
-        self._clock = clock
-        self._counts: dict[tuple[str, int], int] = {}
-        self._lock = threading.Lock()
+    With Redis every instance shares one budget per client; while Redis is unreachable each
+    process counts on its own rather than refusing or letting everything through.
+    """
 
-    def hit(self, client: str) -> float | None:
-        """Count one request; return seconds to wait when over the limit, else None."""
-        if self.limit <= 0:
+    def __init__(self, per_minute: int, *, redis_url: str | None = None, prefix: str = "coach-plans") -> None:
+        self.item = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._storage: Storage | None = None
+        self._shared: MovingWindowRateLimiter | None = None
+        if redis_url and self.item is not None:
+            self._storage = RedisStorage(
+                redis_url,
+                key_prefix=f"{prefix}:ratelimit",
+                wrap_exceptions=True,
+                socket_timeout=1,
+                socket_connect_timeout=1,
+            )
+            self._shared = MovingWindowRateLimiter(self._storage)
+
+    def hit(self, client: str) -> int | None:
+        """Count one request; the seconds to wait when over the limit, else None."""
+        if self.item is None:
             return None
-        now = self._clock()
-        window = int(now // 60)
-        with self._lock:
-            if len(self._counts) > 10_000:
-                self._counts = {k: v for k, v in self._counts.items() if k[1] == window}
-            count = self._counts.get((client, window), 0) + 1
-            self._counts[(client, window)] = count
-        return None if count <= self.limit else (window + 1) * 60 - now
-
-
-class RedisRateLimiter(RateLimiter):
-    """The same windows counted in Redis, so every API instance shares one budget per client."""
-
-    def __init__(
-        self,
-        limit: int,
-        client: redis.Redis,
-        *,
-        prefix: str = "coach-plans",
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(limit, clock)
-        self._redis = client
-        self._prefix = f"{prefix}:ratelimit:"
-
-    def hit(self, client: str) -> float | None:
-        if self.limit <= 0:
-            return None
-        now = self._clock()
-        window = int(now // 60)
-        key = f"{self._prefix}{client}:{window}"
+        limiter = self._shared or self._local
         try:
-            pipe = self._redis.pipeline()
-            pipe.incr(key)
-            pipe.expire(key, 120)
-            count = int(pipe.execute()[0])
-        except redis.RedisError as exc:
-            log.warning("redis unavailable, counting requests in this process: %s", exc)
-            return super().hit(client)
-        return None if count <= self.limit else (window + 1) * 60 - now
+            if limiter.hit(self.item, client):
+                return None
+            reset_at = limiter.get_window_stats(self.item, client).reset_time
+        except StorageError as exc:
+            log.warning("redis unavailable, counting requests in this process: %s", exc.storage_error)
+            if self._local.hit(self.item, client):
+                return None
+            reset_at = self._local.get_window_stats(self.item, client).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+    def close(self) -> None:
+        if isinstance(self._storage, RedisStorage):
+            self._storage.storage.close()
 
 
-class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, limiter: RateLimiter, max_body_bytes: int) -> None:
+class RequestContext:
+    """Gives each request an id (the caller's `X-Request-ID` when it is plain), logs one line."""
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.metrics = metrics
-        self.limiter = limiter
-        self.max_body_bytes = max_body_bytes
         # Unique per process without a system call per request (uuid4 reads os.urandom).
         self._prefix = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
-
-    def _next_id(self) -> str:
-        return f"{self._prefix}-{next(self._ids):x}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or self._next_id()
+        method = scope["method"]
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+        request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else f"{self._prefix}-{next(self._ids):x}"
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 
-        async def send_with_headers(message: Message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *SECURITY_HEADERS,
-                    (b"x-request-id", request_id.encode("latin-1")),
-                ]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
-            refusal = await self._refuse(scope, headers)
-            if refusal is not None:
-                code, body, extra_headers = refusal
-                await _send_json(send_with_headers, code, body, extra_headers)
-                return
-            bounded = await self._bounded(scope, receive, headers, send_with_headers)
-            if bounded is not None:
-                await self.app(scope, bounded, send_with_headers)
+            await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe(method=scope["method"], route=route, status=status, seconds=elapsed)
+            query = scope["query_string"].decode("latin-1")
+            # Client-controlled text: the log formatters escape control characters in it.
             access_log.info(
                 "%s %s%s %d %.1fms id=%s",
-                scope["method"],
+                method,
                 scope["path"],
-                "?" + scope["query_string"].decode("latin-1") if scope["query_string"] else "",
+                "?" + query if query else "",
                 status,
-                elapsed * 1000,
+                (time.perf_counter() - started) * 1000,
                 request_id,
             )
 
-    async def _refuse(
-        self, scope: Scope, headers: dict[bytes, bytes]
-    ) -> tuple[int, dict[str, object], list[tuple[bytes, bytes]]] | None:
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RequestMetrics:
+    """Counts and times every answer per route (the route template, never the raw path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method = scope["method"]
+        status = 500
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            _core(scope).metrics.observe(
+                method=method, route=route, status=status, seconds=time.perf_counter() - started
+            )
+
+
+class Guard:
+    """A check before the app; the `PlanError` it raises is answered through the one mapping."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            receive = await self.check(scope, receive)
+        except PlanError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def check(self, scope: Scope, receive: Receive) -> Receive:
+        """Raise a PlanError to refuse the request; return the `receive` the app should use."""
+        raise NotImplementedError
+
+
+class RequestChecks(Guard):
+    """The URL and headers: NUL characters, repeated query parameters, declared size, media type."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        super().__init__(app)
+        self.max_body_bytes = max_body_bytes
+
+    async def check(self, scope: Scope, receive: Receive) -> Receive:
+        query = scope["query_string"]
+        if b"%00" in query or "\x00" in scope["path"]:
+            raise BadRequest("NUL characters are not allowed in the URL")
+        if query:
+            names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise BadRequest(f"query parameter {repeated[0]!r} is repeated; give each parameter once")
+        headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            return 413, _too_large(self.max_body_bytes), []
+            raise too_large(self.max_body_bytes)
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if scope["path"].startswith("/internal/") and content_type and content_type != b"application/json":
-            return 415, error_body("unsupported_media_type", "send the body as application/json"), []
-        if b"%00" in scope["query_string"] or "\x00" in scope["path"]:
-            return 400, error_body("bad_request", "NUL characters are not allowed in the URL"), []
-        if scope["path"].startswith(RATE_LIMITED_PREFIX):
-            client = scope["client"][0] if scope.get("client") else "unknown"
-            wait = self.limiter.hit(client)
-            if wait is not None:
-                retry = max(1, math.ceil(wait))
-                body = error_body("rate_limited", f"too many requests; retry in {retry} s")
-                return 429, body, [(b"retry-after", str(retry).encode())]
-        return None
+            raise UnsupportedMediaType("send the body as application/json")
+        return receive
 
-    async def _bounded(
-        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], send: Send
-    ) -> Receive | None:
-        """Bodies without a Content-Length are read here, up to the limit, and replayed."""
+
+class RateLimit(Guard):
+    async def check(self, scope: Scope, receive: Receive) -> Receive:
+        if is_rate_limited(scope["path"]):
+            client = scope["client"][0] if scope.get("client") else "unknown"
+            wait = _core(scope).limiter.hit(client)
+            if wait is not None:
+                raise RateLimited(wait)
+        return receive
+
+
+class BodyLimit(Guard):
+    """Bodies without a Content-Length are read here, up to the limit, and replayed to the app."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        super().__init__(app)
+        self.max_body_bytes = max_body_bytes
+
+    async def check(self, scope: Scope, receive: Receive) -> Receive:
+        headers = dict(scope["headers"])
         if b"content-length" in headers or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return receive
         chunks: list[bytes] = []
@@ -175,8 +270,7 @@ class RequestMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await _send_json(send, 413, _too_large(self.max_body_bytes), [])
-                return None
+                raise too_large(self.max_body_bytes)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -192,23 +286,33 @@ class RequestMiddleware:
         return replay
 
 
-def _too_large(limit: int) -> dict[str, object]:
-    return error_body("payload_too_large", f"request body over {limit // 1024} KiB")
+class HeadAsGet:
+    """HEAD is answered as GET without the body (the old Flask server did; monitors rely on it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        # A copy: the server must still see HEAD (it then expects no body).
+        inner = {**scope, "method": "GET"}
+        with anyio.CancelScope() as cancel:
+
+            async def send_headers_only(message: Message) -> None:
+                if message["type"] != "http.response.body":
+                    await send(message)
+                    return
+                if not cancel.cancel_called:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    # A streamed body (an event stream, a file) is not produced any further.
+                    cancel.cancel()
+
+            await self.app(inner, receive, send_headers_only)
+        if "route" in inner:  # for the metrics, as a GET would have it
+            scope["route"] = inner["route"]
 
 
-async def _send_json(
-    send: Send, status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]]
-) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body over {limit // 1024} KiB")

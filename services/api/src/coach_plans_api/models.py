@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -48,6 +49,36 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class RevisionAction(StrEnum):
+    create = "create"
+    edit = "edit"
+    delete = "delete"
+
+
+class ArchiveStatus(StrEnum):
+    pending = "pending"
+    archived = "archived"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class EnumText(TypeDecorator[Any]):
+    """A `StrEnum` stored as its plain string value (the column stays a VARCHAR)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(self.enum(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> StrEnum | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -109,7 +140,9 @@ class Chart(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     # Discord's signed attachment URLs expire: each chart is copied into the chart store.
-    archive_status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    archive_status: Mapped[ArchiveStatus] = mapped_column(
+        EnumText(ArchiveStatus), default=ArchiveStatus.pending, server_default="pending"
+    )
     archive_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     archive_error: Mapped[str | None] = mapped_column(Text)
     archive_next_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -134,7 +167,7 @@ class Revision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("coach_plans.id", ondelete="CASCADE"), index=True)
-    action: Mapped[str] = mapped_column(String(16))
+    action: Mapped[RevisionAction] = mapped_column(EnumText(RevisionAction))
     plan_text: Mapped[str] = mapped_column(Text)
     charts_json: Mapped[str] = mapped_column(Text)
     editor: Mapped[str] = mapped_column(String(100))

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from coach_plans_api.models import BotHeartbeat, Chart, Plan, PlanTicker, Revision
+from coach_plans_api.models import (
+    ArchiveStatus,
+    BotHeartbeat,
+    Chart,
+    Plan,
+    PlanTicker,
+    Revision,
+    RevisionAction,
+)
 from coach_plans_api.search import MARK_END, MARK_START, SearchHit, fts5_query, parse_snippet, postgres_query
 
 
@@ -102,7 +110,7 @@ def plans_deleted_by_message(session: Session, message_id: str) -> Sequence[Plan
     return session.scalars(
         select(Plan)
         .join(Revision, Revision.plan_id == Plan.id)
-        .where(Revision.message_id == message_id, Revision.action == "delete")
+        .where(Revision.message_id == message_id, Revision.action == RevisionAction.delete)
         .order_by(Plan.id)
     ).all()
 
@@ -225,3 +233,30 @@ def search_plans(
         snippet, highlights = parse_snippet(marked)
         hits.append(SearchHit(plans[plan_id], snippet, highlights, float(score)))
     return hits
+
+
+def charts_due(
+    session: Session, *, now: dt.datetime, limit: int, exclude: Collection[int] = ()
+) -> list[tuple[int, str]]:
+    """(id, url) of charts waiting to be archived whose next attempt is due, oldest first."""
+    query = select(Chart.id, Chart.chart_url).where(
+        Chart.archive_status == ArchiveStatus.pending,
+        or_(Chart.archive_next_at.is_(None), Chart.archive_next_at <= now),
+    )
+    if exclude:
+        query = query.where(Chart.id.not_in(list(exclude)))
+    return [(row.id, row.chart_url) for row in session.execute(query.order_by(Chart.id).limit(limit))]
+
+
+def chart_by_id(session: Session, chart_id: int) -> Chart | None:
+    return session.get(Chart, chart_id)
+
+
+def revisions_of_plans(session: Session, plan_ids: Collection[int]) -> dict[int, list[Revision]]:
+    """Every revision of each plan, oldest first, in one query."""
+    by_plan: dict[int, list[Revision]] = {plan_id: [] for plan_id in plan_ids}
+    if plan_ids:
+        query = select(Revision).where(Revision.plan_id.in_(list(plan_ids))).order_by(Revision.id)
+        for revision in session.scalars(query):
+            by_plan[revision.plan_id].append(revision)
+    return by_plan

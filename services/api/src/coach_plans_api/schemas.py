@@ -14,10 +14,16 @@ from pydantic import (
     model_validator,
 )
 
+from coach_plans_api.models import ArchiveStatus, RevisionAction
+
 MAX_PLAN_CHARS = 10_000
 MAX_CHARTS = 10
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 IMAGE_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "webp"}
+# Every integer a client sends is bounded, so none can overflow a database column.
+MAX_ID = 2**31 - 1
+MAX_DECLARED_CHART_BYTES = 2**31 - 1
+MAX_HISTORY_DAYS = 365
 
 Snowflake = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
 PlanText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PLAN_CHARS)]
@@ -74,7 +80,7 @@ class ChartIn(Strict):
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
     filename: Annotated[str, StringConstraints(max_length=255)] | None = None
     content_type: Annotated[str, StringConstraints(max_length=100)] | None = None
-    size_bytes: Annotated[int, Field(ge=0)] | None = None
+    size_bytes: Annotated[int, Field(ge=0, le=MAX_DECLARED_CHART_BYTES)] | None = None
 
     @field_validator("filename")
     @classmethod
@@ -137,7 +143,7 @@ class ChartOut(BaseModel):
     size_bytes: int | None
     original_url: str | None = None
     sha256: str | None = None
-    archive_status: Literal["pending", "archived", "failed", "skipped"] = "pending"
+    archive_status: ArchiveStatus = ArchiveStatus.pending
 
 
 class PlanOut(BaseModel):
@@ -187,7 +193,7 @@ class HistoryOut(BaseModel):
 class RevisionOut(BaseModel):
     id: int
     plan_id: int
-    action: Literal["create", "edit", "delete"]
+    action: RevisionAction
     plan_text: str
     charts: list[ChartOut]
     editor: str

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from coach_plans_api import repository as repo
@@ -24,11 +25,13 @@ from coach_plans_api.errors import (
     InvalidCursor,
     InvalidDate,
     NotFound,
-    StorageUnavailable,
     UnknownCoach,
+    first_line,
+    translate_database_error,
 )
-from coach_plans_api.models import Chart, Plan, Revision
+from coach_plans_api.models import ArchiveStatus, Chart, Plan, Revision, RevisionAction
 from coach_plans_api.schemas import (
+    MAX_ID,
     Actor,
     ChartIn,
     ChartOut,
@@ -48,10 +51,10 @@ from coach_plans_api.schemas import (
 from coach_plans_api.tickers import extract_tickers
 
 log = logging.getLogger("coach_plans_api.plans")
-EVENT_TYPES: dict[str, Literal["plan.created", "plan.updated", "plan.deleted"]] = {
-    "create": "plan.created",
-    "edit": "plan.updated",
-    "delete": "plan.deleted",
+EVENT_TYPES: dict[RevisionAction, Literal["plan.created", "plan.updated", "plan.deleted"]] = {
+    RevisionAction.create: "plan.created",
+    RevisionAction.edit: "plan.updated",
+    RevisionAction.delete: "plan.deleted",
 }
 _COACH = re.compile(r"^(?:coach[_ -]?)?([a-z0-9]+)$")
 COUNT_TTL_SECONDS = 10.0
@@ -148,6 +151,19 @@ class PlanService:
                 for revision, plan in repo.revisions_after(session, revision_id, limit=limit)
             ]
 
+    def plans_with_history(self, date: dt.date) -> dict[str, tuple[LegacyPlanOut, list[RevisionOut]]]:
+        """Each coach's live plan of the day with its revisions, read in one session."""
+        with self._read() as session:
+            plans = repo.live_plans_on(session, date)
+            revisions = repo.revisions_of_plans(session, [p.id for p in plans])
+            return {
+                p.coach_name: (
+                    legacy_out(p, self.settings.chart_base_url),
+                    [revision_out(r) for r in revisions[p.id]],
+                )
+                for p in plans
+            }
+
     def plan(self, plan_id: int) -> PlanOut:
         with self._read() as session:
             plan = repo.plan_by_id(session, plan_id)
@@ -232,13 +248,13 @@ class PlanService:
             if plan is not None:
                 retried = retry_of(session, plan, body.message_id, digest)
                 if retried is not None:
-                    return WriteResult(self.plan_out(plan), created=retried.action == "create")
+                    return WriteResult(self.plan_out(plan), created=retried.action == RevisionAction.create)
                 ensure_may_change(plan, body.actor)
                 self._edit(plan, text=body.plan_text, charts=body.charts)
                 plan.source_message_id = body.message_id
                 plan.channel = body.channel or plan.channel
                 plan.channel_id = body.channel_id or plan.channel_id
-                action = "edit"
+                action = RevisionAction.edit
             else:
                 plan = repo.add_plan(
                     session,
@@ -255,7 +271,7 @@ class PlanService:
                         charts=chart_rows(body.charts),
                     ),
                 )
-                action = "create"
+                action = RevisionAction.create
             event = self._revise(
                 session,
                 plan,
@@ -264,7 +280,7 @@ class PlanService:
                 message_id=body.message_id,
                 digest=digest,
             )
-            result = WriteResult(self.plan_out(plan), created=action == "create")
+            result = WriteResult(self.plan_out(plan), created=action == RevisionAction.create)
         self._stored(result.plan, [event])
         return result
 
@@ -279,7 +295,7 @@ class PlanService:
             event = self._revise(
                 session,
                 plan,
-                action="edit",
+                action=RevisionAction.edit,
                 actor=body.actor,
                 message_id=body.message_id,
                 digest=digest,
@@ -368,7 +384,12 @@ class PlanService:
     def _delete(self, session: Session, plan: Plan, *, actor: Actor, message_id: str) -> PlanEvent:
         plan.deleted_at = self._now()
         return self._revise(
-            session, plan, action="delete", actor=actor, message_id=message_id, digest=DELETE_DIGEST
+            session,
+            plan,
+            action=RevisionAction.delete,
+            actor=actor,
+            message_id=message_id,
+            digest=DELETE_DIGEST,
         )
 
     def _revise(
@@ -376,14 +397,14 @@ class PlanService:
         session: Session,
         plan: Plan,
         *,
-        action: str,
+        action: RevisionAction,
         actor: Actor,
         message_id: str,
         digest: str,
     ) -> PlanEvent:
         """Record the write in history (a create or edit also re-tags tickers); its event."""
         session.flush()
-        if action != "delete":
+        if action != RevisionAction.delete:
             repo.replace_tickers(session, plan, extract_tickers(plan.plan_text, self.settings.watchlist))
         revision = Revision(
             plan_id=plan.id,
@@ -433,14 +454,16 @@ class PlanService:
 
 @contextmanager
 def storage_errors() -> Iterator[None]:
-    """A database that cannot be reached is a 503, never an empty answer."""
+    """A database that cannot be reached is a 503 (never an empty answer), a conflict a 409;
+    any other database error propagates as the bug it is (a logged 500)."""
     try:
         yield
-    except IntegrityError:
-        raise
-    except DBAPIError as exc:
-        log.error("database error: %s", exc.orig)
-        raise StorageUnavailable("the plan database is unavailable; try again shortly") from exc
+    except (DBAPIError, PoolTimeout) as exc:
+        error = translate_database_error(exc)
+        if error is None:
+            raise
+        log.error("database error (%s): %s", error.code, first_line(exc))
+        raise error from exc
 
 
 def retry_of(session: Session, plan: Plan, message_id: str, digest: str) -> Revision | None:
@@ -487,7 +510,7 @@ EXTENSION_BY_TYPE = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"
 
 def chart_url(chart: Chart, base_url: str) -> str:
     """The archived copy's stable URL once there is one, else the original."""
-    if chart.archive_status != "archived" or chart.sha256 is None:
+    if chart.archive_status != ArchiveStatus.archived or chart.sha256 is None:
         return chart.chart_url
     return f"{base_url}/charts/{chart.sha256}.{EXTENSION_BY_TYPE.get(chart.content_type or '', 'bin')}"
 
@@ -540,8 +563,11 @@ def encode_cursor(date: dt.date, plan_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[dt.date, int]:
+    day, _, plan_id = cursor.partition("_")
     try:
-        day, _, plan_id = cursor.partition("_")
-        return dt.date.fromisoformat(day), int(plan_id)
+        after = dt.date.fromisoformat(day), int(plan_id)
     except ValueError:
-        raise InvalidCursor(f"invalid cursor {cursor!r}; pass next_cursor from a previous page") from None
+        after = None
+    if after is None or not 1 <= after[1] <= MAX_ID:  # an unbounded id would overflow the database
+        raise InvalidCursor(f"invalid cursor {cursor!r}; pass next_cursor from a previous page")
+    return after

@@ -25,6 +25,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
         404: {"model": ErrorOut, "description": "No archived chart with that hash"},
     },
     summary="An archived chart",
+    operation_id="get_chart",
 )
 async def get_chart(
     request: Request,

@@ -14,10 +14,11 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from coach_plans_api.cache import Cache
-from coach_plans_api.charts import ChartStore
+from coach_plans_api.charts import ChartArchiver, ChartStore
 from coach_plans_api.config import Settings
 from coach_plans_api.errors import StorageUnavailable, Unauthorized
 from coach_plans_api.events import EventBroker
+from coach_plans_api.middleware import RateLimiter
 from coach_plans_api.observability import Metrics
 from coach_plans_api.service import PlanService
 
@@ -27,12 +28,16 @@ JSON = "application/json"
 
 @dataclass(frozen=True, slots=True)
 class AppState:
+    """What the routes and middleware use; built and closed by the app's lifespan."""
+
     settings: Settings
     service: PlanService
     cache: Cache
     metrics: Metrics
     events: EventBroker
     charts: ChartStore
+    archiver: ChartArchiver
+    limiter: RateLimiter
     # Database reads run on a few threads: dozens of threads contending for the GIL made a
     # cache miss several times slower under load (see docs/performance.md).
     db_threads: anyio.CapacityLimiter

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from coach_plans_api.routes.deps import ServiceDep, require_internal_token
 from coach_plans_api.schemas import (
+    MAX_ID,
     ClearIn,
     ClearOut,
     ErrorOut,
@@ -33,17 +34,14 @@ router = APIRouter(
     dependencies=[Depends(require_internal_token)],
     responses=ERRORS,
 )
-PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+PlanId = Annotated[int, Path(ge=1, le=MAX_ID)]
 _BY_ID = {"plan_id": "$response.body#/id"}
 # OpenAPI links: what a client (and the stateful fuzzer) can do next with a written plan.
 PLAN_LINKS = {
-    "GetPlan": {"operationId": "get_plan_api_v1_plans__plan_id__get", "parameters": _BY_ID},
-    "GetRevisions": {
-        "operationId": "get_revisions_api_v1_plans__plan_id__revisions_get",
-        "parameters": _BY_ID,
-    },
-    "EditPlan": {"operationId": "patch_plan_internal_plans__plan_id__patch", "parameters": _BY_ID},
-    "DeletePlan": {"operationId": "delete_plan_internal_plans__plan_id__delete", "parameters": _BY_ID},
+    "GetPlan": {"operationId": "get_plan", "parameters": _BY_ID},
+    "GetRevisions": {"operationId": "get_revisions", "parameters": _BY_ID},
+    "EditPlan": {"operationId": "patch_plan", "parameters": _BY_ID},
+    "DeletePlan": {"operationId": "delete_plan", "parameters": _BY_ID},
 }
 
 
@@ -56,6 +54,7 @@ PLAN_LINKS = {
         201: {"model": PlanOut, "description": "Created", "links": PLAN_LINKS},
     },
     summary="Create or replace the plan of a coach and day",
+    operation_id="put_plan",
 )
 def put_plan(coach: str, date: str, body: PlanPut, service: ServiceDep, response: Response) -> PlanOut:
     result = service.put_plan(coach=service.coach(coach), date=service.day(date), body=body)
@@ -63,22 +62,39 @@ def put_plan(coach: str, date: str, body: PlanPut, service: ServiceDep, response
     return result.plan
 
 
-@router.patch("/plans/{plan_id}", response_model=PlanOut, summary="Edit a plan's text or charts")
+@router.patch(
+    "/plans/{plan_id}",
+    response_model=PlanOut,
+    summary="Edit a plan's text or charts",
+    operation_id="patch_plan",
+)
 def patch_plan(plan_id: PlanId, body: PlanPatch, service: ServiceDep) -> PlanOut:
     return service.patch_plan(plan_id, body)
 
 
-@router.delete("/plans/{plan_id}", response_model=PlanOut, summary="Delete a plan (kept in history)")
+@router.delete(
+    "/plans/{plan_id}",
+    response_model=PlanOut,
+    summary="Delete a plan (kept in history)",
+    operation_id="delete_plan",
+)
 def delete_plan(plan_id: PlanId, body: PlanDelete, service: ServiceDep) -> PlanOut:
     return service.delete_plan(plan_id, body)
 
 
-@router.post("/plans/clear", response_model=ClearOut, summary="Admin: delete every plan of a day")
+@router.post(
+    "/plans/clear",
+    response_model=ClearOut,
+    summary="Admin: delete every plan of a day",
+    operation_id="clear_plans",
+)
 def clear_plans(body: ClearIn, service: ServiceDep) -> ClearOut:
     return service.clear(body)
 
 
-@router.post("/bot/heartbeat", response_model=HeartbeatOut, summary="The bot is alive")
+@router.post(
+    "/bot/heartbeat", response_model=HeartbeatOut, summary="The bot is alive", operation_id="heartbeat"
+)
 def heartbeat(body: HeartbeatIn, service: ServiceDep) -> HeartbeatOut:
     service.heartbeat(body)
     return HeartbeatOut(status="ok")

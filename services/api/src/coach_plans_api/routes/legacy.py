@@ -8,7 +8,13 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import TypeAdapter
 
 from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
-from coach_plans_api.schemas import ErrorOut, HistoryOut, LegacyNotFoundOut, LegacyPlanOut
+from coach_plans_api.schemas import (
+    MAX_HISTORY_DAYS,
+    ErrorOut,
+    HistoryOut,
+    LegacyNotFoundOut,
+    LegacyPlanOut,
+)
 
 router = APIRouter(prefix="/api/coach-plans", tags=["legacy"])
 _all_plans = TypeAdapter(dict[str, LegacyPlanOut])
@@ -25,6 +31,7 @@ DateParam = Annotated[str | None, Query(description="YYYY-MM-DD; default: today 
     response_model=LegacyPlanOut,
     responses={**BAD_INPUT, 404: {"model": LegacyNotFoundOut, "description": "No plan that day"}},
     summary="A coach's plan for a day (legacy)",
+    operation_id="get_legacy_plan",
 )
 async def get_plan(
     request: Request,
@@ -42,7 +49,9 @@ async def get_plan(
 
 
 # The old clients call the URL without the trailing slash too; answer it without a redirect.
-router.add_api_route("", get_plan, methods=["GET"], include_in_schema=False)
+router.add_api_route(
+    "", get_plan, methods=["GET"], include_in_schema=False, operation_id="get_legacy_plan_no_slash"
+)
 
 
 @router.get(
@@ -50,6 +59,7 @@ router.add_api_route("", get_plan, methods=["GET"], include_in_schema=False)
     response_model=dict[str, LegacyPlanOut],
     responses=BAD_INPUT,
     summary="Every coach's plan for a day, keyed by coach (legacy)",
+    operation_id="get_all_legacy_plans",
 )
 async def get_all(request: Request, state: StateDep, service: ServiceDep, date: DateParam = None) -> Response:
     day = service.day(date)
@@ -60,13 +70,19 @@ async def get_all(request: Request, state: StateDep, service: ServiceDep, date: 
     return await cached_json(request, state, f"all:{day}", produce)
 
 
-@router.get("/history", response_model=HistoryOut, responses=BAD_INPUT, summary="A coach's recent plans")
+@router.get(
+    "/history",
+    response_model=HistoryOut,
+    responses=BAD_INPUT,
+    summary="A coach's recent plans",
+    operation_id="get_history",
+)
 async def get_history(
     request: Request,
     state: StateDep,
     service: ServiceDep,
     coach: CoachParam,
-    days: Annotated[int, Query(ge=1, le=366)] = 7,
+    days: Annotated[int, Query(ge=1, le=MAX_HISTORY_DAYS)] = 7,
 ) -> Response:
     coach_name = service.coach(coach)
     today = service.today()

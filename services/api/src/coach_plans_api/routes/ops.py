@@ -28,6 +28,7 @@ INSTANCE_ID = secrets.token_hex(8)
     response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "The database cannot be read"}},
     summary="Liveness and readiness",
+    operation_id="health",
 )
 async def health(state: StateDep) -> JSONResponse:
     database_ok, plans, bot_ok = await anyio.to_thread.run_sync(
@@ -50,6 +51,7 @@ async def health(state: StateDep) -> JSONResponse:
     response_model=MetricsOut,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     summary="Prometheus text, or a JSON summary with Accept: application/json",
+    operation_id="metrics",
 )
 async def metrics(request: Request, state: StateDep) -> Response:
     if "application/json" in request.headers.get("accept", ""):
@@ -58,7 +60,7 @@ async def metrics(request: Request, state: StateDep) -> Response:
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@router.get("/docs", include_in_schema=False)
+@router.get("/docs", include_in_schema=False, operation_id="swagger_ui")
 async def swagger_ui() -> HTMLResponse:
     return get_swagger_ui_html(
         openapi_url="/openapi.json",
@@ -69,7 +71,7 @@ async def swagger_ui() -> HTMLResponse:
     )
 
 
-@router.get("/redoc", include_in_schema=False)
+@router.get("/redoc", include_in_schema=False, operation_id="redoc")
 async def redoc() -> HTMLResponse:
     return get_redoc_html(
         openapi_url="/openapi.json",

@@ -12,16 +12,18 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from coach_plans_api.events import follow
 from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
 from coach_plans_api.routes.legacy import BAD_INPUT
-from coach_plans_api.schemas import CoachesOut, ErrorOut, PlanEvent, PlanOut, PlanPage, RevisionsOut
+from coach_plans_api.schemas import MAX_ID, CoachesOut, ErrorOut, PlanEvent, PlanOut, PlanPage, RevisionsOut
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 RECONNECT_MS = 3000  # the `retry:` advice to subscribers
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such plan"}}
-PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+PlanId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Snowflake = Annotated[str | None, Query(pattern=r"^[0-9]{1,20}$")]
 
 
-@router.get("/plans", response_model=PlanPage, responses=BAD_INPUT, summary="Find plans")
+@router.get(
+    "/plans", response_model=PlanPage, responses=BAD_INPUT, summary="Find plans", operation_id="list_plans"
+)
 async def list_plans(
     request: Request,
     state: StateDep,
@@ -64,7 +66,13 @@ async def list_plans(
     return await cached_json(request, state, key, produce)
 
 
-@router.get("/plans/{plan_id}", response_model=PlanOut, responses=NOT_FOUND, summary="One plan")
+@router.get(
+    "/plans/{plan_id}",
+    response_model=PlanOut,
+    responses=NOT_FOUND,
+    summary="One plan",
+    operation_id="get_plan",
+)
 async def get_plan(request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId) -> Response:
     return await cached_json(
         request, state, f"plan:{plan_id}", lambda: service.plan(plan_id).model_dump_json().encode()
@@ -76,6 +84,7 @@ async def get_plan(request: Request, state: StateDep, service: ServiceDep, plan_
     response_model=RevisionsOut,
     responses=NOT_FOUND,
     summary="Every create, edit and delete of a plan, oldest first",
+    operation_id="get_revisions",
 )
 async def get_revisions(request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId) -> Response:
     def produce() -> bytes:
@@ -89,6 +98,7 @@ async def get_revisions(request: Request, state: StateDep, service: ServiceDep, 
     response_class=EventSourceResponse,
     responses={422: {"model": ErrorOut, "description": "Last-Event-ID is not a revision id"}},
     summary="Live plan events (Server-Sent Events): plan.created, plan.updated, plan.deleted",
+    operation_id="plan_events",
 )
 async def plan_events(
     state: StateDep,
@@ -108,6 +118,6 @@ async def plan_events(
             yield ServerSentEvent(data=event, event=event.type, id=str(event.id))
 
 
-@router.get("/coaches", response_model=CoachesOut, summary="The coach roster")
+@router.get("/coaches", response_model=CoachesOut, summary="The coach roster", operation_id="get_coaches")
 async def get_coaches(service: ServiceDep) -> CoachesOut:
     return CoachesOut(coaches=service.coaches())
