@@ -11,7 +11,18 @@ from fastapi.responses import StreamingResponse
 
 from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
 from coach_plans_api.routes.legacy import BAD_INPUT
-from coach_plans_api.schemas import CoachesOut, ErrorOut, PlanOut, PlanPage, RevisionsOut
+from coach_plans_api.schemas import (
+    IMAGE_EXTENSIONS,
+    IMAGE_TYPES,
+    MAX_CHARTS,
+    MAX_PLAN_CHARS,
+    CoachesOut,
+    ErrorOut,
+    LimitsOut,
+    PlanOut,
+    PlanPage,
+    RevisionsOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 KEEPALIVE_SECONDS = 15.0
@@ -113,3 +124,14 @@ async def plan_events(state: StateDep) -> StreamingResponse:
 @router.get("/coaches", response_model=CoachesOut, summary="The coach roster")
 async def get_coaches(service: ServiceDep) -> CoachesOut:
     return CoachesOut(coaches=service.coaches())
+
+
+@router.get("/limits", response_model=LimitsOut, operation_id="get_limits", summary="What a plan may hold")
+async def get_limits(state: StateDep) -> LimitsOut:
+    return LimitsOut(
+        max_plan_chars=MAX_PLAN_CHARS,
+        max_charts=MAX_CHARTS,
+        chart_content_types=sorted(IMAGE_TYPES),
+        chart_extensions=sorted(IMAGE_EXTENSIONS),
+        max_body_bytes=state.settings.max_body_bytes,
+    )
