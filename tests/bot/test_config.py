@@ -208,8 +208,8 @@ def test_several_bad_settings_exit_2_naming_each() -> None:
     assert "LOG_FORMAT:" in result.stderr
 
 
-SECRET_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gq1w2e.secret-discord-token-value"  # noqa: S105
-SECRET_INTERNAL = "short-internal-secret"  # noqa: S105
+SECRET_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gq1w2e.secret-discord-token-value"
+SECRET_INTERNAL = "short-internal-secret"
 
 
 @pytest.mark.parametrize("token", ["", "   ", "x" * 31])
@@ -241,7 +241,8 @@ def test_settings_errors_never_print_a_secret(tmp_path: Path) -> None:
     config = tmp_path / "bot.yaml"
     # A token of the wrong type, an internal token too short, a URL with a password that is not http.
     config.write_text(
-        f"discord: {{token: [{SECRET_TOKEN}]}}\napi: {{internal_token: {SECRET_INTERNAL}}}\n", encoding="utf-8"
+        f"discord: {{token: [{SECRET_TOKEN}]}}\napi: {{internal_token: {SECRET_INTERNAL}}}\n",
+        encoding="utf-8",
     )
 
     result = run_bot(

@@ -41,7 +41,9 @@ def test_ready_or_resumed_clears_the_count_but_a_bare_connect_does_not() -> None
 
 @pytest.fixture
 def settings(tmp_path: Any) -> BotSettings:
-    return BotSettings(discord_bot_token="t", internal_api_token=INTERNAL_TOKEN, outbox_path=tmp_path / "o.db")
+    return BotSettings(
+        discord_bot_token="t", internal_api_token=INTERNAL_TOKEN, outbox_path=tmp_path / "o.db"
+    )
 
 
 class _Socket:

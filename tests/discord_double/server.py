@@ -268,6 +268,7 @@ class DiscordDouble:
                 "token": token,
                 "version": 1,
                 "app_permissions": "0",
+                "attachment_size_limit": 10 * 1024 * 1024,
                 "locale": "en-US",
                 "guild_locale": "en-US",
                 "entitlements": [],
@@ -324,7 +325,9 @@ class DiscordDouble:
         body = await request.json() if request.content_type == JSON and request.can_read_body else None
         call = RestCall(request.method, path, dict(request.query), body)
         self.calls.append(call)
-        if request.headers.get("Authorization") != f"Bot {self.token}":
+        # Interaction callbacks and followups are authorised by the interaction token in the path.
+        token_in_path = path.startswith(("/interactions/", "/webhooks/"))
+        if not token_in_path and request.headers.get("Authorization") != f"Bot {self.token}":
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         for index, (method, pattern, retry_after) in enumerate(self._rate_limits):
             if method == request.method and pattern.fullmatch(path):
