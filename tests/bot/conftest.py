@@ -20,7 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from coach_plans_bot.bot import CoachPlansBot
+from coach_plans_bot.bot import CoachPlansBot, DiscordUnreachable
 from coach_plans_bot.config import BotSettings
 from tests.conftest import INTERNAL_TOKEN, REPO, ServiceProcess, free_port
 from tests.discord_double import DiscordDouble
@@ -198,7 +198,7 @@ class WireBot:
 
     async def stop(self) -> None:
         await self.bot.close()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, DiscordUnreachable):
             await self.task
 
 

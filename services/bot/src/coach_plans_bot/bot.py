@@ -200,12 +200,11 @@ class CoachPlansBot(commands.Bot):
                 self.http.connector = discord.utils.MISSING
                 if attempt == policy.attempts:
                     raise DiscordUnreachable(
-                        f"Discord unreachable: {policy.attempts + 1} connection attempts failed"
-                        f" (last: {_one_line(exc)})"
+                        f"Discord unreachable after {policy.attempts} reconnect attempts ({_one_line(exc)})"
                     ) from None
                 delay = policy.backoff.delay(attempt + 1)
                 log.warning(
-                    "Discord unreachable (%s); attempt %d/%d in %.1fs",
+                    "Discord unreachable (%s); reconnect attempt %d/%d in %.2fs",
                     _one_line(exc),
                     attempt + 1,
                     policy.attempts,
