@@ -69,12 +69,17 @@ class SwitchableTransport(httpx.AsyncBaseTransport):
     def __init__(self, app: FastAPI) -> None:
         self._inner = httpx.ASGITransport(app=app)
         self.down = False
+        self.failing: dict[str, int] = {}  # path -> the 5xx the API answers for it (a bug's stand-in)
         self.requests: list[tuple[str, str]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append((request.method, request.url.path))
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
+        if (status := self.failing.get(request.url.path)) is not None:
+            return httpx.Response(
+                status, json={"error": "internal_error", "detail": "a bug (request id r-1)"}
+            )
         return await self._inner.handle_async_request(request)
 
     def writes(self) -> list[tuple[str, str]]:

@@ -416,7 +416,7 @@ class Outbox:
         attempt = entry.attempts + 1
         delay = self._backoff.delay(attempt)
         log.warning(
-            "outbox: %s #%d not delivered (attempt %d%s), retry in %.1fs: %s",
+            "outbox: %s #%d not delivered (attempt %d%s), retry in %.2fs: %s",
             entry.operation.value,
             entry.id,
             attempt,
@@ -426,7 +426,11 @@ class Outbox:
         )
         next_attempt_at = self._clock() + delay
         await asyncio.to_thread(
-            self.store.record_failure, entry.id, error=str(exc), next_attempt_at=next_attempt_at
+            self.store.record_failure,
+            entry.id,
+            error=str(exc),
+            next_attempt_at=next_attempt_at,
+            status=exc.status if isinstance(exc, ApiFailed) else None,
         )
         self._wake(next_attempt_at)
 

@@ -86,8 +86,9 @@ def rejected(entry: OutboxEntry, what: str) -> str:
 
 def dead(entry: OutboxEntry, what: str) -> str:
     """The API kept failing on the write: it waits for an admin."""
+    times = f"{entry.attempts} time" + ("s" if entry.attempts != 1 else "")
     return (
-        f"❌ Your {what} could not be delivered: the plan service failed on it {entry.attempts} times "
+        f"❌ Your {what} could not be delivered: the plan service failed on it {times} "
         f"({entry.last_error}). It is kept as outbox #{entry.id}; an admin can `!outbox retry {entry.id}`."
     )
 
