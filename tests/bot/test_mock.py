@@ -1,4 +1,4 @@
-"""Mock mode (SPEC 4.4): simulated posts through the same outbox and internal HTTP path."""
+"""Mock mode: simulated posts through the same outbox and internal HTTP path."""
 
 from __future__ import annotations
 

@@ -234,7 +234,7 @@ class OutboxStore:
             )
         return cursor.rowcount
 
-    # --- where catch-up resumes (SPEC 8): the last processed Discord message per channel ------
+    # --- where catch-up resumes: the last processed Discord message per channel ------
     def cursors(self) -> dict[int, int]:
         """The last processed message id of every channel seen so far."""
         with self._lock:
