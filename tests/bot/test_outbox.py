@@ -18,7 +18,9 @@ from coach_plans_bot.api import PlansApi
 from coach_plans_bot.backoff import Backoff
 from coach_plans_bot.bot import CoachPlansBot
 from coach_plans_bot.config import BotSettings
-from coach_plans_bot.outbox import Operation, Outbox, OutboxStore, Status
+from coach_plans_bot.outbox import Operation, Outbox, OutboxEntry, OutboxStore, Status
+from coach_plans_bot.parsing import Roster
+from coach_plans_bot.replies import outbox_report, settled_notice
 from tests.bot.conftest import TODAY, MakeBot, Sleeps, SwitchableTransport, eventually
 
 
@@ -513,3 +515,52 @@ async def test_outbox_command_lists_retries_and_drops_dead_entries(
     assert dpytest.get_message().content == "❌ Outbox #3 is not a dead entry."
     stored = sorted((plan["coach"], plan["plan"]) for plan in await live_plans(api_reader))
     assert stored == [("coach_d", "the API fails on this one"), ("coach_s", "Coach S, stored")]
+
+
+def test_outbox_answers_for_dead_and_pending_entries() -> None:
+    base = {
+        "key": "1",
+        "channel_id": None,
+        "next_attempt_at": 0,
+        "error_status": 500,
+        "result": None,
+    }
+    dead = OutboxEntry(
+        id=4,
+        operation=Operation.PUT_PLAN,
+        payload=PAYLOAD,
+        status=Status.DEAD,
+        attempts=5,
+        last_error="bug",
+        **base,
+    )
+    patch = OutboxEntry(
+        id=5,
+        operation=Operation.PATCH_PLAN,
+        payload={"plan_id": 9},
+        status=Status.PENDING,
+        attempts=2,
+        last_error="API unreachable",
+        **base,
+    )
+    clear = OutboxEntry(
+        id=6,
+        operation=Operation.CLEAR_DATE,
+        payload={},
+        status=Status.PENDING,
+        attempts=0,
+        last_error=None,
+        **base,
+    )
+
+    assert settled_notice(dead, Roster()) == (
+        "❌ The queued write (outbox #4) could not be delivered: the plan service failed on it 5 times (bug)."
+        " It is kept as outbox #4; an admin can `!outbox retry 4`."
+    )
+    assert outbox_report([patch, clear], [dead]).splitlines() == [
+        "**Outbox**: 2 pending, 1 dead",
+        "⏳ #5 patch_plan plan #9, 2 attempt(s) — last error: API unreachable",
+        "⏳ #6 clear_date, 0 attempt(s)",
+        f"💀 #4 put_plan coach_d {TODAY} dead: bug",
+        "`!outbox retry <id>` sends a dead entry again; `!outbox drop <id>` gives up on it.",
+    ]

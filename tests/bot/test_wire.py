@@ -20,7 +20,7 @@ from coach_plans_bot import __main__ as entry
 from coach_plans_bot.config import BotSettings
 from coach_plans_bot.parsing import MAX_CHARTS
 from tests.bot.conftest import StartWireBot
-from tests.conftest import ServiceProcess
+from tests.conftest import ServiceProcess, free_port
 from tests.discord_double import DiscordDouble, Member
 
 pytestmark = pytest.mark.slow
@@ -238,3 +238,17 @@ async def test_slash_commands_are_registered_by_sync_commands(
     assert [option["type"] for option in charts] == [11] * MAX_CHARTS  # attachment options
     assert not any(option.get("required") for option in charts)
     assert not (tmp_path / "outbox.db").exists()  # registering opens no outbox, no API
+
+
+async def test_sync_commands_says_why_it_could_not_register(
+    discord_double: DiscordDouble, tmp_path: Any, internal_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def settings(token: str) -> BotSettings:
+        return BotSettings(
+            discord_bot_token=token, internal_api_token=internal_token, outbox_path=tmp_path / "o.db"
+        )
+
+    assert await entry.sync_commands(settings("a-token-that-was-reset"), guild_id=None) == 2
+    assert await entry.sync_commands(settings(discord_double.token), guild_id=12345) == 1  # not its guild
+    monkeypatch.setattr("discord.http.Route.BASE", f"http://127.0.0.1:{free_port()}/api/v10")
+    assert await entry.sync_commands(settings(discord_double.token), guild_id=None) == 1

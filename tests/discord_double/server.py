@@ -429,6 +429,8 @@ class DiscordDouble:
         return _json(self._message(str(body.get("content") or ""), self.bot_user, self.channel_id, []))
 
     async def _sync(self, call: RestCall, guild: str | None = None) -> web.Response:
+        if guild is not None and int(guild) != self.guild_id:
+            return _json({"message": "Missing Access", "code": 50001}, status=403)
         commands = [
             {**command, "id": str(next(self._ids)), "application_id": str(self.application_id)}
             for command in call.body or []
