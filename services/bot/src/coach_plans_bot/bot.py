@@ -143,6 +143,7 @@ class CoachPlansBot(commands.Bot):
         )
         self.watch = ConnectionWatch(self.reconnect_policy.attempts)
         self._core: BotCore | None = None
+        self._set_up = False
 
     @property
     def core(self) -> BotCore:
@@ -153,6 +154,7 @@ class CoachPlansBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load the cogs; serving: open the HTTP client and the outbox, start delivery and heartbeat."""
+        self._set_up = True
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if not self._serve:
@@ -196,6 +198,8 @@ class CoachPlansBot(commands.Bot):
                 await self.login(token)
                 return
             except UNREACHABLE_ERRORS as exc:
+                if self._set_up:  # Discord answered; our own start-up failed (e.g. the outbox file)
+                    raise
                 await self.http.close()  # the failed login's HTTP session; the next login opens one
                 self.http.connector = discord.utils.MISSING
                 if attempt == policy.attempts:
@@ -213,8 +217,9 @@ class CoachPlansBot(commands.Bot):
                 await self._sleep(delay)
 
     async def on_disconnect(self) -> None:
-        """discord.py lost the gateway (or failed to connect): count it."""
-        self.watch.lost()
+        """discord.py lost the gateway (or failed to connect): count it, unless we are closing."""
+        if not self.is_closed():
+            self.watch.lost()
 
     async def on_ready(self) -> None:
         """Discord accepted a new session."""

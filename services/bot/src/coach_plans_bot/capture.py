@@ -7,12 +7,14 @@ can fix raises `UserInputError` or `PermissionDenied` (their text is the answer)
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 from coach_plans_bot.core import Actor, BotCore
 from coach_plans_bot.outbox import OutboxEntry
-from coach_plans_bot.parsing import Attachment, ChartSelection, PlanRequest, parse_plan_args, select_charts
+from coach_plans_bot.parsing import Attachment, ChartSelection, parse_plan_args, select_charts
 from coach_plans_bot.permissions import Poster
 from coach_plans_bot.replies import write_reply
 
@@ -38,15 +40,40 @@ class PlanCapture:
     reply: str
 
 
-def _prepare(core: BotCore, post: PlanPost) -> tuple[PlanRequest, ChartSelection, Actor]:
+class PlanWrite(TypedDict):
+    """The fields of a plan write, as `BotCore.submit_plan` takes them."""
+
+    coach: str
+    date: dt.date
+    text: str
+    charts: Sequence[Attachment]
+    actor: Actor
+    message_id: int
+    channel: str | None
+    channel_id: int | None
+
+
+def _prepare(core: BotCore, post: PlanPost) -> tuple[PlanWrite, ChartSelection]:
+    """Parse and check a post; the write's fields (as `submit_plan` takes them) and the charts kept."""
     request = parse_plan_args(post.args, roster=core.roster, today=core.today())
     core.policy.require_coach(post.poster, request.coach.coach, request.coach.name)
+    selection = select_charts(post.attachments)
     actor = Actor(
         user_id=post.poster.user_id,
         display_name=post.display_name,
         is_admin=core.policy.is_admin(post.poster),
     )
-    return request, select_charts(post.attachments), actor
+    write = PlanWrite(
+        coach=request.coach.coach,
+        date=request.date,
+        text=request.text,
+        charts=selection.charts,
+        actor=actor,
+        message_id=post.message_id,
+        channel=post.channel,
+        channel_id=post.channel_id,
+    )
+    return write, selection
 
 
 def _answer(entry: OutboxEntry, core: BotCore, selection: ChartSelection, *, verb: str, what: str) -> str:
@@ -56,33 +83,14 @@ def _answer(entry: OutboxEntry, core: BotCore, selection: ChartSelection, *, ver
 
 async def capture_plan(core: BotCore, post: PlanPost) -> PlanCapture:
     """Create or replace the coach's plan of the date: parse, check, outbox -> API."""
-    request, selection, actor = _prepare(core, post)
-    entry = await core.submit_plan(
-        coach=request.coach.coach,
-        date=request.date,
-        text=request.text,
-        charts=selection.charts,
-        actor=actor,
-        message_id=post.message_id,
-        channel=post.channel,
-        channel_id=post.channel_id,
-    )
+    write, selection = _prepare(core, post)
+    entry = await core.submit_plan(**write)
     return PlanCapture(entry=entry, reply=_answer(entry, core, selection, verb="saved", what="plan"))
 
 
 async def capture_edit(core: BotCore, post: PlanPost, *, edited_at: str) -> PlanCapture:
     """The `!plan` message was edited: update the plan it created (or store it, if it never was)."""
-    request, selection, actor = _prepare(core, post)
-    entry = await core.submit_message_edit(
-        coach=request.coach.coach,
-        date=request.date,
-        text=request.text,
-        charts=selection.charts,
-        actor=actor,
-        message_id=post.message_id,
-        edited_at=edited_at,
-        channel=post.channel,
-        channel_id=post.channel_id,
-    )
+    write, selection = _prepare(core, post)
+    entry = await core.submit_message_edit(**write, edited_at=edited_at)
     reply = _answer(entry, core, selection, verb="updated from your edit", what="edit")
     return PlanCapture(entry=entry, reply=reply)
