@@ -18,7 +18,8 @@ import discord.client
 import httpx
 import pytest
 
-from coach_plans_bot.bot import DiscordUnreachable
+from coach_plans_bot.bot import CoachPlansBot, DiscordUnreachable
+from coach_plans_bot.config import BotSettings
 from tests.bot.conftest import StartWireBot
 from tests.conftest import INTERNAL_TOKEN, REPO, ServiceProcess, free_port
 from tests.discord_double import DiscordDouble
@@ -185,3 +186,24 @@ async def test_a_refused_token_or_intent_exits_2_at_once_saying_what_to_fix(
     assert "Traceback" not in output
     assert len(discord_double.identifies) == (0 if fault == "401" else 1)  # no reconnect loop
     assert discord_double.token not in output
+
+
+async def test_a_start_up_failure_of_the_bot_itself_is_not_taken_for_discord_unreachable(
+    discord_double: DiscordDouble, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    settings = BotSettings(
+        discord_bot_token=discord_double.token,
+        internal_api_token=INTERNAL_TOKEN,
+        api_base_url=f"http://127.0.0.1:{free_port()}",
+        outbox_path=blocker / "outbox.db",  # cannot be created
+    )
+    bot = CoachPlansBot(settings)
+
+    with pytest.raises(OSError, match="a-file") as caught:
+        await bot.start(discord_double.token)
+    await bot.close()
+
+    assert not isinstance(caught.value, DiscordUnreachable)
+    assert [call.path for call in discord_double.calls].count("/users/@me") == 1  # not retried
