@@ -77,13 +77,12 @@ class ConnectionWatch:
     def lost(self) -> None:
         """A session ended or a connect failed."""
         self.failures += 1
-        if self.failures > self.attempts:
-            log.error("Discord: %d reconnect attempts in a row failed; giving up", self.attempts)
-            self.gave_up.set()
-        elif self.failures > 1:
+        if self.failures > 1:
             log.warning("Discord: reconnect attempt %d/%d failed", self.failures - 1, self.attempts)
         else:
             log.warning("Discord connection lost; discord.py reconnects (at most %d attempts)", self.attempts)
+        if self.failures > self.attempts:  # start() raises; the entry point says so in one line
+            self.gave_up.set()
 
     def up(self) -> None:
         """Discord accepted a session (READY) or resumed one (RESUMED)."""
