@@ -1,11 +1,15 @@
-"""Bot fixtures: the real API app behind the bot's HTTP client, and a dpytest-driven bot."""
+"""Bot fixtures: the real API behind the bot, a dpytest-driven bot, and a bot on the Discord double."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,8 +20,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from coach_plans_bot.bot import CoachPlansBot
+from coach_plans_bot.bot import CoachPlansBot, DiscordUnreachable
 from coach_plans_bot.config import BotSettings
+from tests.conftest import INTERNAL_TOKEN, REPO, ServiceProcess, free_port
+from tests.discord_double import DiscordDouble
 
 NEW_YORK = ZoneInfo("America/New_York")
 # 23:30 in New York is already the next day in UTC: "today" must follow PLAN_TIMEZONE.
@@ -63,12 +69,17 @@ class SwitchableTransport(httpx.AsyncBaseTransport):
     def __init__(self, app: FastAPI) -> None:
         self._inner = httpx.ASGITransport(app=app)
         self.down = False
+        self.failing: dict[str, int] = {}  # path -> the 5xx the API answers for it (a bug's stand-in)
         self.requests: list[tuple[str, str]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append((request.method, request.url.path))
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
+        if (status := self.failing.get(request.url.path)) is not None:
+            return httpx.Response(
+                status, json={"error": "internal_error", "detail": "a bug (request id r-1)"}
+            )
         return await self._inner.handle_async_request(request)
 
     def writes(self) -> list[tuple[str, str]]:
@@ -170,3 +181,85 @@ def replies() -> Iterator[Callable[[], list[str]]]:
         return sent
 
     return drain
+
+
+@pytest.fixture
+async def discord_double(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordDouble]:
+    """The Discord double on 127.0.0.1, with discord.py (in this process) pointed at it."""
+    double = await DiscordDouble().start()
+    double.point_discord_py(monkeypatch)
+    yield double
+    await double.stop()
+
+
+@dataclass
+class WireBot:
+    """A `CoachPlansBot` connected through the wire to the Discord double, and its API."""
+
+    bot: CoachPlansBot
+    double: DiscordDouble
+    api_url: str
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        await self.bot.close()
+        with contextlib.suppress(asyncio.CancelledError, DiscordUnreachable):
+            await self.task
+
+
+StartWireBot = Callable[..., Awaitable[WireBot]]
+
+
+@pytest.fixture
+async def start_wire_bot(
+    discord_double: DiscordDouble, tmp_path: Path, internal_token: str
+) -> AsyncIterator[StartWireBot]:
+    """Start the real bot object against the double and an API at `api_url`; stopped after the test."""
+    started: list[WireBot] = []
+
+    async def start(api_url: str, **settings: Any) -> WireBot:
+        values: dict[str, Any] = {
+            "discord_bot_token": discord_double.token,
+            "api_base_url": api_url,
+            "internal_api_token": internal_token,
+            "outbox_path": tmp_path / "wire-outbox.db",
+            "admin_role_ids": frozenset({discord_double.admin_role_id}),
+            **settings,
+        }
+        # guild_ready_timeout: discord.py waits this long after the last GUILD_CREATE before READY.
+        bot = CoachPlansBot(BotSettings(**values), guild_ready_timeout=0.05)
+        wire = WireBot(bot, discord_double, api_url, asyncio.create_task(bot.start(discord_double.token)))
+        started.append(wire)
+        sessions = len(discord_double.identifies) + 1
+        await discord_double.wait_ready(sessions=sessions)
+        async with asyncio.timeout(10):
+            await bot.wait_until_ready()
+        return wire
+
+    yield start
+    for wire in started:
+        await wire.stop()
+
+
+@pytest.fixture(scope="module")
+def wire_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One real API process (`coach-plans-api serve`) shared by a module's wire tests.
+
+    Starting one takes seconds; the tests sharing it keep apart by using dates of their own.
+    """
+    folder = tmp_path_factory.mktemp("wire-api")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{folder / 'api.db'}",
+        "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "MOCK_MODE": "false",
+    }
+    env.pop("CONFIG_FILE", None)
+    args = [sys.executable, "-m", "coach_plans_api"]
+    subprocess.run([*args, "migrate"], env=env, check=True, cwd=REPO, capture_output=True)
+    api = ServiceProcess([*args, "serve"], env, folder / "api.log", port=port).start()
+    yield api
+    api.stop()

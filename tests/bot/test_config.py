@@ -35,7 +35,7 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     for name, value in {
         "DISCORD_BOT_TOKEN": "abc.def",
         "API_BASE_URL": "http://api:5000/",
-        "INTERNAL_API_TOKEN": "s3cret",
+        "INTERNAL_API_TOKEN": "s3cret-" + "x" * 32,
         "PLAN_TIMEZONE": "Europe/London",
         "LOG_LEVEL": "debug",
         "LOG_FORMAT": "json",
@@ -55,7 +55,7 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert settings.discord_bot_token is not None
     assert settings.discord_bot_token.get_secret_value() == "abc.def"
     assert settings.api_base_url == "http://api:5000"
-    assert settings.internal_api_token.get_secret_value() == "s3cret"
+    assert settings.internal_api_token.get_secret_value() == "s3cret-" + "x" * 32
     assert settings.timezone.key == "Europe/London"
     assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
     assert settings.outbox_path == tmp_path / "o.db"
@@ -90,9 +90,10 @@ def test_every_bad_setting_is_named_in_one_message(monkeypatch: pytest.MonkeyPat
         "COACH_D_ALLOWED_IDS: 'dan' is not a Discord id",
         "CATCHUP_LIMIT: Input should be greater than or equal to 0",
         "OUTBOX_RETRY_MAX_SECONDS: Input should be greater than 0",
+        "INTERNAL_API_TOKEN: must be at least 32 characters outside mock mode",
     ):
         assert expected in message
-    assert len(caught.value.problems) == 8
+    assert len(caught.value.problems) == 9
 
 
 def test_blank_token_counts_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +131,7 @@ bot:
     )
     monkeypatch.setenv("CONFIG_FILE", str(config))
     monkeypatch.setenv("TOKEN_FROM_VAULT", "yaml-token")
-    monkeypatch.setenv("INTERNAL_SECRET", "yaml-secret")
+    monkeypatch.setenv("INTERNAL_SECRET", "yaml-secret-" + "y" * 32)
     monkeypatch.setenv("LOG_FORMAT", "text")  # the environment wins over the file
 
     settings = load_settings()
@@ -138,7 +139,7 @@ bot:
     assert settings.discord_bot_token is not None
     assert settings.discord_bot_token.get_secret_value() == "yaml-token"
     assert settings.api_base_url == "http://fallback:5000"
-    assert settings.internal_api_token.get_secret_value() == "yaml-secret"
+    assert settings.internal_api_token.get_secret_value() == "yaml-secret-" + "y" * 32
     assert settings.allowed_channel_ids == {1, 2}
     assert settings.admin_role_ids == {3}
     assert settings.coach_allowed_ids == {"coach_d": {4, 5}}
@@ -152,7 +153,7 @@ bot:
     [
         ("discord: [1, 2]", "section 'discord' must be a mapping"),
         ("- just\n- a list", "must contain a mapping of sections"),
-        ("discord: {token: [unclosed", "cannot read"),
+        ("discord: {token: [unclosed", r"is not valid YAML \(line 1, column 27: expected ',' or ']'"),
     ],
 )
 def test_bad_yaml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str, problem: str) -> None:
@@ -205,3 +206,61 @@ def test_several_bad_settings_exit_2_naming_each() -> None:
     assert result.returncode == 2
     assert "PLAN_TIMEZONE: unknown time zone" in result.stderr
     assert "LOG_FORMAT:" in result.stderr
+
+
+SECRET_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gq1w2e.secret-discord-token-value"
+SECRET_INTERNAL = "short-internal-secret"
+
+
+@pytest.mark.parametrize("token", ["", "   ", "x" * 31])
+def test_a_short_internal_token_outside_mock_mode_exits_2_naming_it(token: str) -> None:
+    result = run_bot({"MOCK_MODE": "false", "DISCORD_BOT_TOKEN": "t", "INTERNAL_API_TOKEN": token})
+
+    assert result.returncode == 2
+    assert "INTERNAL_API_TOKEN: must be at least 32 characters outside mock mode" in result.stderr
+
+
+def test_mock_mode_accepts_any_internal_token() -> None:
+    assert load_settings(mock_mode=True, internal_api_token="x").mock_mode
+
+
+def test_a_yaml_syntax_error_names_the_place_but_never_echoes_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "bot.yaml"
+    config.write_text(f"discord:\n  token: [{SECRET_TOKEN}\napi: {{base_url: x}}\n", encoding="utf-8")
+
+    result = run_bot({"CONFIG_FILE": str(config), "MOCK_MODE": "true"})
+
+    assert result.returncode == 2
+    assert "CONFIG_FILE:" in result.stderr
+    assert "is not valid YAML (line " in result.stderr
+    assert SECRET_TOKEN not in result.stderr
+    assert "secret-discord-token" not in result.stderr
+
+
+def test_settings_errors_never_print_a_secret(tmp_path: Path) -> None:
+    config = tmp_path / "bot.yaml"
+    # A token of the wrong type, an internal token too short, a URL with a password that is not http.
+    config.write_text(
+        f"discord: {{token: [{SECRET_TOKEN}]}}\napi: {{internal_token: {SECRET_INTERNAL}}}\n",
+        encoding="utf-8",
+    )
+
+    result = run_bot(
+        {
+            "CONFIG_FILE": str(config),
+            "MOCK_MODE": "false",
+            "API_BASE_URL": "ftp://bot:hunter2-password@api.internal:5000",
+            "PLAN_TIMEZONE": "Nowhere/Town",
+        }
+    )
+
+    assert result.returncode == 2
+    for setting in ("DISCORD_BOT_TOKEN:", "INTERNAL_API_TOKEN:", "API_BASE_URL:", "PLAN_TIMEZONE:"):
+        assert setting in result.stderr
+    for secret in (SECRET_TOKEN, SECRET_INTERNAL, "hunter2-password"):
+        assert secret not in result.stderr + result.stdout
+
+
+def test_a_short_internal_token_is_a_settings_error() -> None:
+    with pytest.raises(ConfigError, match="INTERNAL_API_TOKEN: must be at least 32 characters"):
+        load_settings(discord_bot_token="t", internal_api_token="short")

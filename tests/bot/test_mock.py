@@ -1,4 +1,4 @@
-"""Mock mode (SPEC 4.4): simulated posts through the same outbox and internal HTTP path."""
+"""Mock mode: simulated posts through the same outbox and internal HTTP path."""
 
 from __future__ import annotations
 
@@ -78,9 +78,12 @@ async def test_start_posts_one_realistic_plan_per_coach_for_today(
     async def heartbeat_seen() -> bool:
         return ("POST", "/internal/bot/heartbeat") in api_transport.requests
 
+    async def bot_connected() -> bool:  # the heartbeat is seen when sent, stored a moment later
+        connected: bool = (await api_reader.get("/health")).json()["bot_connected"]
+        return connected
+
     await eventually(heartbeat_seen)
-    health = (await api_reader.get("/health")).json()
-    assert health["bot_connected"] is True
+    await eventually(bot_connected)
 
 
 async def test_a_restarted_mock_bot_stores_nothing_twice(

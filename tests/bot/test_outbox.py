@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import discord.ext.test as dpytest
 import httpx
 import pytest
+from discord.ext import commands
+from discord.ext.test import backend
 
 from coach_plans_bot.api import PlansApi
 from coach_plans_bot.backoff import Backoff
 from coach_plans_bot.bot import CoachPlansBot
 from coach_plans_bot.config import BotSettings
-from coach_plans_bot.outbox import Operation, Outbox, OutboxStore, Status
+from coach_plans_bot.outbox import Operation, Outbox, OutboxEntry, OutboxStore, Status
+from coach_plans_bot.parsing import Roster
+from coach_plans_bot.replies import outbox_report, settled_notice
 from tests.bot.conftest import TODAY, MakeBot, Sleeps, SwitchableTransport, eventually
 
 
@@ -107,7 +112,7 @@ class ScriptedApi:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]  # the last one repeats
         if isinstance(answer, Exception):
             raise answer
         status, body = answer
@@ -115,6 +120,7 @@ class ScriptedApi:
 
 
 PLAN = {"id": 7, "coach": "coach_d", "date": TODAY, "plan": "text", "charts": []}
+PAYLOAD = {"coach": "coach_d", "date": TODAY, "body": {}}
 
 
 @pytest.fixture
@@ -224,6 +230,8 @@ async def test_a_repeated_key_is_not_sent_twice(store: OutboxStore) -> None:
     [
         ((503, {"error": "storage_unavailable", "detail": "db down"}), True),
         ((500, {"error": "internal", "detail": "bug"}), True),
+        ((502, {"error": "bad_gateway", "detail": "proxy"}), True),
+        ((408, {"error": "timeout", "detail": "slow"}), True),
         ((429, {"error": "rate_limited", "detail": "slow down"}), True),
         ((401, {"error": "unauthorized", "detail": "bad token"}), True),
         (httpx.ReadTimeout("slow"), True),
@@ -345,3 +353,214 @@ async def test_delivery_follows_sleeps_of_the_injected_clock(
     await eventually(heartbeat_sent)
     assert ("POST", "/internal/bot/heartbeat") in api_transport.requests
     assert bot.core.settings.heartbeat_seconds == 30.0
+
+
+# --- per-lane order, bounded attempts, dead letters ----------------------------------------------
+async def test_a_write_the_api_keeps_failing_holds_back_no_other_coach_or_date(
+    bot: CoachPlansBot, api_transport: SwitchableTransport, api_reader: httpx.AsyncClient
+) -> None:
+    api_transport.failing[f"/internal/plans/coach_d/{TODAY}"] = 500
+    await dpytest.message("!plan d: the API fails on this one")
+    await dpytest.message("!plan i: Coach I, same day", member=1)
+    await dpytest.message("!plan d 2026-11-26: Coach D, next day")
+    replies = [dpytest.get_message().content for _ in range(3)]
+
+    assert replies[0].startswith("⏳ The plan service is unreachable right now.")
+    assert all(reply.startswith("✅ Plan #") for reply in replies[1:])
+    stored = sorted((plan["coach"], plan["date"]) for plan in await live_plans(api_reader))
+    assert stored == [("coach_d", "2026-11-26"), ("coach_i", TODAY)]
+    [waiting] = bot.core.outbox.store.pending()
+    assert (waiting.attempts, waiting.error_status) == (1, 500)
+
+
+async def test_a_failing_writes_attempts_are_spaced_by_the_backoff_then_it_is_dead(
+    store: OutboxStore,
+) -> None:
+    now = [1000.0]
+    attempts_at: list[float] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/internal/plans/coach_d/"):
+            attempts_at.append(now[0])
+            return httpx.Response(500, json={"error": "internal_error", "detail": "a bug"})
+        return httpx.Response(201, json=PLAN)
+
+    outbox = outbox_for(
+        store, ScriptedApi(), backoff=Backoff(base=1, factor=2, maximum=60), clock=lambda: now[0]
+    )
+    outbox._api._client._transport = httpx.MockTransport(api)  # type: ignore[attr-defined]
+    failing = await outbox.submit(
+        key="1",
+        operation=Operation.PUT_PLAN,
+        payload={"coach": "coach_d", "date": TODAY, "body": {}},
+        lanes=("plan:coach_d:" + TODAY,),
+    )
+    # Other writes arrive meanwhile: each delivery pass must leave the failing write to its backoff.
+    for n in range(2, 40):
+        now[0] += 0.5
+        await outbox.submit(
+            key=str(n),
+            operation=Operation.PUT_PLAN,
+            payload={"coach": "coach_i", "date": TODAY, "body": {}},
+            lanes=(f"plan:coach_i:{n}",),
+        )
+        await outbox.flush()
+
+    assert attempts_at == [1000.0, 1001.0, 1003.0, 1007.0, 1015.0]  # 1, 2, 4, 8 s apart
+    dead = store.get(failing.id)
+    assert (dead.status, dead.attempts, dead.error_status) == (Status.DEAD, 5, 500)
+    assert "a bug" in (dead.last_error or "")
+    assert store.counts()[Status.DELIVERED] == 38
+
+
+async def test_a_later_write_of_the_same_coach_and_date_waits_for_the_failing_one(store: OutboxStore) -> None:
+    now = [0.0]
+    script = ScriptedApi((500, {"error": "internal_error", "detail": "bug"}))
+    outbox = outbox_for(store, script, max_attempts=2, clock=lambda: now[0])
+    lane = ("plan:coach_d:" + TODAY,)
+    first = await outbox.submit(key="1", operation=Operation.PUT_PLAN, payload=PAYLOAD, lanes=lane)
+    script.answers = [(201, PLAN)]
+    second = await outbox.submit(key="2", operation=Operation.PUT_PLAN, payload=PAYLOAD, lanes=lane)
+    assert (first.status, second.status) == (Status.PENDING, Status.PENDING)  # order in the lane
+    assert len(script.seen) == 1
+
+    script.answers = [(500, {"error": "internal_error", "detail": "bug"}), (201, PLAN)]
+    now[0] += 10
+    await outbox.flush()
+
+    assert store.get(first.id).status is Status.DEAD  # no longer holds its lane back
+    assert store.get(second.id).status is Status.DELIVERED
+
+
+async def test_an_admin_retries_or_drops_dead_entries(store: OutboxStore) -> None:
+    script = ScriptedApi((500, {"error": "internal_error", "detail": "bug"}))
+    outbox = outbox_for(store, script, max_attempts=1)
+    one = await outbox.submit(key="1", operation=Operation.PUT_PLAN, payload=PAYLOAD)
+    two = await outbox.submit(key="2", operation=Operation.PUT_PLAN, payload=PAYLOAD)
+    assert [store.get(e.id).status for e in (one, two)] == [Status.DEAD, Status.DEAD]
+    assert store.counts()[Status.DEAD] == 2
+
+    script.answers = [(201, PLAN)]
+    retried = await outbox.retry(one.id)
+    assert retried is not None
+    assert retried.status is Status.DELIVERED
+    assert await outbox.drop(two.id)
+    assert store.get(two.id).status is Status.DROPPED
+    assert await outbox.retry(two.id) is None  # only dead or rejected entries
+    assert not await outbox.drop(one.id)
+    assert store.counts()[Status.DEAD] == 0
+
+
+def test_an_outbox_file_from_before_lanes_keeps_its_global_order(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,"
+            " operation TEXT NOT NULL, payload TEXT NOT NULL, channel_id INTEGER,"
+            " status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+            " next_attempt_at REAL NOT NULL DEFAULT 0, last_error TEXT, error_status INTEGER,"
+            " result TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+            "INSERT INTO outbox (key, operation, payload, created_at, updated_at)"
+            " VALUES ('1', 'put_plan', '{}', 0, 0);"
+        )
+    db.close()
+
+    store = OutboxStore(path)
+    [entry] = store.pending()
+    assert entry.lanes == {"*"}
+    store.close()
+
+
+async def test_outbox_command_lists_retries_and_drops_dead_entries(
+    make_bot: MakeBot,
+    bot_settings: BotSettings,
+    api_transport: SwitchableTransport,
+    api_reader: httpx.AsyncClient,
+) -> None:
+    settings = bot_settings.model_copy(update={"outbox_max_attempts": 1, "admin_role_ids": frozenset({77})})
+    bot = await make_bot(settings)
+    admin = dpytest.get_config().members[2]
+    await dpytest.add_role(admin, backend.make_role("Admins", admin.guild, id_num=77))
+    api_transport.failing[f"/internal/plans/coach_d/{TODAY}"] = 500
+    await dpytest.message("!plan d: the API fails on this one")
+    await dpytest.message("!plan s: Coach S, stored", member=1)
+    api_transport.failing[f"/internal/plans/coach_s/{TODAY}"] = 500
+    await dpytest.message("!plan s: Coach S, replaced? no: the API fails on it", member=1)
+    replies = [dpytest.get_message().content for _ in range(3)]
+    assert replies[0].startswith(
+        "❌ Your plan could not be delivered: the plan service failed on it 1 time ("
+    )
+    assert "an admin can `!outbox retry 1`" in replies[0]
+
+    with pytest.raises(commands.CheckFailure):  # dpytest re-raises what the bot answered
+        await dpytest.message("!outbox", member=0)
+    assert dpytest.get_message().content == "❌ Only admins can use `!outbox`."
+    await dpytest.message("!outbox", member=2)
+    listing = dpytest.get_message().content
+    assert listing.startswith("**Outbox**: 0 pending, 2 dead")
+    assert f"💀 #1 put_plan coach_d {TODAY} dead: API answered 500 internal_error: a bug" in listing
+
+    assert bot.core.outbox.store.counts()[Status.DEAD] == 2
+    assert await bot.core.send_heartbeat(connected=True)
+    metrics = (await api_reader.get("/metrics")).text
+    assert 'coach_plans_bot_outbox_entries{bot_id="main",state="dead"} 2.0' in metrics
+
+    api_transport.failing.clear()
+    await dpytest.message("!outbox retry 1", member=2)
+    assert dpytest.get_message().content.startswith("✅ Plan #")
+    await dpytest.message("!outbox drop 3", member=2)
+    assert dpytest.get_message().content == "🗑️ Outbox #3 dropped: it will not be sent."
+    with pytest.raises(commands.CommandInvokeError):
+        await dpytest.message("!outbox drop 3", member=2)
+    assert dpytest.get_message().content == "❌ Outbox #3 is not a dead entry."
+    stored = sorted((plan["coach"], plan["plan"]) for plan in await live_plans(api_reader))
+    assert stored == [("coach_d", "the API fails on this one"), ("coach_s", "Coach S, stored")]
+
+
+def test_outbox_answers_for_dead_and_pending_entries() -> None:
+    base = {
+        "key": "1",
+        "channel_id": None,
+        "next_attempt_at": 0,
+        "error_status": 500,
+        "result": None,
+    }
+    dead = OutboxEntry(
+        id=4,
+        operation=Operation.PUT_PLAN,
+        payload=PAYLOAD,
+        status=Status.DEAD,
+        attempts=5,
+        last_error="bug",
+        **base,
+    )
+    patch = OutboxEntry(
+        id=5,
+        operation=Operation.PATCH_PLAN,
+        payload={"plan_id": 9},
+        status=Status.PENDING,
+        attempts=2,
+        last_error="API unreachable",
+        **base,
+    )
+    clear = OutboxEntry(
+        id=6,
+        operation=Operation.CLEAR_DATE,
+        payload={},
+        status=Status.PENDING,
+        attempts=0,
+        last_error=None,
+        **base,
+    )
+
+    assert settled_notice(dead, Roster()) == (
+        "❌ The queued write (outbox #4) could not be delivered: the plan service failed on it 5 times (bug)."
+        " It is kept as outbox #4; an admin can `!outbox retry 4`."
+    )
+    assert outbox_report([patch, clear], [dead]).splitlines() == [
+        "**Outbox**: 2 pending, 1 dead",
+        "⏳ #5 patch_plan plan #9, 2 attempt(s) — last error: API unreachable",
+        "⏳ #6 clear_date, 0 attempt(s)",
+        f"💀 #4 put_plan coach_d {TODAY} dead: bug",
+        "`!outbox retry <id>` sends a dead entry again; `!outbox drop <id>` gives up on it.",
+    ]

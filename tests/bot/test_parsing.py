@@ -158,3 +158,23 @@ def test_paginate_keeps_blocks_whole_when_they_fit() -> None:
 def test_preview_is_one_line_and_cut() -> None:
     assert preview("a\n  b") == "a b"
     assert preview("word " * 100, limit=20) == "word word word word…"
+
+
+def test_attachments_the_api_cannot_store_are_skipped_with_the_reason() -> None:
+    ok = Attachment(
+        url="https://cdn.discordapp.com/a/chart.png", filename="chart.png", content_type="image/png"
+    )
+    long_link = Attachment(url="https://cdn.discordapp.com/" + "x" * 2048 + ".png", filename="long.png")
+    not_http = Attachment(url="ftp://cdn.discordapp.com/a/c.png", filename="c.png")
+    long_name = Attachment(url="https://cdn.discordapp.com/a/n.png", filename="n" * 252 + ".png")
+    jpg = Attachment(url="https://cdn.discordapp.com/a/j.jpg", filename="j.jpg", content_type="image/JPG")
+
+    selection = select_charts([ok, long_link, not_http, long_name, jpg])
+
+    assert [chart.filename for chart in selection.charts] == ["chart.png", "j.jpg"]
+    assert selection.charts[1].content_type == "image/jpeg"
+    assert selection.warnings == (
+        "Skipped `long.png`: its link is not one the plan service can store.",
+        "Skipped `c.png`: its link is not one the plan service can store.",
+        f"Skipped `{long_name.filename}`: its file name is not one the plan service can store.",
+    )

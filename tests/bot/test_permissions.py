@@ -1,4 +1,4 @@
-"""Permission rules (SPEC 4.2) as plain functions."""
+"""Permission rules (docs/bot.md, Permissions) as plain functions."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ def test_empty_lists_mean_open() -> None:
 
     assert policy.channel_allowed(123)
     assert policy.may_post_for(IVY, "coach_d")
-    policy.require_channel(5)
     policy.require_coach(IVY, "coach_d", "Coach D")
 
 
@@ -27,8 +26,6 @@ def test_empty_admin_list_does_not_make_everyone_admin() -> None:
 
     assert not policy.is_admin(DAN)
     assert policy.is_admin(GUILD_ADMIN)
-    with pytest.raises(PermissionDenied, match=r"Only admins can use `!clear`\."):
-        policy.require_admin(DAN, "clear")
 
 
 def test_allowed_channels() -> None:
@@ -36,8 +33,6 @@ def test_allowed_channels() -> None:
 
     assert policy.channel_allowed(7)
     assert not policy.channel_allowed(8)
-    with pytest.raises(PermissionDenied, match="not allowed"):
-        policy.require_channel(8)
 
 
 def test_coach_posters_by_user_or_role_and_admins() -> None:
@@ -54,7 +49,7 @@ def test_coach_posters_by_user_or_role_and_admins() -> None:
     assert policy.may_post_for(DAN, "coach_s")  # no list: open
     with pytest.raises(PermissionDenied, match="not allowed to post plans for Coach I"):
         policy.require_coach(DAN, "coach_i", "Coach I")
-    policy.require_admin(BOSS, "clear")
+    assert policy.is_admin(BOSS)
 
 
 def test_ownership_is_by_user_id_not_name() -> None:

@@ -1,174 +1,49 @@
-"""Reconnect policy (5 attempts, growing delays, then a non-zero exit) and exit codes."""
+"""Counting failed connects from discord.py's events, and the entry point's exit codes.
+
+The behaviour on the wire (a real discord.py client against the Discord double) is in
+tests/bot/test_wire_faults.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import discord
 import pytest
-from discord.gateway import ReconnectWebSocket
 
 from coach_plans_bot import __main__ as entry
-from coach_plans_bot import bot as bot_module
-from coach_plans_bot.backoff import Backoff
-from coach_plans_bot.bot import (
-    CoachPlansBot,
-    ReconnectExhausted,
-    ReconnectPolicy,
-    run_with_reconnect,
-)
+from coach_plans_bot.bot import ConnectionWatch, DiscordUnreachable
 from coach_plans_bot.config import BotSettings
+from tests.conftest import INTERNAL_TOKEN
 
 
-class RecordedSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-
-
-async def test_five_attempts_with_growing_delays_then_give_up() -> None:
-    sleep = RecordedSleep()
-    calls = 0
-
-    async def session(connected: Callable[[], None]) -> None:
-        nonlocal calls
-        calls += 1
-        raise OSError("network unreachable")
-
-    with pytest.raises(ReconnectExhausted, match="5 reconnect attempts failed"):
-        await run_with_reconnect(session, policy=ReconnectPolicy(), sleep=sleep, is_closed=lambda: False)
-
-    assert calls == 6  # the lost session + 5 reconnect attempts
-    assert sleep.delays == [2.0, 4.0, 8.0, 16.0, 32.0]
+def test_failed_connects_in_a_row_give_up_after_the_attempts() -> None:
+    watch = ConnectionWatch(attempts=5)
+    for _ in range(5):  # the lost session, then 4 failed reconnects
+        watch.lost()
+    assert not watch.gave_up.is_set()
+    watch.lost()
+    assert watch.gave_up.is_set()
 
 
-async def test_a_successful_reconnect_resets_the_count() -> None:
-    sleep = RecordedSleep()
-    script = ["fail", "fail", "connect-then-fail", "fail", "fail", "fail", "fail", "fail"]
-
-    async def session(connected: Callable[[], None]) -> None:
-        step = script.pop(0)
-        if step == "connect-then-fail":
-            connected()
-        raise discord.GatewayNotFound
-
-    with pytest.raises(ReconnectExhausted):
-        await run_with_reconnect(
-            session,
-            policy=ReconnectPolicy(attempts=5, backoff=Backoff(base=1, maximum=10)),
-            sleep=sleep,
-            is_closed=lambda: False,
-        )
-
-    assert sleep.delays == [1, 2, 1, 2, 4, 8, 10]
-    assert script == []
-
-
-async def test_a_closed_client_stops_without_error() -> None:
-    closed = False
-    sleep = RecordedSleep()
-
-    async def session(connected: Callable[[], None]) -> None:
-        nonlocal closed
-        closed = True
-        raise OSError("socket closed by close()")
-
-    await run_with_reconnect(session, policy=ReconnectPolicy(), sleep=sleep, is_closed=lambda: closed)
-    assert sleep.delays == []
-
-
-async def test_non_network_errors_are_not_retried() -> None:
-    async def session(connected: Callable[[], None]) -> None:
-        raise discord.LoginFailure("bad token")
-
-    with pytest.raises(discord.LoginFailure):
-        await run_with_reconnect(
-            session, policy=ReconnectPolicy(), sleep=RecordedSleep(), is_closed=lambda: False
-        )
-
-
-class FakeGateway:
-    sequence = 42
-    gateway = "wss://gateway.example"
-    session_id = "session"
-    open = False
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-    async def poll_event(self) -> None:
-        raise self.error
+def test_ready_or_resumed_clears_the_count_but_a_bare_connect_does_not() -> None:
+    watch = ConnectionWatch(attempts=2)
+    watch.lost()
+    watch.lost()
+    watch.up()  # READY / RESUMED
+    watch.lost()
+    watch.lost()
+    assert not watch.gave_up.is_set()
+    watch.lost()
+    assert watch.gave_up.is_set()
 
 
 @pytest.fixture
 def settings(tmp_path: Any) -> BotSettings:
-    return BotSettings(discord_bot_token="t", outbox_path=tmp_path / "o.db")
-
-
-async def test_bot_connect_uses_the_policy_and_its_injected_sleep(
-    settings: BotSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sleep = RecordedSleep()
-    opened: list[dict[str, Any]] = []
-    errors: list[BaseException] = [
-        ReconnectWebSocket(shard_id=None, resume=True),  # a hand-over: not a failure
-        OSError("lost"),
-    ]
-
-    async def from_client(client: Any, **params: Any) -> FakeGateway:
-        opened.append(dict(params))
-        if len(opened) > 2:
-            raise OSError("still down")
-        return FakeGateway(errors.pop(0))
-
-    monkeypatch.setattr(bot_module.DiscordWebSocket, "from_client", from_client)
-    bot = CoachPlansBot(settings, sleep=sleep)
-    await bot._async_setup_hook()
-
-    with pytest.raises(ReconnectExhausted):
-        await bot.connect()
-
-    assert sleep.delays == [2.0, 4.0, 8.0, 16.0, 32.0]
-    assert len(opened) == 7
-    assert opened[0]["initial"] is True
-    assert opened[1]["resume"] is True
-    assert opened[1]["gateway"] == "wss://gateway.example"
-    assert opened[2]["session"] == "session"
-    await bot.close()
-
-
-async def test_bot_connect_without_reconnect_fails_at_once(
-    settings: BotSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async def from_client(client: Any, **params: Any) -> FakeGateway:
-        raise OSError("down")
-
-    monkeypatch.setattr(bot_module.DiscordWebSocket, "from_client", from_client)
-    bot = CoachPlansBot(settings, sleep=RecordedSleep())
-    await bot._async_setup_hook()
-
-    with pytest.raises(ReconnectExhausted):
-        await bot.connect(reconnect=False)
-    await bot.close()
-
-
-async def test_missing_privileged_intent_is_not_retried(
-    settings: BotSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async def from_client(client: Any, **params: Any) -> FakeGateway:
-        return FakeGateway(discord.ConnectionClosed(_Socket(4014), shard_id=None, code=4014))
-
-    monkeypatch.setattr(bot_module.DiscordWebSocket, "from_client", from_client)
-    bot = CoachPlansBot(settings, sleep=RecordedSleep())
-    await bot._async_setup_hook()
-
-    with pytest.raises(discord.PrivilegedIntentsRequired):
-        await bot.connect()
-    await bot.close()
+    return BotSettings(
+        discord_bot_token="t", internal_api_token=INTERNAL_TOKEN, outbox_path=tmp_path / "o.db"
+    )
 
 
 class _Socket:
@@ -205,9 +80,11 @@ class FakeBot:
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        (ReconnectExhausted("gone"), 1),
+        (DiscordUnreachable("gone"), 1),
         (discord.LoginFailure("bad token"), 2),
         (discord.PrivilegedIntentsRequired(None), 2),
+        (discord.ConnectionClosed(_Socket(4004), shard_id=None, code=4004), 2),
+        (discord.ConnectionClosed(_Socket(4010), shard_id=None, code=4010), 1),
         (None, 0),
     ],
 )

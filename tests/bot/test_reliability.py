@@ -1,4 +1,4 @@
-"""Never lose a plan (SPEC 4.3), under load and under SIGKILL: no loss, no duplicate."""
+"""Never lose a plan, under load and under SIGKILL: no loss, no duplicate."""
 
 from __future__ import annotations
 

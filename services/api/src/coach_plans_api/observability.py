@@ -140,6 +140,12 @@ class Metrics:
         self._cache = Counter(
             "coach_plans_cache_total", "read cache lookups", ["result"], registry=self.registry
         )
+        self._bot_outbox = Gauge(
+            "coach_plans_bot_outbox_entries",
+            "the bot's outbox entries by state, as its last heartbeat reported them",
+            ["bot_id", "state"],
+            registry=self.registry,
+        )
         plans = Gauge("coach_plans_plans_stored", "live plans stored", registry=self.registry)
         plans.set_function(plans_count)
         self._lock = threading.Lock()
@@ -170,6 +176,12 @@ class Metrics:
                 self.hits += 1
             else:
                 self.misses += 1
+
+    def bot_outbox(self, *, bot_id: str, pending: int | None, dead: int | None) -> None:
+        """Record the outbox counts a bot heartbeat carried (older bots send none)."""
+        for state, count in (("pending", pending), ("dead", dead)):
+            if count is not None:
+                self._bot_outbox.labels(bot_id, state).set(count)
 
     def prometheus(self) -> bytes:
         return generate_latest(self.registry)

@@ -132,6 +132,12 @@ class HeartbeatIn(Strict):
     bot_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "main"
     connected: bool = True
     mock_mode: bool = False
+    outbox_pending: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
+        default=None, description="writes in the bot's outbox waiting for delivery"
+    )
+    outbox_dead: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
+        default=None, description="writes the API kept failing on, waiting for an admin (`!outbox`)"
+    )
 
 
 # --- responses ------------------------------------------------------------------------------
@@ -221,6 +227,16 @@ class ClearOut(BaseModel):
     date: dt.date
     deleted: int
     plan_ids: list[int]
+
+
+class LimitsOut(BaseModel):
+    """What a write may hold: the bot checks its own copy against these."""
+
+    max_plan_chars: int = Field(examples=[MAX_PLAN_CHARS])
+    max_charts: int = Field(examples=[MAX_CHARTS])
+    chart_content_types: list[str] = Field(examples=[sorted(IMAGE_TYPES)])
+    chart_extensions: list[str] = Field(examples=[sorted(IMAGE_EXTENSIONS)])
+    max_body_bytes: int = Field(examples=[65536])
 
 
 class HeartbeatOut(BaseModel):

@@ -1,10 +1,13 @@
 """Entry point: settings -> logging -> run (Discord or mock), with signals and exit codes.
 
-Exit codes: 0 clean shutdown, 1 Discord connection lost for good, 2 invalid configuration.
+`coach-plans-bot` runs the bot; `coach-plans-bot sync-commands [--guild ID]` registers the slash
+commands with Discord and exits. Exit codes: 0 done or clean shutdown, 1 Discord unreachable or
+lost for good, 2 invalid configuration (also a token or intents Discord refuses).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -13,9 +16,10 @@ import logging.handlers
 import signal
 import sys
 
+import aiohttp
 import discord
 
-from coach_plans_bot.bot import CoachPlansBot, ReconnectExhausted
+from coach_plans_bot.bot import CoachPlansBot, DiscordUnreachable
 from coach_plans_bot.config import BotSettings, ConfigError, load_settings
 from coach_plans_bot.mock import MockDiscordBot
 
@@ -80,8 +84,18 @@ async def run_mock(settings: BotSettings, stop: asyncio.Event) -> int:
     return EXIT_OK
 
 
+BAD_TOKEN_MESSAGE = (
+    "Discord rejected DISCORD_BOT_TOKEN ({how}): set the bot's current token "  # noqa: S105 - a message
+    "(Discord developer portal → your application → Bot → Reset Token)"
+)
+INTENTS_REFUSED = (
+    "Discord refused the gateway with close code 4014 (disallowed intents): enable the "
+    "Message Content intent (developer portal → your application → Bot → Privileged Gateway Intents)"
+)
+
+
 async def run_discord(settings: BotSettings, stop: asyncio.Event, bot: CoachPlansBot) -> int:
-    """Connect to Discord until stopped; map failures to exit codes."""
+    """Connect to Discord until stopped; map failures to exit codes and one clear line each."""
     assert settings.discord_bot_token is not None
     runner = asyncio.create_task(bot.start(settings.discord_bot_token.get_secret_value()))
     stopper = asyncio.create_task(stop.wait())
@@ -90,24 +104,59 @@ async def run_discord(settings: BotSettings, stop: asyncio.Event, bot: CoachPlan
         if stopper in done:
             log.info("shutting down")
             await bot.close()
-            with contextlib.suppress(Exception):
+            runner.cancel()
+            with contextlib.suppress(BaseException):
                 await runner
             return EXIT_OK
         runner.result()
         return EXIT_OK
-    except ReconnectExhausted as exc:
+    except DiscordUnreachable as exc:
         log.error("%s; exiting so the process manager restarts the bot", exc)
         return EXIT_DISCONNECTED
     except discord.LoginFailure:
-        log.error("Discord rejected DISCORD_BOT_TOKEN: check the token")
+        log.error(BAD_TOKEN_MESSAGE.format(how="401 Unauthorized"))
         return EXIT_CONFIG
     except discord.PrivilegedIntentsRequired:
-        log.error("enable the Message Content intent for the bot in the Discord developer portal")
+        log.error(INTENTS_REFUSED)
         return EXIT_CONFIG
+    except discord.ConnectionClosed as exc:
+        if exc.code == 4004:
+            log.error(BAD_TOKEN_MESSAGE.format(how="gateway close code 4004, authentication failed"))
+            return EXIT_CONFIG
+        log.error("Discord closed the gateway with code %s (%s); not retrying", exc.code, exc.reason or "-")
+        return EXIT_DISCONNECTED
     finally:
         stopper.cancel()
         if not bot.is_closed():
             await bot.close()
+
+
+async def sync_commands(settings: BotSettings, *, guild_id: int | None) -> int:
+    """Register the slash commands: in one guild (at once), or globally (Discord may take an hour)."""
+    assert settings.discord_bot_token is not None
+    bot = CoachPlansBot(settings, serve=False)
+    try:
+        async with bot:
+            await bot.login(settings.discord_bot_token.get_secret_value())
+            if guild_id is None:
+                synced = await bot.tree.sync()
+                where = "globally (Discord may take up to an hour to show them everywhere)"
+            else:
+                guild = discord.Object(id=guild_id)
+                bot.tree.copy_global_to(guild=guild)
+                synced = await bot.tree.sync(guild=guild)
+                where = f"in guild {guild_id}"
+    except discord.LoginFailure:
+        log.error(BAD_TOKEN_MESSAGE.format(how="401 Unauthorized"))
+        return EXIT_CONFIG
+    except discord.HTTPException as exc:
+        log.error("Discord refused the command sync: %s %s", exc.status, exc.text or "")
+        return EXIT_DISCONNECTED
+    except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+        log.error("Discord unreachable: %s", " ".join(str(exc).split()) or type(exc).__name__)
+        return EXIT_DISCONNECTED
+    log.info("registered %d slash commands %s: %s", len(synced), where, ", ".join(c.name for c in synced))
+    return EXIT_OK
 
 
 async def serve(settings: BotSettings) -> int:
@@ -119,14 +168,33 @@ async def serve(settings: BotSettings) -> int:
     return await run_discord(settings, stop, CoachPlansBot(settings))
 
 
-def run() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """`coach-plans-bot [sync-commands [--guild ID]]`."""
+    parser = argparse.ArgumentParser(prog="coach-plans-bot", description="The Coach Plans Discord bot.")
+    subcommands = parser.add_subparsers(dest="command")
+    sync = subcommands.add_parser(
+        "sync-commands", help="register the slash commands with Discord (needs DISCORD_BOT_TOKEN) and exit"
+    )
+    sync.add_argument(
+        "--guild", type=int, default=None, help="register in this guild only (at once); default: globally"
+    )
+    return parser.parse_args(argv)
+
+
+def run(argv: list[str] | None = None) -> int:
     """Read the settings (exit 2 if invalid), set up logging, run; return the exit code."""
+    args = parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings)
+    if args.command == "sync-commands":
+        if settings.discord_bot_token is None:
+            print("sync-commands needs DISCORD_BOT_TOKEN", file=sys.stderr)
+            return EXIT_CONFIG
+        return asyncio.run(sync_commands(settings, guild_id=args.guild))
     return asyncio.run(serve(settings))
 
 

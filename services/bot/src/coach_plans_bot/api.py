@@ -19,7 +19,18 @@ class ApiError(Exception):
 
 
 class ApiUnavailable(ApiError):
-    """The API cannot take the request now (down, timeout, 5xx, 429, bad service token): retry."""
+    """The API cannot take any request now (unreachable, timeout, 502/503/504, 408, 429, 401).
+
+    Says nothing about the request itself: retry it, however long the outage lasts.
+    """
+
+
+class ApiFailed(ApiError):
+    """The API took the request and failed on it (500 and other 5xx): retry a bounded number of times."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        super().__init__(detail)
 
 
 class ApiRejected(ApiError):
@@ -83,6 +94,11 @@ class ClearResult(BaseModel):
     plan_ids: list[int] = []
 
 
+# Answers that describe the API's state, not the request: an expired or rotated service token
+# (401) is fixed by the operator, after which the same write goes through.
+OUTAGE_STATUSES = frozenset({401, 408, 429, 502, 503, 504})
+
+
 def _error_for(response: httpx.Response) -> ApiError:
     status = response.status_code
     code, detail = "http_error", response.reason_phrase or f"HTTP {status}"
@@ -102,8 +118,10 @@ def _error_for(response: httpx.Response) -> ApiError:
                 )
                 + ")"
             )
-    if status == 401 or status == 429 or status >= 500:
+    if status in OUTAGE_STATUSES:
         return ApiUnavailable(f"API answered {status} {code}: {detail}")
+    if status >= 500:
+        return ApiFailed(status, f"API answered {status} {code}: {detail}")
     if status == 404:
         return ApiNotFound(status, code, detail)
     if status == 403:
@@ -171,13 +189,21 @@ class PlansApi:
         """Delete every plan of a date (admin)."""
         return _object(await self._request("POST", "/internal/plans/clear", internal=True, json=body))
 
-    async def heartbeat(self, *, bot_id: str, connected: bool, mock_mode: bool) -> None:
-        """Tell the API the bot is alive, so `/health` reports `bot_connected`."""
+    async def heartbeat(
+        self, *, bot_id: str, connected: bool, mock_mode: bool, outbox_pending: int, outbox_dead: int
+    ) -> None:
+        """Tell the API the bot is alive (`/health`: `bot_connected`) and how its outbox is doing."""
         await self._request(
             "POST",
             "/internal/bot/heartbeat",
             internal=True,
-            json={"bot_id": bot_id, "connected": connected, "mock_mode": mock_mode},
+            json={
+                "bot_id": bot_id,
+                "connected": connected,
+                "mock_mode": mock_mode,
+                "outbox_pending": outbox_pending,
+                "outbox_dead": outbox_dead,
+            },
         )
 
     # --- public reads ------------------------------------------------------------------

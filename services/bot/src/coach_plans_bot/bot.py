@@ -1,11 +1,19 @@
-"""The Discord bot: a `commands.Bot` that owns the HTTP client and the outbox."""
+"""The Discord bot: a `commands.Bot` that owns the HTTP client and the outbox.
+
+Connection policy (docs/bot.md): discord.py runs and resumes the gateway itself. The bot only
+counts, from discord.py's public events, the failed connects in a row (a `disconnect` not
+followed by READY or RESUMED) and gives up after `ReconnectPolicy.attempts` of them; at start,
+when Discord cannot be reached at all, it retries the login with its own backoff the same
+number of times. Either way `start()` raises `DiscordUnreachable`, and the process exits 1.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,84 +21,72 @@ import aiohttp
 import discord
 import httpx
 from discord.ext import commands
-from discord.gateway import DiscordWebSocket, ReconnectWebSocket
 
+from coach_plans_bot.api import ApiError, ApiUnavailable
 from coach_plans_bot.backoff import Backoff, Sleep
-from coach_plans_bot.config import BotSettings
+from coach_plans_bot.config import BotSettings, redact_url
 from coach_plans_bot.core import BotCore
 from coach_plans_bot.outbox import OutboxEntry
-from coach_plans_bot.parsing import PLAN_USAGE, split_message
+from coach_plans_bot.parsing import PLAN_USAGE, UserInputError, split_message
+from coach_plans_bot.permissions import PermissionDenied
 from coach_plans_bot.replies import settled_notice
 
 log = logging.getLogger(__name__)
 
 COMMAND_PREFIX = "!"
+EXTENSIONS = tuple(
+    f"coach_plans_bot.cogs.{name}" for name in ("plans", "browse", "admin", "usage", "catchup")
+)
+API_DOWN = "❌ The plan service is unreachable right now; try again in a minute."
 
-# Failures after which a new gateway session is worth trying (same list as discord.py's own).
-RECONNECTABLE_ERRORS: tuple[type[BaseException], ...] = (
+# Failures that say Discord cannot be reached (now): worth another try. Anything else (a
+# rejected token, a refused intent) is final and raised at once.
+UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
-    discord.HTTPException,
-    discord.GatewayNotFound,
-    discord.ConnectionClosed,
     aiohttp.ClientError,
     asyncio.TimeoutError,
+    discord.DiscordServerError,
+    discord.GatewayNotFound,
 )
 
 
-class ReconnectExhausted(Exception):
-    """The Discord connection could not be re-established within the allowed attempts."""
+class DiscordUnreachable(Exception):
+    """Discord could not be reached within the allowed attempts."""
 
 
 @dataclass(frozen=True)
 class ReconnectPolicy:
-    """At most `attempts` reconnects in a row, with exponentially growing delays."""
+    """At most `attempts` failed connects in a row; delays of the login retries at start."""
 
     attempts: int = 5
     backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, factor=2.0, maximum=120.0))
 
 
-async def run_with_reconnect(
-    session: Callable[[Callable[[], None]], Awaitable[None]],
-    *,
-    policy: ReconnectPolicy,
-    sleep: Sleep,
-    is_closed: Callable[[], bool],
-    on_failure: Callable[[BaseException], None] | None = None,
-) -> None:
-    """Run gateway sessions until closed; retry a lost one, at most `policy.attempts` in a row.
+class ConnectionWatch:
+    """Counts failed connects in a row from discord.py's events; READY or RESUMED clears it.
 
-    `session` gets a callback to call once it is connected: a connection that came up resets
-    the count, so only consecutive failures exhaust the policy.
+    `on_connect` does not clear it: it comes before Discord accepted the session, so a token
+    the gateway rejects would look like a working connection.
     """
-    failures = 0
 
-    def connected() -> None:
-        nonlocal failures
-        failures = 0
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+        self.failures = 0
+        self.gave_up = asyncio.Event()
 
-    while not is_closed():
-        try:
-            await session(connected)
-            return
-        except RECONNECTABLE_ERRORS as exc:
-            if is_closed():
-                return
-            if on_failure is not None:
-                on_failure(exc)
-            failures += 1
-            if failures > policy.attempts:
-                raise ReconnectExhausted(
-                    f"Discord connection lost; {policy.attempts} reconnect attempts failed"
-                ) from exc
-            delay = policy.backoff.delay(failures)
-            log.warning(
-                "Discord connection lost (%s); reconnect attempt %d/%d in %.1fs",
-                exc,
-                failures,
-                policy.attempts,
-                delay,
-            )
-            await sleep(delay)
+    def lost(self) -> None:
+        """A session ended or a connect failed."""
+        self.failures += 1
+        if self.failures > 1:
+            log.warning("Discord: reconnect attempt %d/%d failed", self.failures - 1, self.attempts)
+        else:
+            log.warning("Discord connection lost; discord.py reconnects (at most %d attempts)", self.attempts)
+        if self.failures > self.attempts:  # start() raises; the entry point says so in one line
+            self.gave_up.set()
+
+    def up(self) -> None:
+        """Discord accepted a session (READY) or resumed one (RESUMED)."""
+        self.failures = 0
 
 
 def default_intents() -> discord.Intents:
@@ -98,6 +94,20 @@ def default_intents() -> discord.Intents:
     intents = discord.Intents.default()
     intents.message_content = True
     return intents
+
+
+COMMAND_ERROR_WRAPPERS = (
+    commands.CommandInvokeError,
+    commands.HybridCommandError,
+    discord.app_commands.CommandInvokeError,
+)
+
+
+def root_error(error: BaseException) -> BaseException:
+    """The exception a command raised, out of discord.py's wrappers."""
+    while isinstance(error, COMMAND_ERROR_WRAPPERS):
+        error = error.original
+    return error
 
 
 class CoachPlansBot(commands.Bot):
@@ -111,20 +121,28 @@ class CoachPlansBot(commands.Bot):
         sleep: Sleep = asyncio.sleep,
         now: Callable[[], dt.datetime] | None = None,
         intents: discord.Intents | None = None,
-        reconnect_policy: ReconnectPolicy = ReconnectPolicy(),
+        reconnect_policy: ReconnectPolicy | None = None,
+        serve: bool = True,
+        **options: Any,
     ) -> None:
         super().__init__(
             command_prefix=COMMAND_PREFIX,
             intents=intents or default_intents(),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            **options,
         )
         self.settings = settings
         self._transport = transport
         self._sleep = sleep
         self._now = now
-        self._reconnect_policy = reconnect_policy
+        self._serve = serve
+        self.reconnect_policy = reconnect_policy or ReconnectPolicy(
+            backoff=Backoff(base=settings.discord_retry_base_seconds, factor=2.0, maximum=120.0)
+        )
+        self.watch = ConnectionWatch(self.reconnect_policy.attempts)
         self._core: BotCore | None = None
+        self._set_up = False
 
     @property
     def core(self) -> BotCore:
@@ -134,20 +152,88 @@ class CoachPlansBot(commands.Bot):
         return self._core
 
     async def setup_hook(self) -> None:
-        """Open the HTTP client and the outbox, load the cogs, start delivery and heartbeat."""
-        from coach_plans_bot.cogs import admin, browse, catchup, plans, usage
-
+        """Load the cogs; serving: open the HTTP client and the outbox, start delivery and heartbeat."""
+        self._set_up = True
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if not self._serve:
+            return
         self._core = await BotCore.open(
             self.settings, transport=self._transport, sleep=self._sleep, now=self._now
         )
-        await self.add_cog(plans.PlansCog(self))
-        await self.add_cog(browse.BrowseCog(self))
-        await self.add_cog(admin.AdminCog(self))
-        await self.add_cog(usage.HelpCog(self))
-        await self.add_cog(catchup.CatchUpCog(self))
         self._core.start_background(connected=self.discord_connected, on_settled=self.announce)
-        log.info("bot set up: API %s, outbox %s", self.settings.api_base_url, self.settings.outbox_path)
+        log.info(
+            "bot set up: API %s, outbox %s", redact_url(self.settings.api_base_url), self.settings.outbox_path
+        )
 
+    # --- connection ----------------------------------------------------------------------
+    async def start(self, token: str, *, reconnect: bool = True) -> None:
+        """Log in (retrying while Discord is unreachable) and run the gateway until closed.
+
+        Raises DiscordUnreachable after the policy's attempts; LoginFailure, a 4004
+        ConnectionClosed or PrivilegedIntentsRequired at once.
+        """
+        await self._login_with_retries(token)
+        gateway = asyncio.create_task(self.connect(reconnect=reconnect), name="discord-gateway")
+        gave_up = asyncio.create_task(self.watch.gave_up.wait(), name="discord-watch")
+        try:
+            await asyncio.wait({gateway, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gave_up.cancel()
+            if not gateway.done():
+                gateway.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gateway
+        if self.watch.gave_up.is_set():
+            raise DiscordUnreachable(
+                f"Discord connection lost; {self.reconnect_policy.attempts} reconnect attempts failed"
+            )
+        gateway.result()
+
+    async def _login_with_retries(self, token: str) -> None:
+        policy = self.reconnect_policy
+        for attempt in range(policy.attempts + 1):
+            try:
+                await self.login(token)
+                return
+            except UNREACHABLE_ERRORS as exc:
+                if self._set_up:  # Discord answered; our own start-up failed (e.g. the outbox file)
+                    raise
+                await self.http.close()  # the failed login's HTTP session; the next login opens one
+                self.http.connector = discord.utils.MISSING
+                if attempt == policy.attempts:
+                    raise DiscordUnreachable(
+                        f"Discord unreachable after {policy.attempts} reconnect attempts ({_one_line(exc)})"
+                    ) from None
+                delay = policy.backoff.delay(attempt + 1)
+                log.warning(
+                    "Discord unreachable (%s); reconnect attempt %d/%d in %.2fs",
+                    _one_line(exc),
+                    attempt + 1,
+                    policy.attempts,
+                    delay,
+                )
+                await self._sleep(delay)
+
+    async def on_disconnect(self) -> None:
+        """discord.py lost the gateway (or failed to connect): count it, unless we are closing."""
+        if not self.is_closed():
+            self.watch.lost()
+
+    async def on_ready(self) -> None:
+        """Discord accepted a new session."""
+        self.watch.up()
+        log.info("connected to Discord as %s", self.user)
+
+    async def on_resumed(self) -> None:
+        """Discord resumed the session (the events missed in between are replayed)."""
+        self.watch.up()
+
+    def discord_connected(self) -> bool:
+        """True while the gateway session is up."""
+        return self.is_ready() and not self.is_closed()
+
+    # --- messages and commands ----------------------------------------------------------
     async def on_message(self, message: discord.Message, /) -> None:
         """Run the commands of a message, then move its channel's catch-up cursor past it.
 
@@ -169,10 +255,44 @@ class CoachPlansBot(commands.Bot):
         finally:
             await core.finish_message(message.channel.id, message.id)
 
-    def discord_connected(self) -> bool:
-        """True while the gateway session is up."""
-        return self.is_ready() and not self.is_closed()
+    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError, /) -> None:
+        """The one place that turns a failed command into its answer in Discord."""
+        if isinstance(error, commands.CommandNotFound):
+            return
+        text = self.error_reply(ctx, root_error(error))
+        for chunk in split_message(text):
+            await ctx.send(chunk)
 
+    def error_reply(self, ctx: commands.Context[Any], error: BaseException) -> str:
+        """What the poster is told about an error."""
+        command = ctx.command
+        if command is not None and command.name == "plan":
+            usage = PLAN_USAGE
+        elif command is not None:
+            usage = f"`{COMMAND_PREFIX}{command.qualified_name} {command.signature}`".replace(" `", "`")
+        else:
+            usage = "`!help`"
+        if isinstance(error, commands.MissingRequiredArgument):
+            return f"❌ Missing `{error.param.name}`. Usage: {usage}"
+        if isinstance(error, commands.BadArgument):
+            return f"❌ {error} Usage: {usage}"
+        if isinstance(
+            error, UserInputError | PermissionDenied | commands.UserInputError | commands.CheckFailure
+        ):
+            return f"❌ {error}"
+        if isinstance(error, ApiUnavailable):
+            return API_DOWN
+        if isinstance(error, ApiError):
+            return f"❌ The plan service could not answer: {error}"
+        log.error(
+            "command %r by %s failed",
+            ctx.message.content if ctx.message else None,
+            ctx.author.id,
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        return "❌ Something went wrong handling that command; the error was logged."
+
+    # --- shutdown and notices -------------------------------------------------------------
     async def close(self) -> None:
         """Disconnect from Discord, tell the API, close the outbox and the HTTP client."""
         await super().close()
@@ -193,78 +313,7 @@ class CoachPlansBot(commands.Bot):
         except discord.HTTPException as exc:
             log.warning("could not announce outbox #%d: %s", entry.id, exc)
 
-    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:
-        """Answer framework errors (bad arguments, unknown checks) instead of crashing."""
-        if isinstance(error, commands.CommandNotFound):
-            return
-        command = ctx.command
-        usage = (
-            PLAN_USAGE
-            if command is not None and command.name == "plan"
-            else (
-                f"`{COMMAND_PREFIX}{command.qualified_name} {command.signature}`".replace(" `", "`")
-                if command is not None
-                else "`!help`"
-            )
-        )
-        if isinstance(error, commands.MissingRequiredArgument):
-            text = f"❌ Missing `{error.param.name}`. Usage: {usage}"
-        elif isinstance(error, commands.BadArgument):
-            text = f"❌ {error} Usage: {usage}"
-        elif isinstance(error, commands.UserInputError | commands.CheckFailure):
-            text = f"❌ {error}"
-        else:
-            original = getattr(error, "original", error)
-            log.error(
-                "command %r by %s failed",
-                ctx.message.content if ctx.message else None,
-                ctx.author.id,
-                exc_info=(type(original), original, original.__traceback__),
-            )
-            text = "❌ Something went wrong handling that command; the error was logged."
-        for chunk in split_message(text):
-            await ctx.send(chunk)
 
-    async def connect(self, *, reconnect: bool = True) -> None:
-        """Run the gateway; reconnect with exponential backoff, at most 5 times in a row."""
-        ws_params: dict[str, Any] = {"initial": True, "shard_id": self.shard_id}
-
-        async def session(connected: Callable[[], None]) -> None:
-            while not self.is_closed():
-                try:
-                    coro = DiscordWebSocket.from_client(self, **ws_params)
-                    self.ws = await asyncio.wait_for(coro, timeout=60.0)
-                    ws_params["initial"] = False
-                    connected()
-                    while True:
-                        await self.ws.poll_event()
-                except ReconnectWebSocket as exc:
-                    # Discord asked for a new session: a hand-over, not a failure.
-                    self.dispatch("disconnect")
-                    ws_params.update(sequence=self.ws.sequence, resume=exc.resume, session=self.ws.session_id)
-                    if exc.resume:
-                        ws_params["gateway"] = self.ws.gateway
-
-        def on_failure(exc: BaseException) -> None:
-            self.dispatch("disconnect")
-            if isinstance(exc, discord.ConnectionClosed) and exc.code == 4014:
-                raise discord.PrivilegedIntentsRequired(exc.shard_id) from None
-            if self.ws is not None:
-                ws_params.update(
-                    sequence=self.ws.sequence,
-                    gateway=self.ws.gateway,
-                    resume=True,
-                    session=self.ws.session_id,
-                )
-
-        if not reconnect:
-            policy = ReconnectPolicy(attempts=0, backoff=self._reconnect_policy.backoff)
-        else:
-            policy = self._reconnect_policy
-        await run_with_reconnect(
-            session,
-            policy=policy,
-            sleep=self._sleep,
-            is_closed=self.is_closed,
-            on_failure=on_failure,
-        )
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]

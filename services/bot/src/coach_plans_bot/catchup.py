@@ -1,4 +1,4 @@
-"""Catch-up after downtime (SPEC 8), the parts that need no Discord objects.
+"""Catch-up after downtime (docs/bot.md), the parts that need no Discord objects.
 
 The bot remembers, per channel, the last Discord message it processed (in the outbox file, its
 only durable store). On start it reads each channel's history after that message and runs every

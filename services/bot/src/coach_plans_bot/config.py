@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+MIN_TOKEN_CHARS = 32
 IdSet = Annotated[frozenset[int], NoDecode]
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -45,6 +46,8 @@ _YAML_SECTIONS: dict[str, dict[str, str]] = {
     "bot": {
         "outbox_path": "outbox_path",
         "outbox_retry_max_seconds": "outbox_retry_max_seconds",
+        "outbox_max_attempts": "outbox_max_attempts",
+        "discord_retry_base_seconds": "discord_retry_base_seconds",
         "catchup_limit": "catchup_limit",
         "plan_timezone": "plan_timezone",
         "heartbeat_seconds": "heartbeat_seconds",
@@ -81,6 +84,20 @@ def parse_id_list(value: object) -> frozenset[int]:
             raise ValueError(f"{text!r} is not a Discord id (digits only)")
         ids.add(int(text))
     return frozenset(ids)
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what the YAML error is, without the offending line (it may hold a token)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        return where + (exc.problem or exc.context or "syntax error")
+    return "syntax error"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, for log lines."""
+    return re.sub(r"^(\w+://[^/:@\s]*):[^/@\s]*@", r"\1:***@", url)
 
 
 def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
@@ -129,9 +146,12 @@ class _YamlSource(PydanticBaseSettingsSource):
             return {}
         try:
             text = Path(str(path)).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"CONFIG_FILE: cannot read {path}: {exc.strerror or exc}"]) from None
+        try:
             document = yaml.safe_load(text) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError([f"CONFIG_FILE: cannot read {path}: {exc}"]) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"CONFIG_FILE: {path} is not valid YAML ({yaml_problem(exc)})"]) from None
         if not isinstance(document, Mapping):
             raise ConfigError([f"CONFIG_FILE: {path} must contain a mapping of sections"])
         return flatten_yaml(expand_env(document, os.environ))
@@ -160,7 +180,7 @@ class BotSettings(BaseSettings):
     mock_mode: bool = False
     discord_bot_token: SecretStr | None = Field(default=None, validate_default=True)
     api_base_url: str = "http://localhost:5000"
-    internal_api_token: SecretStr = SecretStr("")
+    internal_api_token: SecretStr = Field(default=SecretStr(""), validate_default=True)
     api_timeout_seconds: float = Field(default=10.0, gt=0)
     plan_timezone: str = "America/New_York"
     log_level: str = "INFO"
@@ -169,6 +189,8 @@ class BotSettings(BaseSettings):
     config_file: Path | None = None
     outbox_path: Path = Path("./data/bot_outbox.db")
     outbox_retry_max_seconds: float = Field(default=300.0, gt=0)
+    outbox_max_attempts: int = Field(default=5, ge=1, le=100)
+    discord_retry_base_seconds: float = Field(default=2.0, gt=0, le=60)
     catchup_limit: int = Field(default=500, ge=0)
     mock_days: int = Field(default=1, ge=1, le=366)
     allowed_channel_ids: IdSet = frozenset()
@@ -201,6 +223,16 @@ class BotSettings(BaseSettings):
             value = None
         if value is None and not info.data.get("mock_mode", False):
             raise ValueError("is required unless MOCK_MODE=true")
+        return value
+
+    @field_validator("internal_api_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if not info.data.get("mock_mode", False) and len(value.get_secret_value().strip()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} characters outside mock mode (the API requires"
+                " the same token); generate one with: openssl rand -hex 32"
+            )
         return value
 
     @field_validator("api_base_url")

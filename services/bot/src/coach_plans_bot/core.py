@@ -16,7 +16,7 @@ from coach_plans_bot.api import ApiError, PlansApi
 from coach_plans_bot.backoff import Backoff, Sleep
 from coach_plans_bot.catchup import ChannelCursors
 from coach_plans_bot.config import BotSettings
-from coach_plans_bot.outbox import Notify, Operation, Outbox, OutboxEntry, OutboxStore
+from coach_plans_bot.outbox import EVERY_LANE, Notify, Operation, Outbox, OutboxEntry, OutboxStore, Status
 from coach_plans_bot.parsing import Attachment, Roster
 from coach_plans_bot.permissions import PermissionPolicy
 
@@ -52,6 +52,17 @@ def chart_json(chart: Attachment) -> dict[str, Any]:
     return data
 
 
+def plan_lane(coach: str, date: dt.date | str) -> str:
+    """The outbox lane of every write to one coach's plan of one date."""
+    day = date.isoformat() if isinstance(date, dt.date) else date
+    return f"plan:{coach}:{day}"
+
+
+def message_lane(message_id: int) -> str:
+    """The outbox lane of a `!plan` message and of its later edits and deletion."""
+    return f"message:{message_id}"
+
+
 class BotCore:
     """Owns the long-lived resources: one `httpx.AsyncClient`, the outbox, background tasks."""
 
@@ -68,7 +79,11 @@ class BotCore:
         self.client = client
         self.api = PlansApi(client, internal_token=settings.internal_api_token.get_secret_value())
         self.outbox = Outbox(
-            store, self.api, backoff=Backoff(maximum=settings.outbox_retry_max_seconds), sleep=sleep
+            store,
+            self.api,
+            backoff=Backoff(maximum=settings.outbox_retry_max_seconds),
+            max_attempts=settings.outbox_max_attempts,
+            sleep=sleep,
         )
         self.cursors = ChannelCursors()
         self.policy = PermissionPolicy.from_settings(settings)
@@ -134,10 +149,21 @@ class BotCore:
         self._tasks.append(asyncio.create_task(self.heartbeat_loop(connected), name="heartbeat"))
 
     async def send_heartbeat(self, *, connected: bool) -> bool:
-        """One heartbeat; False (logged) when the API cannot be reached."""
+        """One heartbeat, with the outbox's counts; False (logged) when the API cannot be reached."""
+        counts = await asyncio.to_thread(self.outbox.store.counts)
+        if counts[Status.DEAD]:
+            log.warning(
+                "outbox: %d dead entr%s waiting for an admin (`!outbox`)",
+                counts[Status.DEAD],
+                "y" if counts[Status.DEAD] == 1 else "ies",
+            )
         try:
             await self.api.heartbeat(
-                bot_id=self.settings.bot_id, connected=connected, mock_mode=self.settings.mock_mode
+                bot_id=self.settings.bot_id,
+                connected=connected,
+                mock_mode=self.settings.mock_mode,
+                outbox_pending=counts[Status.PENDING],
+                outbox_dead=counts[Status.DEAD],
             )
         except ApiError as exc:
             log.warning("heartbeat failed: %s", exc)
@@ -151,7 +177,7 @@ class BotCore:
                 await self.refresh_roster()
             await self._sleep(self.settings.heartbeat_seconds)
 
-    # --- catch-up cursors (SPEC 8) ---------------------------------------------------------
+    # --- catch-up cursors ---------------------------------------------------------
     async def channel_cursors(self) -> dict[int, int]:
         """The last processed message id per channel, as stored in the outbox file."""
         return await asyncio.to_thread(self.outbox.store.cursors)
@@ -196,12 +222,20 @@ class BotCore:
                 ),
             },
             channel_id=channel_id,
+            lanes=(plan_lane(coach, date), message_lane(message_id)),
         )
 
     async def submit_edit(
-        self, *, plan_id: int, text: str, actor: Actor, message_id: int, channel_id: int | None
+        self,
+        *,
+        plan_id: int,
+        text: str,
+        actor: Actor,
+        message_id: int,
+        channel_id: int | None,
+        lane: str = EVERY_LANE,
     ) -> OutboxEntry:
-        """Replace the text of a plan by id."""
+        """Replace the text of a plan by id (`lane`: the plan's coach and date, when known)."""
         return await self.outbox.submit(
             key=str(message_id),
             operation=Operation.PATCH_PLAN,
@@ -214,12 +248,19 @@ class BotCore:
                 },
             },
             channel_id=channel_id,
+            lanes=(lane,),
         )
 
     async def submit_delete(
-        self, *, plan_id: int, actor: Actor, message_id: int, channel_id: int | None
+        self,
+        *,
+        plan_id: int,
+        actor: Actor,
+        message_id: int,
+        channel_id: int | None,
+        lane: str = EVERY_LANE,
     ) -> OutboxEntry:
-        """Delete a plan by id."""
+        """Delete a plan by id (`lane`: the plan's coach and date, when known)."""
         return await self.outbox.submit(
             key=str(message_id),
             operation=Operation.DELETE_PLAN,
@@ -228,6 +269,7 @@ class BotCore:
                 "body": {"actor": actor.as_json(), "message_id": str(message_id)},
             },
             channel_id=channel_id,
+            lanes=(lane,),
         )
 
     async def submit_clear(
@@ -278,6 +320,7 @@ class BotCore:
                 ),
             },
             channel_id=channel_id,
+            lanes=(plan_lane(coach, date), message_lane(message_id)),
         )
 
     async def submit_message_delete(
@@ -295,6 +338,7 @@ class BotCore:
             operation=Operation.DELETE_BY_MESSAGE,
             payload={"source_message_id": str(message_id), "body": body},
             channel_id=channel_id,
+            lanes=(message_lane(message_id),),
         )
 
     @staticmethod

@@ -1,8 +1,17 @@
-"""The durable outbox of SPEC 4.3: every accepted write is stored locally, then delivered.
+"""The durable outbox: every accepted write is stored locally first, then delivered to the API.
 
-Entries are delivered in the order they were accepted, with exponential backoff while the API
-is unavailable, and survive restarts. The idempotency key (the Discord message id, plus the kind
-of event for message edits/deletes) makes a repeated submit a no-op, and the API makes a
+Order is kept where it matters and only there: per *lane* (a coach and date, a source message,
+a plan id); an entry waits for the earlier pending entries of its lanes, never for others, so
+one write the API keeps failing holds back nothing but its own lane. An entry whose lanes are
+unknown (`*`: an edit by id while the API could not say whose plan it is, a clear of a date)
+waits for every earlier entry.
+
+Failures: an outage (API unreachable, 502/503/504, 408, 429, 401) is retried with exponential
+backoff until the API is back: it says nothing about the write. A 5xx the API answered about this
+write (500 …) is retried with backoff at most `max_attempts` times, then the entry is DEAD: kept,
+listed by `!outbox`, counted in the heartbeat, until an admin retries or drops it. Any other 4xx
+is REJECTED at once (the poster is told why). The idempotency key (the Discord message id, plus
+the kind of event for message edits/deletes) makes a repeated submit a no-op, and the API makes a
 re-sent write (after a crash between delivery and bookkeeping) a no-op as well.
 """
 
@@ -15,15 +24,17 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coach_plans_bot.api import ApiError, ApiRejected, ApiUnavailable, PlansApi
+from coach_plans_bot.api import ApiError, ApiFailed, ApiRejected, ApiUnavailable, PlansApi
 from coach_plans_bot.backoff import Backoff, Sleep
 
 log = logging.getLogger(__name__)
+
+EVERY_LANE = "*"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -39,7 +50,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     error_status INTEGER,
     result TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    lanes TEXT NOT NULL DEFAULT '*'
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, id);
 CREATE TABLE IF NOT EXISTS channel_cursor (
@@ -62,11 +74,17 @@ class Operation(enum.StrEnum):
 
 
 class Status(enum.StrEnum):
-    """Where an entry is: waiting, delivered, or refused by the API for good."""
+    """Where an entry is."""
 
-    PENDING = "pending"
+    PENDING = "pending"  # waiting for (another) delivery attempt
     DELIVERED = "delivered"
-    REJECTED = "rejected"
+    REJECTED = "rejected"  # the API refused it for good (4xx); the poster was told why
+    DEAD = "dead"  # the API kept failing on it: waits for an admin's `!outbox retry|drop`
+    DROPPED = "dropped"  # an admin gave up on a dead or rejected entry
+
+
+# Entries an admin may act on with `!outbox retry|drop`.
+DEAD_LETTERS = (Status.DEAD, Status.REJECTED)
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,7 @@ class OutboxEntry:
     last_error: str | None
     error_status: int | None
     result: dict[str, Any] | None
+    lanes: frozenset[str] = frozenset({EVERY_LANE})
 
 
 class OutboxStore:
@@ -100,6 +119,9 @@ class OutboxStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "lanes" not in columns:  # a file written before lanes existed: keep its global order
+            self._db.execute("ALTER TABLE outbox ADD COLUMN lanes TEXT NOT NULL DEFAULT '*'")
 
     def close(self) -> None:
         """Close the file."""
@@ -107,15 +129,21 @@ class OutboxStore:
             self._db.close()
 
     def add(
-        self, *, key: str, operation: Operation, payload: dict[str, Any], channel_id: int | None
+        self,
+        *,
+        key: str,
+        operation: Operation,
+        payload: dict[str, Any],
+        channel_id: int | None,
+        lanes: Iterable[str] = (EVERY_LANE,),
     ) -> OutboxEntry:
         """Store a write; a key seen before returns the existing entry unchanged."""
         now = self._clock()
         with self._lock:
             self._db.execute(
                 "INSERT OR IGNORE INTO outbox (key, operation, payload, channel_id, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, operation.value, json.dumps(payload), channel_id, now, now),
+                " updated_at, lanes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, operation.value, json.dumps(payload), channel_id, now, now, " ".join(sorted(lanes))),
             )
             row = self._db.execute("SELECT * FROM outbox WHERE key = ?", (key,)).fetchone()
         return self._entry(row)
@@ -130,11 +158,52 @@ class OutboxStore:
 
     def pending(self) -> list[OutboxEntry]:
         """Undelivered entries, oldest first."""
+        return self.with_status(Status.PENDING)
+
+    def with_status(self, *statuses: Status) -> list[OutboxEntry]:
+        """Entries in any of the given states, oldest first."""
+        marks = ", ".join("?" for _ in statuses)
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM outbox WHERE status = ? ORDER BY id", (Status.PENDING.value,)
+                f"SELECT * FROM outbox WHERE status IN ({marks}) ORDER BY id",  # noqa: S608 - only marks
+                [status.value for status in statuses],
             ).fetchall()
         return [self._entry(row) for row in rows]
+
+    def counts(self) -> dict[Status, int]:
+        """How many entries are in each state."""
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status").fetchall()
+        found = {Status(row["status"]): int(row["n"]) for row in rows}
+        return {status: found.get(status, 0) for status in Status}
+
+    def mark_dead(self, entry_id: int, *, error: str, status: int) -> None:
+        """Stop retrying: the API kept failing on this write."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, error_status = ?,"
+                " updated_at = ? WHERE id = ?",
+                (Status.DEAD.value, error, status, self._clock(), entry_id),
+            )
+
+    def requeue(self, entry_id: int) -> bool:
+        """A dead or rejected entry is pending again, with a fresh count; False if not dead."""
+        return self._settle_dead_letter(
+            entry_id, "status = 'pending', attempts = 0, next_attempt_at = 0, error_status = NULL"
+        )
+
+    def drop(self, entry_id: int) -> bool:
+        """Give up on a dead or rejected entry; False if not dead."""
+        return self._settle_dead_letter(entry_id, "status = 'dropped'")
+
+    def _settle_dead_letter(self, entry_id: int, assignments: str) -> bool:
+        marks = ", ".join("?" for _ in DEAD_LETTERS)
+        with self._lock:
+            cursor = self._db.execute(
+                f"UPDATE outbox SET {assignments}, updated_at = ? WHERE id = ? AND status IN ({marks})",  # noqa: S608
+                (self._clock(), entry_id, *(status.value for status in DEAD_LETTERS)),
+            )
+        return cursor.rowcount == 1
 
     def mark_delivered(self, entry_id: int, result: dict[str, Any]) -> None:
         """Record a successful delivery."""
@@ -144,13 +213,15 @@ class OutboxStore:
         """Record that the API refused the write for good."""
         self._update(entry_id, status=Status.REJECTED.value, last_error=error, error_status=status)
 
-    def record_failure(self, entry_id: int, *, error: str, next_attempt_at: float) -> None:
-        """Count a failed attempt and schedule the next one."""
+    def record_failure(
+        self, entry_id: int, *, error: str, next_attempt_at: float, status: int | None = None
+    ) -> None:
+        """Count a failed attempt and schedule the next one (`status`: the 5xx, None for an outage)."""
         with self._lock:
             self._db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
-                " updated_at = ? WHERE id = ?",
-                (error, next_attempt_at, self._clock(), entry_id),
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, error_status = ?,"
+                " next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                (error, status, next_attempt_at, self._clock(), entry_id),
             )
 
     def prune(self, *, older_than_seconds: float) -> int:
@@ -158,12 +229,12 @@ class OutboxStore:
         cutoff = self._clock() - older_than_seconds
         with self._lock:
             cursor = self._db.execute(
-                "DELETE FROM outbox WHERE status != ? AND updated_at < ?",
-                (Status.PENDING.value, cutoff),
+                "DELETE FROM outbox WHERE status IN (?, ?, ?) AND updated_at < ?",
+                (Status.DELIVERED.value, Status.REJECTED.value, Status.DROPPED.value, cutoff),
             )
         return cursor.rowcount
 
-    # --- where catch-up resumes (SPEC 8): the last processed Discord message per channel ------
+    # --- where catch-up resumes: the last processed Discord message per channel ------
     def cursors(self) -> dict[int, int]:
         """The last processed message id of every channel seen so far."""
         with self._lock:
@@ -204,16 +275,34 @@ class OutboxStore:
             last_error=row["last_error"],
             error_status=row["error_status"],
             result=json.loads(row["result"]) if row["result"] else None,
+            lanes=frozenset(row["lanes"].split()),
         )
 
 
 DEFAULT_BACKOFF = Backoff(base=1.0, factor=2.0, maximum=300.0)
+DEFAULT_MAX_ATTEMPTS = 5
 
 Notify = Callable[[OutboxEntry], Awaitable[None]]
 
 
+class _Lanes:
+    """The lanes held by earlier entries still pending in one delivery pass."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+
+    def waits(self, entry: OutboxEntry) -> bool:
+        """True when an earlier pending entry shares a lane with this one."""
+        if EVERY_LANE in self._held or (EVERY_LANE in entry.lanes and self._held):
+            return True
+        return not self._held.isdisjoint(entry.lanes)
+
+    def hold(self, entry: OutboxEntry) -> None:
+        self._held |= entry.lanes
+
+
 class Outbox:
-    """Delivers stored writes to the API: in order, with backoff, exactly once."""
+    """Delivers stored writes to the API: in order per lane, with backoff, exactly once."""
 
     def __init__(
         self,
@@ -221,6 +310,7 @@ class Outbox:
         api: PlansApi,
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 5.0,
@@ -229,12 +319,15 @@ class Outbox:
         self.store = store
         self._api = api
         self._backoff = backoff
+        self._max_attempts = max_attempts
         self._sleep = sleep
         self._clock = clock
         self._poll_seconds = poll_seconds
         self._lock = asyncio.Lock()
         self._waiting: set[int] = set()
         self.on_settled = on_settled
+        # When the last pass left an entry waiting for its backoff: the soonest retry time.
+        self.wake_at: float | None = None
 
     async def submit(
         self,
@@ -243,20 +336,26 @@ class Outbox:
         operation: Operation,
         payload: dict[str, Any],
         channel_id: int | None = None,
+        lanes: Iterable[str] = (EVERY_LANE,),
     ) -> OutboxEntry:
-        """Store a write first, then try to deliver everything pending, this write included.
+        """Store a write first, then try to deliver it (and whatever else is due).
 
         Returns the entry as it stands: delivered, rejected, or still pending (queued).
         """
         entry = await asyncio.to_thread(
-            self.store.add, key=key, operation=operation, payload=payload, channel_id=channel_id
+            self.store.add,
+            key=key,
+            operation=operation,
+            payload=payload,
+            channel_id=channel_id,
+            lanes=lanes,
         )
         if entry.status is not Status.PENDING:
             log.info("outbox: %s already %s, not sent again", key, entry.status.value)
             return entry
         self._waiting.add(entry.id)
         try:
-            await self.flush(force=True)
+            await self.flush(now_for={entry.id})
         finally:
             self._waiting.discard(entry.id)
         return await asyncio.to_thread(self.store.get, entry.id)
@@ -265,35 +364,37 @@ class Outbox:
         """How many writes wait for the API."""
         return len(await asyncio.to_thread(self.store.pending))
 
-    async def flush(self, *, force: bool = False) -> int:
-        """Deliver pending entries in order until the API is unavailable; return how many settled.
+    async def flush(self, *, force: bool = False, now_for: Collection[int] = ()) -> int:
+        """Deliver the pending entries that are due, in order per lane; return how many settled.
 
-        Without `force`, stop at the first entry whose backoff has not expired.
+        An entry is due when its backoff has expired, or with `force` (start-up), or when it is in
+        `now_for` (a write just submitted, never tried). An outage ends the pass: the other
+        entries would meet the same outage.
         """
         settled = 0
         async with self._lock:
+            lanes = _Lanes()
+            self.wake_at = None
             for entry in await asyncio.to_thread(self.store.pending):
-                if not force and entry.next_attempt_at > self._clock():
-                    break
+                if lanes.waits(entry):  # due again once the earlier entry of its lane settles
+                    lanes.hold(entry)
+                    continue
+                if not (force or entry.id in now_for or self._due(entry, retry_outages=bool(now_for))):
+                    lanes.hold(entry)
+                    self._wake(entry.next_attempt_at)
+                    continue
                 try:
                     result = await self._deliver(entry)
                 except ApiUnavailable as exc:
-                    delay = self._backoff.delay(entry.attempts + 1)
-                    log.warning(
-                        "outbox: %s #%d not delivered (attempt %d), retry in %.1fs: %s",
-                        entry.operation.value,
-                        entry.id,
-                        entry.attempts + 1,
-                        delay,
-                        exc,
-                    )
-                    await asyncio.to_thread(
-                        self.store.record_failure,
-                        entry.id,
-                        error=str(exc),
-                        next_attempt_at=self._clock() + delay,
-                    )
+                    await self._retry_later(entry, exc, bounded=False)
                     break
+                except ApiFailed as exc:
+                    if entry.attempts + 1 >= self._max_attempts:
+                        await self._give_up(entry, exc)
+                    else:
+                        await self._retry_later(entry, exc, bounded=True)
+                        lanes.hold(entry)
+                        continue
                 except ApiRejected as exc:
                     log.warning("outbox: %s #%d rejected: %s", entry.operation.value, entry.id, exc)
                     await asyncio.to_thread(
@@ -311,16 +412,82 @@ class Outbox:
                     await self.on_settled(await asyncio.to_thread(self.store.get, entry.id))
         return settled
 
+    async def _retry_later(self, entry: OutboxEntry, exc: ApiError, *, bounded: bool) -> None:
+        attempt = entry.attempts + 1
+        delay = self._backoff.delay(attempt)
+        log.warning(
+            "outbox: %s #%d not delivered (attempt %d%s), retry in %.2fs: %s",
+            entry.operation.value,
+            entry.id,
+            attempt,
+            f"/{self._max_attempts}" if bounded else "",
+            delay,
+            exc,
+        )
+        next_attempt_at = self._clock() + delay
+        await asyncio.to_thread(
+            self.store.record_failure,
+            entry.id,
+            error=str(exc),
+            next_attempt_at=next_attempt_at,
+            status=exc.status if isinstance(exc, ApiFailed) else None,
+        )
+        self._wake(next_attempt_at)
+
+    def _due(self, entry: OutboxEntry, *, retry_outages: bool) -> bool:
+        """Its backoff expired; or it failed on an outage and a new write is worth a try now.
+
+        A new write retries the outage backlog first (it would wait behind it in its lane, and
+        answering "queued" while the API is back would be wrong). An entry the API answered 5xx
+        for keeps its backoff: the attempts of a failing write stay spaced out.
+        """
+        if entry.next_attempt_at <= self._clock():
+            return True
+        return retry_outages and entry.error_status is None
+
+    def _wake(self, at: float) -> None:
+        self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+
+    async def _give_up(self, entry: OutboxEntry, exc: ApiFailed) -> None:
+        log.error(
+            "outbox: %s #%d is DEAD after %d attempts (last: %s); `!outbox retry %d` or `!outbox drop %d`",
+            entry.operation.value,
+            entry.id,
+            entry.attempts + 1,
+            exc,
+            entry.id,
+            entry.id,
+        )
+        await asyncio.to_thread(self.store.mark_dead, entry.id, error=str(exc), status=exc.status)
+
+    async def retry(self, entry_id: int) -> OutboxEntry | None:
+        """An admin retries a dead or rejected entry now; None when there is no such entry."""
+        if not await asyncio.to_thread(self.store.requeue, entry_id):
+            return None
+        log.info("outbox: #%d requeued by an admin", entry_id)
+        self._waiting.add(entry_id)
+        try:
+            await self.flush(now_for={entry_id})
+        finally:
+            self._waiting.discard(entry_id)
+        return await asyncio.to_thread(self.store.get, entry_id)
+
+    async def drop(self, entry_id: int) -> bool:
+        """An admin gives up on a dead or rejected entry."""
+        dropped = await asyncio.to_thread(self.store.drop, entry_id)
+        if dropped:
+            log.warning("outbox: #%d dropped by an admin", entry_id)
+        return dropped
+
     async def run(self) -> None:
         """Deliver in the background until cancelled; at start (a restart) try everything now."""
         force = True
         while True:
             await self.flush(force=force)
             force = False
-            pending = await asyncio.to_thread(self.store.pending)
             delay = self._poll_seconds
-            if pending:
-                delay = min(delay, max(0.0, pending[0].next_attempt_at - self._clock()))
+            if self.wake_at is not None:
+                delay = min(delay, max(0.0, self.wake_at - self._clock()))
             await self._sleep(delay)
 
     async def _deliver(self, entry: OutboxEntry) -> dict[str, Any]:

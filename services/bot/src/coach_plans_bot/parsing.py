@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 DISCORD_MESSAGE_LIMIT = 2000
+MAX_HISTORY_DAYS = 365
+# The API's limits, as it publishes them at GET /api/v1/limits; tests/bot/test_contract.py fails
+# the build when these copies drift from the API's.
 MAX_PLAN_CHARS = 10_000
 MAX_CHARTS = 10
-MAX_HISTORY_DAYS = 365
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp"})
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "webp"})
+MAX_CHART_URL_CHARS = 2048
+MAX_CHART_FILENAME_CHARS = 255
+# Content types some clients send for a JPEG: the same file, under the name the API knows.
+CONTENT_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 PLAN_USAGE = "`!plan d: <text>` or `!plan d 2026-11-26: <text>`"
 
 _PLAN_HEAD = re.compile(r"^\s*(?P<coach>[^\s:]+)(?:\s+(?P<date>[^\s:]+))?\s*:(?P<text>.*)$", re.S)
@@ -156,25 +163,48 @@ def parse_days(raw: int | None, default: int = 7) -> int:
     return days
 
 
+def normalise_content_type(content_type: str | None) -> str | None:
+    """`image/JPG; q=1` -> `image/jpeg`: the bare, lower-case type, aliases resolved."""
+    if not content_type:
+        return None
+    bare = content_type.split(";")[0].strip().lower()
+    return CONTENT_TYPE_ALIASES.get(bare, bare)
+
+
 def is_image(attachment: Attachment) -> bool:
-    """True for PNG, JPG/JPEG, GIF and WEBP (by content type, else by file extension)."""
-    if attachment.content_type:
-        return attachment.content_type.split(";")[0].strip().lower() in IMAGE_TYPES
+    """True for PNG, JPG/JPEG, GIF and WEBP (by content type, else by file extension), as the API."""
+    content_type = normalise_content_type(attachment.content_type)
+    if content_type:
+        return content_type in IMAGE_TYPES
     name = attachment.filename or attachment.url.split("?", 1)[0].rsplit("/", 1)[-1]
     return "." in name and name.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS
 
 
+def _refusal(attachment: Attachment) -> str | None:
+    """Why the API would refuse this attachment as a chart, or None."""
+    if not is_image(attachment):
+        return "not an image (PNG, JPG, GIF or WEBP only)"
+    if len(attachment.url) > MAX_CHART_URL_CHARS or not re.fullmatch(r"https?://\S+", attachment.url):
+        return "its link is not one the plan service can store"
+    name = attachment.filename
+    if len(name) > MAX_CHART_FILENAME_CHARS or "/" in name or "\\" in name:
+        return "its file name is not one the plan service can store"
+    return None
+
+
 def select_charts(attachments: Sequence[Attachment]) -> ChartSelection:
-    """Keep up to 10 image attachments in order; say why each other one is skipped."""
+    """Keep up to 10 attachments the API takes as charts, in order; say why each other one is skipped."""
     charts: list[Attachment] = []
     warnings: list[str] = []
     for attachment in attachments:
-        if not is_image(attachment):
-            warnings.append(f"Skipped `{attachment.filename}`: not an image (PNG, JPG, GIF or WEBP only).")
+        refusal = _refusal(attachment)
+        if refusal is not None:
+            warnings.append(f"Skipped `{attachment.filename}`: {refusal}.")
         elif len(charts) >= MAX_CHARTS:
             warnings.append(f"Skipped `{attachment.filename}`: at most {MAX_CHARTS} charts per plan.")
         else:
-            charts.append(attachment)
+            content_type = normalise_content_type(attachment.content_type)
+            charts.append(dataclasses.replace(attachment, content_type=content_type))
     return ChartSelection(charts=tuple(charts), warnings=tuple(warnings))
 
 

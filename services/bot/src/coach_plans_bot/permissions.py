@@ -1,4 +1,4 @@
-"""Pure permission rules of SPEC 4.2: allowed channels, per-coach posters, admins."""
+"""Pure permission rules (docs/bot.md, Permissions): allowed channels, per-coach posters, admins."""
 
 from __future__ import annotations
 
@@ -55,16 +55,6 @@ class PermissionPolicy:
         if not allowed or self.is_admin(poster):
             return True
         return poster.user_id in allowed or bool(allowed & poster.role_ids)
-
-    def require_channel(self, channel_id: int) -> None:
-        """Raise PermissionDenied outside the allowed channels."""
-        if not self.channel_allowed(channel_id):
-            raise PermissionDenied("This channel is not allowed for plan commands.")
-
-    def require_admin(self, poster: Poster, command: str) -> None:
-        """Raise PermissionDenied for non-admins."""
-        if not self.is_admin(poster):
-            raise PermissionDenied(f"Only admins can use `!{command}`.")
 
     def require_coach(self, poster: Poster, coach: str, coach_name: str) -> None:
         """Raise PermissionDenied when the poster may not post for this coach."""

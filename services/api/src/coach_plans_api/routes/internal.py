@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from coach_plans_api.routes.deps import ServiceDep, require_internal_token
+from coach_plans_api.routes.deps import ServiceDep, StateDep, require_internal_token
 from coach_plans_api.schemas import (
     MAX_ID,
     ClearIn,
@@ -95,6 +95,7 @@ def clear_plans(body: ClearIn, service: ServiceDep) -> ClearOut:
 @router.post(
     "/bot/heartbeat", response_model=HeartbeatOut, summary="The bot is alive", operation_id="heartbeat"
 )
-def heartbeat(body: HeartbeatIn, service: ServiceDep) -> HeartbeatOut:
+def heartbeat(body: HeartbeatIn, service: ServiceDep, state: StateDep) -> HeartbeatOut:
     service.heartbeat(body)
+    state.metrics.bot_outbox(bot_id=body.bot_id, pending=body.outbox_pending, dead=body.outbox_dead)
     return HeartbeatOut(status="ok")

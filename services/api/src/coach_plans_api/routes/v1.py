@@ -12,7 +12,20 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from coach_plans_api.events import follow
 from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
 from coach_plans_api.routes.legacy import BAD_INPUT
-from coach_plans_api.schemas import MAX_ID, CoachesOut, ErrorOut, PlanEvent, PlanOut, PlanPage, RevisionsOut
+from coach_plans_api.schemas import (
+    IMAGE_EXTENSIONS,
+    IMAGE_TYPES,
+    MAX_CHARTS,
+    MAX_ID,
+    MAX_PLAN_CHARS,
+    CoachesOut,
+    ErrorOut,
+    LimitsOut,
+    PlanEvent,
+    PlanOut,
+    PlanPage,
+    RevisionsOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 RECONNECT_MS = 3000  # the `retry:` advice to subscribers
@@ -121,3 +134,14 @@ async def plan_events(
 @router.get("/coaches", response_model=CoachesOut, summary="The coach roster", operation_id="get_coaches")
 async def get_coaches(service: ServiceDep) -> CoachesOut:
     return CoachesOut(coaches=service.coaches())
+
+
+@router.get("/limits", response_model=LimitsOut, operation_id="get_limits", summary="What a plan may hold")
+async def get_limits(state: StateDep) -> LimitsOut:
+    return LimitsOut(
+        max_plan_chars=MAX_PLAN_CHARS,
+        max_charts=MAX_CHARTS,
+        chart_content_types=sorted(IMAGE_TYPES),
+        chart_extensions=sorted(IMAGE_EXTENSIONS),
+        max_body_bytes=state.settings.max_body_bytes,
+    )

@@ -1,4 +1,4 @@
-"""Helpers the cogs share to turn Discord objects into plain data, and to answer."""
+"""What the cogs share: channel gating, Discord objects -> plain data, paged answers."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
+from coach_plans_bot.capture import PlanPost
 from coach_plans_bot.core import Actor
-from coach_plans_bot.outbox import OutboxEntry, Status
-from coach_plans_bot.parsing import Attachment, Roster, split_message
+from coach_plans_bot.parsing import Attachment, split_message
 from coach_plans_bot.permissions import Poster
-from coach_plans_bot.replies import parse_result, plan_confirmation, queued, rejected
 
 if TYPE_CHECKING:
     from coach_plans_bot.bot import CoachPlansBot
@@ -20,6 +19,26 @@ if TYPE_CHECKING:
     Context = commands.Context[CoachPlansBot]
 else:
     Context = commands.Context
+
+
+class ChannelNotAllowed(commands.CheckFailure):
+    """A plan command outside the allowed channels."""
+
+    def __init__(self) -> None:
+        super().__init__("This channel is not allowed for plan commands.")
+
+
+class PlanCommands(commands.Cog):
+    """A cog whose commands run only in the allowed channels (`ALLOWED_CHANNEL_IDS`)."""
+
+    def __init__(self, bot: CoachPlansBot) -> None:
+        self.bot = bot
+
+    async def cog_check(self, ctx: Context) -> bool:  # type: ignore[override]
+        """Every command of the cog: only in an allowed channel."""
+        if not self.bot.core.policy.channel_allowed(ctx.channel.id):
+            raise ChannelNotAllowed
+        return True
 
 
 def poster_of(user: discord.abc.User) -> Poster:
@@ -38,10 +57,8 @@ def actor_of(user: discord.abc.User, *, is_admin: bool) -> Actor:
     return Actor(user_id=user.id, display_name=user.display_name, is_admin=is_admin)
 
 
-def attachments_of(message: discord.Message | None) -> list[Attachment]:
-    """A message's attachments, in the order they were attached."""
-    if message is None:
-        return []
+def attachments_of(items: Sequence[discord.Attachment]) -> list[Attachment]:
+    """Discord attachments as plain data, in the order they were attached."""
     return [
         Attachment(
             url=item.url,
@@ -49,7 +66,7 @@ def attachments_of(message: discord.Message | None) -> list[Attachment]:
             content_type=item.content_type,
             size_bytes=item.size or None,
         )
-        for item in message.attachments
+        for item in items
     ]
 
 
@@ -59,20 +76,38 @@ def channel_name(channel: Any) -> str | None:
     return f"#{name}" if isinstance(name, str) else None
 
 
+def plan_post(
+    args: str,
+    *,
+    author: discord.abc.User,
+    attachments: Sequence[discord.Attachment],
+    message_id: int,
+    channel: Any,
+) -> PlanPost:
+    """A `!plan` (message or slash command) as plain data."""
+    return PlanPost(
+        args=args,
+        attachments=attachments_of(attachments),
+        poster=poster_of(author),
+        display_name=author.display_name,
+        message_id=message_id,
+        channel_id=channel.id,
+        channel=channel_name(channel),
+    )
+
+
+async def plan_args(bot: CoachPlansBot, message: discord.Message) -> str | None:
+    """The arguments of a `!plan` message, or None for any other message (or a bot's)."""
+    if message.author.bot:
+        return None
+    ctx = await bot.get_context(message)
+    if ctx.command is None or ctx.command.name != "plan":
+        return None
+    return ctx.view.read_rest()
+
+
 async def send_pages(destination: discord.abc.Messageable, pages: Sequence[str]) -> None:
     """Send one or more messages, none over Discord's 2,000-character limit."""
     for page in pages:
         for chunk in split_message(page):
             await destination.send(chunk)
-
-
-def write_reply(entry: OutboxEntry, roster: Roster, *, verb: str, what: str) -> str:
-    """The answer to a write: confirmation, queued, or the API's refusal."""
-    if entry.status is Status.PENDING:
-        return queued(entry, what)
-    if entry.status is Status.REJECTED:
-        return rejected(entry, what)
-    plan = parse_result(entry)
-    if plan is None:
-        return f"✅ Done ({what})."
-    return plan_confirmation(plan, roster, verb=verb)

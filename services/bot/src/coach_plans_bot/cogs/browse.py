@@ -7,44 +7,30 @@ from typing import TYPE_CHECKING
 from discord import app_commands
 from discord.ext import commands
 
-from coach_plans_bot.api import ApiError, ApiUnavailable
-from coach_plans_bot.cogs._common import Context, send_pages
-from coach_plans_bot.parsing import UserInputError, optional_date, parse_date, parse_days
-from coach_plans_bot.permissions import PermissionDenied
+from coach_plans_bot.cogs._common import Context, PlanCommands, send_pages
+from coach_plans_bot.parsing import optional_date, parse_date, parse_days
 from coach_plans_bot.replies import day_title, plan_listing
 
 if TYPE_CHECKING:
     from coach_plans_bot.bot import CoachPlansBot
 
 RECENT_PLANS = 25
-API_DOWN = "❌ The plan service is unreachable right now; try again in a minute."
 
 
 # `type: ignore[arg-type]` on hybrid_command: discord.py 2.7 binds the cog type variable of
 # `hybrid_command` differently from its `CommandCallback`, so mypy rejects every cog method.
 
 
-class BrowseCog(commands.Cog, name="Browse"):
+class BrowseCog(PlanCommands, name="Browse"):
     """List plans by date, by author, by coach."""
-
-    def __init__(self, bot: CoachPlansBot) -> None:
-        self.bot = bot
 
     @commands.hybrid_command(name="plans")  # type: ignore[arg-type]
     @app_commands.describe(date="YYYY-MM-DD (default: today)")
     async def plans(self, ctx: Context, date: str | None = None) -> None:
         """List every coach's plan for a date: `!plans [date]` (default: today)."""
         core = self.bot.core
-        try:
-            core.policy.require_channel(ctx.channel.id)
-            day = optional_date(date, core.today())
-            plans = await core.api.list_plans(date=day)
-        except (UserInputError, PermissionDenied) as exc:
-            await ctx.send(f"❌ {exc}")
-            return
-        except ApiError as exc:
-            await ctx.send(_read_failed(exc))
-            return
+        day = optional_date(date, core.today())
+        plans = await core.api.list_plans(date=day)
         await send_pages(ctx, plan_listing(day_title("Plans for", day), plans, core.roster, "No plans yet."))
 
     @commands.hybrid_command(name="myplans")  # type: ignore[arg-type]
@@ -52,21 +38,13 @@ class BrowseCog(commands.Cog, name="Browse"):
     async def myplans(self, ctx: Context, date: str | None = None) -> None:
         """List your plans: `!myplans [date]` (default: your most recent plans)."""
         core = self.bot.core
-        try:
-            core.policy.require_channel(ctx.channel.id)
-            day = parse_date(date) if date else None
-            if day is None:
-                plans = await core.api.list_plans(
-                    author_id=ctx.author.id, limit=RECENT_PLANS, max_items=RECENT_PLANS
-                )
-            else:
-                plans = await core.api.list_plans(date=day, author_id=ctx.author.id)
-        except (UserInputError, PermissionDenied) as exc:
-            await ctx.send(f"❌ {exc}")
-            return
-        except ApiError as exc:
-            await ctx.send(_read_failed(exc))
-            return
+        day = parse_date(date) if date else None
+        if day is None:
+            plans = await core.api.list_plans(
+                author_id=ctx.author.id, limit=RECENT_PLANS, max_items=RECENT_PLANS
+            )
+        else:
+            plans = await core.api.list_plans(date=day, author_id=ctx.author.id)
         title = day_title("Your plans for", day) if day else "**Your recent plans**"
         await send_pages(ctx, plan_listing(title, plans, core.roster, "You have no plans."))
 
@@ -75,22 +53,13 @@ class BrowseCog(commands.Cog, name="Browse"):
     async def history(self, ctx: Context, coach: str, days: int | None = None) -> None:
         """A coach's recent plans, newest first: `!history <coach> [days]` (default 7 days)."""
         core = self.bot.core
-        try:
-            core.policy.require_channel(ctx.channel.id)
-            found = core.roster.resolve(coach)
-            span = parse_days(days)
-            plans = await core.api.history(coach=found.coach, days=span)
-        except (UserInputError, PermissionDenied) as exc:
-            await ctx.send(f"❌ {exc}")
-            return
-        except ApiError as exc:
-            await ctx.send(_read_failed(exc))
-            return
+        found = core.roster.resolve(coach)
+        span = parse_days(days)
+        plans = await core.api.history(coach=found.coach, days=span)
         title = f"**{found.name}: plans of the last {span} day{'s' if span != 1 else ''}**"
         await send_pages(ctx, plan_listing(title, plans, core.roster, "No plans in that period."))
 
 
-def _read_failed(exc: ApiError) -> str:
-    if isinstance(exc, ApiUnavailable):
-        return API_DOWN
-    return f"❌ The plan service could not answer: {exc}"
+async def setup(bot: CoachPlansBot) -> None:
+    """Load the cog (discord.py extension entry point)."""
+    await bot.add_cog(BrowseCog(bot))

@@ -1,4 +1,4 @@
-"""Catch-up after downtime (SPEC 8): store the plans posted while the bot was not connected."""
+"""Catch-up after downtime: store the plans posted while the bot was not connected."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from coach_plans_bot.capture import capture_plan
 from coach_plans_bot.catchup import CatchUpReport, unprocessed
-from coach_plans_bot.cogs.plans import PlansCog
+from coach_plans_bot.cogs._common import plan_args, plan_post
+from coach_plans_bot.parsing import UserInputError
+from coach_plans_bot.permissions import PermissionDenied
 
 if TYPE_CHECKING:
     from coach_plans_bot.bot import CoachPlansBot
@@ -74,8 +77,6 @@ class CatchUpCog(commands.Cog, name="CatchUp"):
 
     async def _catch_up_channel(self, channel: HistoryChannel, *, cursor: int, limit: int) -> CatchUpReport:
         core = self.bot.core
-        plans = self.bot.get_cog("Plans")
-        assert isinstance(plans, PlansCog)
         history = [
             message
             async for message in channel.history(
@@ -97,12 +98,19 @@ class CatchUpCog(commands.Cog, name="CatchUp"):
         for index, message in enumerate(messages):
             try:
                 report.scanned += 1
-                ctx = await self.bot.get_context(message)
-                args = plans.plan_args(ctx)
+                args = await plan_args(self.bot, message)
                 if args is not None:
-                    author = await self._member(message)
-                    capture = await plans.capture_plan(args, message=message, author=author)
-                    report.count(capture.entry)
+                    post = plan_post(
+                        args,
+                        author=await self._member(message),
+                        attachments=message.attachments,
+                        message_id=message.id,
+                        channel=channel,
+                    )
+                    try:
+                        report.count((await capture_plan(core, post)).entry)
+                    except (UserInputError, PermissionDenied):
+                        report.count(None)
             except BaseException:
                 for later in messages[index + 1 :]:
                     core.cursors.abandon(channel.id, later.id)
@@ -124,3 +132,8 @@ class CatchUpCog(commands.Cog, name="CatchUp"):
             except discord.HTTPException as exc:
                 log.warning("catch-up: could not post the summary in #%s: %s", channel, exc)
         return report
+
+
+async def setup(bot: CoachPlansBot) -> None:
+    """Load the cog (discord.py extension entry point)."""
+    await bot.add_cog(CatchUpCog(bot))

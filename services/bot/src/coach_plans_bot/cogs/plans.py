@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import discord
@@ -11,107 +10,90 @@ from discord import app_commands
 from discord.ext import commands
 
 from coach_plans_bot.api import ApiError, ApiNotFound, PlanView
+from coach_plans_bot.capture import capture_edit, capture_plan
 from coach_plans_bot.cogs._common import (
     Context,
+    PlanCommands,
     actor_of,
-    attachments_of,
-    channel_name,
+    plan_args,
+    plan_post,
     poster_of,
     send_pages,
-    write_reply,
 )
-from coach_plans_bot.outbox import OutboxEntry
-from coach_plans_bot.parsing import (
-    UserInputError,
-    check_plan_text,
-    parse_plan_args,
-    select_charts,
-)
+from coach_plans_bot.core import plan_lane
+from coach_plans_bot.outbox import EVERY_LANE
+from coach_plans_bot.parsing import MAX_CHARTS, UserInputError, check_plan_text
 from coach_plans_bot.permissions import PermissionDenied, Poster
+from coach_plans_bot.replies import write_reply
 
 if TYPE_CHECKING:
     from coach_plans_bot.bot import CoachPlansBot
 
 log = logging.getLogger(__name__)
 
+Chart = discord.Attachment | None
+CHART_HELP = "a chart image (PNG, JPG, GIF or WEBP)"
+
 
 # `type: ignore[arg-type]` on hybrid_command: discord.py 2.7 binds the cog type variable of
 # `hybrid_command` differently from its `CommandCallback`, so mypy rejects every cog method.
 
 
-@dataclass(frozen=True)
-class PlanCapture:
-    """What became of one `!plan`: the outbox entry (None if refused before it) and the answer."""
-
-    entry: OutboxEntry | None
-    reply: str
-
-
-class PlansCog(commands.Cog, name="Plans"):
+class PlansCog(PlanCommands, name="Plans"):
     """Create, edit and delete plans."""
 
-    def __init__(self, bot: CoachPlansBot) -> None:
-        self.bot = bot
-
+    # Slash commands get attachments only as options (type 11): one optional option per chart
+    # the API takes. `!plan` reads the message's own attachments instead.
     @commands.hybrid_command(name="plan")  # type: ignore[arg-type]
-    @app_commands.describe(entry="coach, optional date, colon, plan: `d: NVDA above 950 …`")
-    async def plan(self, ctx: Context, *, entry: str) -> None:
-        """Save a coach's plan: `!plan d: <text>` or `!plan d 2026-11-26: <text>` (+ charts)."""
-        capture = await self.capture_plan(entry, message=ctx.message, author=ctx.author)
-        await send_pages(ctx, [capture.reply])
-
-    async def capture_plan(
+    @app_commands.describe(
+        entry="coach, optional date, colon, plan: `d: NVDA above 950 …`",
+        **{f"chart{n}": CHART_HELP for n in range(1, MAX_CHARTS + 1)},
+    )
+    async def plan(
         self,
-        entry: str,
+        ctx: Context,
         *,
-        message: discord.Message,
-        author: discord.abc.User,
-    ) -> PlanCapture:
-        """The path of every `!plan`, live or caught up: permissions, parsing, outbox -> API."""
-        core = self.bot.core
-        channel = message.channel
-        try:
-            core.policy.require_channel(channel.id)
-            request = parse_plan_args(entry, roster=core.roster, today=core.today())
-            poster = poster_of(author)
-            core.policy.require_coach(poster, request.coach.coach, request.coach.name)
-        except (UserInputError, PermissionDenied) as exc:
-            return PlanCapture(entry=None, reply=f"❌ {exc}")
-        selection = select_charts(attachments_of(message))
-        outcome = await core.submit_plan(
-            coach=request.coach.coach,
-            date=request.date,
-            text=request.text,
-            charts=selection.charts,
-            actor=actor_of(author, is_admin=core.policy.is_admin(poster)),
-            message_id=message.id,
-            channel=channel_name(channel),
-            channel_id=channel.id,
+        entry: str,
+        chart1: Chart = None,
+        chart2: Chart = None,
+        chart3: Chart = None,
+        chart4: Chart = None,
+        chart5: Chart = None,
+        chart6: Chart = None,
+        chart7: Chart = None,
+        chart8: Chart = None,
+        chart9: Chart = None,
+        chart10: Chart = None,
+    ) -> None:
+        """Save a coach's plan: `!plan d: <text>` or `!plan d 2026-11-26: <text>` (+ charts)."""
+        await ctx.defer()  # a slash command must be answered within 3 s; the API may be slower
+        if ctx.interaction is None:
+            attachments = list(ctx.message.attachments)
+        else:
+            options = (chart1, chart2, chart3, chart4, chart5, chart6, chart7, chart8, chart9, chart10)
+            attachments = [chart for chart in options if chart is not None]
+        post = plan_post(
+            entry, author=ctx.author, attachments=attachments, message_id=ctx.message.id, channel=ctx.channel
         )
-        reply = write_reply(outcome, core.roster, verb="saved", what="plan")
-        warnings = "".join(f"\n⚠️ {warning}" for warning in selection.warnings)
-        return PlanCapture(entry=outcome, reply=reply + warnings)
+        capture = await capture_plan(self.bot.core, post)
+        await send_pages(ctx, [capture.reply])
 
     @commands.hybrid_command(name="edit")  # type: ignore[arg-type]
     @app_commands.describe(plan_id="the plan's id (shown when it was saved)", text="the new text")
     async def edit(self, ctx: Context, plan_id: int, *, text: str) -> None:
         """Replace the text of a plan: `!edit <id> <text>` (your own plan; admins: any)."""
         core = self.bot.core
-        try:
-            core.policy.require_channel(ctx.channel.id)
-            new_text = check_plan_text(text)
-            poster = poster_of(ctx.author)
-            is_admin = core.policy.is_admin(poster)
-            await self._require_owner(plan_id, poster, is_admin=is_admin)
-        except (UserInputError, PermissionDenied) as exc:
-            await ctx.send(f"❌ {exc}")
-            return
+        new_text = check_plan_text(text)
+        poster = poster_of(ctx.author)
+        is_admin = core.policy.is_admin(poster)
+        lane = await self._require_owner(plan_id, poster, is_admin=is_admin)
         outcome = await core.submit_edit(
             plan_id=plan_id,
             text=new_text,
             actor=actor_of(ctx.author, is_admin=is_admin),
             message_id=ctx.message.id,
             channel_id=ctx.channel.id,
+            lane=lane,
         )
         await send_pages(ctx, [write_reply(outcome, core.roster, verb="edited", what="edit")])
 
@@ -120,88 +102,66 @@ class PlansCog(commands.Cog, name="Plans"):
     async def delete(self, ctx: Context, plan_id: int) -> None:
         """Delete a plan: `!delete <id>` (your own plan; admins: any)."""
         core = self.bot.core
-        try:
-            core.policy.require_channel(ctx.channel.id)
-            poster = poster_of(ctx.author)
-            is_admin = core.policy.is_admin(poster)
-            await self._require_owner(plan_id, poster, is_admin=is_admin)
-        except (UserInputError, PermissionDenied) as exc:
-            await ctx.send(f"❌ {exc}")
-            return
+        poster = poster_of(ctx.author)
+        is_admin = core.policy.is_admin(poster)
+        lane = await self._require_owner(plan_id, poster, is_admin=is_admin)
         outcome = await core.submit_delete(
             plan_id=plan_id,
             actor=actor_of(ctx.author, is_admin=is_admin),
             message_id=ctx.message.id,
             channel_id=ctx.channel.id,
+            lane=lane,
         )
         await send_pages(ctx, [write_reply(outcome, core.roster, verb="deleted", what="delete")])
 
-    async def _require_owner(self, plan_id: int, poster: Poster, *, is_admin: bool) -> None:
-        """Answer "no such plan" / "not your plan" now when the API can tell us.
+    async def _require_owner(self, plan_id: int, poster: Poster, *, is_admin: bool) -> str:
+        """Answer "no such plan" / "not your plan" now when the API can tell; return the outbox lane.
 
-        When the API is down the write is queued anyway and the API decides on delivery.
+        When the API is down the write is queued anyway (after every earlier write, since whose
+        plan it is is unknown) and the API decides on delivery.
         """
         try:
-            plan: PlanView | None = await self.bot.core.api.get_plan(plan_id)
+            plan: PlanView = await self.bot.core.api.get_plan(plan_id)
         except ApiNotFound as exc:
             raise UserInputError(f"No plan #{plan_id} (unknown or deleted).") from exc
         except ApiError:
-            plan = None
-        if plan is not None and not self.bot.core.policy.may_change(
-            poster, author_id=plan.author_id, is_admin=is_admin
-        ):
+            return EVERY_LANE
+        if not self.bot.core.policy.may_change(poster, author_id=plan.author_id, is_admin=is_admin):
             raise PermissionDenied(
                 f"Plan #{plan_id} is not your plan: only its author or an admin can change it."
             )
+        return plan_lane(plan.coach, plan.date)
 
     # --- the original `!plan` message is edited or deleted ------------------------------
-    def plan_args(self, ctx: Context) -> str | None:
-        """The arguments of a `!plan` message, or None for any other message."""
-        if ctx.command is not self.plan or ctx.author.bot:
-            return None
-        return ctx.view.read_rest()
-
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         """An edited `!plan` message updates the plan it created."""
         message = payload.message
-        if message.edited_at is None or message.author.bot:
+        if message.edited_at is None:
             return  # Discord also "updates" a message when it adds link embeds.
         before = payload.cached_message
-        if (
-            before is not None
-            and before.content == message.content
-            and (before.attachments == message.attachments)
+        if before is not None and (before.content, before.attachments) == (
+            message.content,
+            message.attachments,
         ):
             return
-        ctx = await self.bot.get_context(message)
-        args = self.plan_args(ctx)
-        if args is None:
-            return
+        args = await plan_args(self.bot, message)
         core = self.bot.core
+        if args is None or not core.policy.channel_allowed(message.channel.id):
+            return
+        post = plan_post(
+            args,
+            author=message.author,
+            attachments=message.attachments,
+            message_id=message.id,
+            channel=message.channel,
+        )
         try:
-            core.policy.require_channel(message.channel.id)
-            request = parse_plan_args(args, roster=core.roster, today=core.today())
-            poster = poster_of(message.author)
-            core.policy.require_coach(poster, request.coach.coach, request.coach.name)
+            capture = await capture_edit(core, post, edited_at=message.edited_at.isoformat())
         except (UserInputError, PermissionDenied) as exc:
             await message.channel.send(f"❌ Your edited plan was not saved: {exc}")
             return
-        selection = select_charts(attachments_of(message))
-        outcome = await core.submit_message_edit(
-            coach=request.coach.coach,
-            date=request.date,
-            text=request.text,
-            charts=selection.charts,
-            actor=actor_of(message.author, is_admin=core.policy.is_admin(poster)),
-            message_id=message.id,
-            edited_at=message.edited_at.isoformat(),
-            channel=channel_name(message.channel),
-            channel_id=message.channel.id,
-        )
-        reply = write_reply(outcome, core.roster, verb="updated from your edit", what="edit")
-        warnings = "".join(f"\n⚠️ {warning}" for warning in selection.warnings)
-        await send_pages(message.channel, [reply + warnings])
+        await send_pages(message.channel, [capture.reply])
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
@@ -211,7 +171,7 @@ class PlansCog(commands.Cog, name="Plans"):
             return
         cached = payload.cached_message
         if cached is not None:
-            if self.plan_args(await self.bot.get_context(cached)) is None:
+            if await plan_args(self.bot, cached) is None:
                 return
             actor = actor_of(cached.author, is_admin=False)
         else:
@@ -227,3 +187,8 @@ class PlansCog(commands.Cog, name="Plans"):
         if isinstance(channel, discord.abc.Messageable):
             reply = write_reply(outcome, core.roster, verb="deleted", what="delete")
             await channel.send(f"🗑️ The `!plan` message was deleted. {reply}")
+
+
+async def setup(bot: CoachPlansBot) -> None:
+    """Load the cog (discord.py extension entry point)."""
+    await bot.add_cog(PlansCog(bot))

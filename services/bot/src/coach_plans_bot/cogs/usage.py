@@ -28,3 +28,8 @@ class HelpCog(commands.Cog, name="Help"):
         """Show how to use the Coach Plans bot."""
         core = self.bot.core
         await send_pages(ctx, [help_text(core.roster, core.settings.plan_timezone)])
+
+
+async def setup(bot: CoachPlansBot) -> None:
+    """Load the cog (discord.py extension entry point)."""
+    await bot.add_cog(HelpCog(bot))
