@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from coach_plans_api.app import create_app
-from coach_plans_api.observability import LOG_FILE_BACKUPS, LOG_FILE_BYTES, configure_logging
+from coach_plans_api.observability import configure_logging
+from coach_plans_common import LOG_FILE_BACKUPS, LOG_FILE_BYTES
 from tests.conftest import INTERNAL_TOKEN, make_settings, plan_body
 
 
