@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 LOG_FILE_BYTES = 10 * 1024 * 1024
@@ -105,6 +106,8 @@ class JsonFormatter(_JsonFormatter):
             "{levelname}{name}{message}",
             style="{",
             rename_fields={"levelname": "level", "name": "logger"},
+            # uvicorn attaches a copy of its message with terminal colours: not a field of ours.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
             json_ensure_ascii=False,  # names stay readable; the controls are escaped below
         )
         self._redact = redact
