@@ -15,10 +15,10 @@ from coach_plans_common.logs import (
 )
 from coach_plans_common.settings import (
     ConfigFileError,
+    FileSettings,
     SectionedYamlSource,
     Sections,
     TimeZoneName,
-    config_file_source,
     expand_variables,
     known_timezone,
 )
@@ -28,13 +28,13 @@ __all__ = [
     "LOG_FILE_BYTES",
     "MIN_SECRET_LENGTH",
     "ConfigFileError",
+    "FileSettings",
     "JsonFormatter",
     "Redactor",
     "SectionedYamlSource",
     "Sections",
     "TextFormatter",
     "TimeZoneName",
-    "config_file_source",
     "configure_logging",
     "escape_controls",
     "expand_variables",

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -117,18 +117,31 @@ class SectionedYamlSource(YamlConfigSettingsSource):
         return flat
 
 
-def config_file_source(
-    settings_cls: type[BaseSettings],
-    init_settings: PydanticBaseSettingsSource,
-    env_settings: PydanticBaseSettingsSource,
-    *,
-    sections: Sections,
-) -> tuple[PydanticBaseSettingsSource, ...]:
-    """The YAML source for the `config_file` setting (`CONFIG_FILE`), or none when it is not set."""
-    path = init_settings().get("config_file") or env_settings().get("config_file")
-    if not path:
+class FileSettings(BaseSettings):
+    """Settings from init arguments, then the environment, then the YAML file `CONFIG_FILE`."""
+
+    yaml_sections: ClassVar[Sections]
+    config_file: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = (init_settings, env_settings, *cls.environment_sources(settings_cls))
+        path = init_settings().get("config_file") or env_settings().get("config_file")
+        if not path:
+            return sources
+        return (*sources, SectionedYamlSource(settings_cls, Path(path), sections=cls.yaml_sections))
+
+    @classmethod
+    def environment_sources(cls, settings_cls: type[BaseSettings]) -> tuple[PydanticBaseSettingsSource, ...]:
+        """More sources read from the environment (they win over the file); none by default."""
         return ()
-    return (SectionedYamlSource(settings_cls, Path(path), sections=sections),)
 
 
 def known_timezone(value: str) -> str:

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 import redis
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from coach_plans_api.tickers import DEFAULT_WATCHLIST, parse_watchlist
-from coach_plans_common import ConfigFileError, Sections, TimeZoneName, config_file_source
+from coach_plans_common import ConfigFileError, FileSettings, Sections, TimeZoneName
 
 DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - only accepted in mock mode
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
@@ -65,10 +65,11 @@ class ConfigError(Exception):
     """Settings are invalid; the message names every bad setting."""
 
 
-class Settings(BaseSettings):
+class Settings(FileSettings):
     """Everything the plan service can be told; see README's configuration table."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    yaml_sections = YAML_SECTIONS
 
     api_host: str = "0.0.0.0"
     api_port: int = Field(5000, ge=1, le=65535)
@@ -98,19 +99,6 @@ class Settings(BaseSettings):
     chart_max_attempts: int = Field(6, ge=1)
     chart_fetch_timeout: float = Field(10, gt=0)
     chart_archiver: bool = True
-    config_file: Path | None = None
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = config_file_source(settings_cls, init_settings, env_settings, sections=YAML_SECTIONS)
-        return (init_settings, env_settings, *yaml_file)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from coach_plans_common import ConfigFileError, Sections, TimeZoneName, config_file_source
+from coach_plans_common import ConfigFileError, FileSettings, Sections, TimeZoneName
 
 MIN_TOKEN_CHARS = 32
 IdSet = Annotated[frozenset[int], NoDecode]
@@ -117,10 +117,11 @@ class _CoachIdsSource(PydanticBaseSettingsSource):
         return {"coach_allowed_ids": found} if found else {}
 
 
-class BotSettings(BaseSettings):
+class BotSettings(FileSettings):
     """Everything the bot reads from its environment, validated once at start-up."""
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_prefix="")
+    yaml_sections = YAML_SECTIONS
 
     mock_mode: bool = False
     discord_bot_token: SecretStr | None = Field(default=None, validate_default=True)
@@ -131,7 +132,6 @@ class BotSettings(BaseSettings):
     log_level: str = "INFO"
     log_file: Path | None = None
     log_format: Literal["text", "json"] = "text"
-    config_file: Path | None = None
     outbox_path: Path = Path("./data/bot_outbox.db")
     outbox_retry_max_seconds: float = Field(default=300.0, gt=0)
     outbox_max_attempts: int = Field(default=5, ge=1, le=100)
@@ -145,16 +145,8 @@ class BotSettings(BaseSettings):
     bot_id: str = "main"
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = config_file_source(settings_cls, init_settings, env_settings, sections=YAML_SECTIONS)
-        return (init_settings, env_settings, _CoachIdsSource(settings_cls), *yaml_file)
+    def environment_sources(cls, settings_cls: type[BaseSettings]) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (_CoachIdsSource(settings_cls),)
 
     @field_validator("discord_bot_token")
     @classmethod
