@@ -162,7 +162,7 @@ def run(argv: list[str] | None = None) -> int:
     """Read the settings (exit 2 if invalid), set up logging, run; return the exit code."""
     args = parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(require_internal_token=args.command != "sync-commands")
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

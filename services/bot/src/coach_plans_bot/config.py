@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from pydantic_settings import (
 from coach_plans_common import ConfigFileError, FileSettings, Sections, TimeZoneName
 
 MIN_TOKEN_CHARS = 32
+_internal_token_required: ContextVar[bool] = ContextVar("internal_token_required", default=True)
 IdSet = Annotated[frozenset[int], NoDecode]
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -160,6 +162,8 @@ class BotSettings(FileSettings):
     @field_validator("internal_api_token")
     @classmethod
     def _strong_token(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if not _internal_token_required.get():
+            return value
         if not info.data.get("mock_mode", False) and len(value.get_secret_value().strip()) < MIN_TOKEN_CHARS:
             raise ValueError(
                 f"must be at least {MIN_TOKEN_CHARS} characters outside mock mode (the API requires"
@@ -214,8 +218,11 @@ def _setting_name(loc: tuple[int | str, ...]) -> str:
     return str(loc[0]).upper() if loc else "settings"
 
 
-def load_settings(**overrides: Any) -> BotSettings:
-    """Read and validate the settings once; raise ConfigError naming every bad setting."""
+def load_settings(*, require_internal_token: bool = True, **overrides: Any) -> BotSettings:
+    """Read and validate the settings once; raise ConfigError naming every bad setting.
+
+    `require_internal_token=False` is for `sync-commands`, which talks to Discord only."""
+    reset = _internal_token_required.set(require_internal_token)
     try:
         return BotSettings(**overrides)
     except ConfigFileError as exc:
@@ -229,3 +236,5 @@ def load_settings(**overrides: Any) -> BotSettings:
             else:
                 problems.append(f"{_setting_name(error['loc'])}: {message}")
         raise ConfigError(problems) from exc
+    finally:
+        _internal_token_required.reset(reset)
