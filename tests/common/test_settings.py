@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,18 @@ def test_known_timezone() -> None:
         with pytest.raises(ValueError, match="unknown time zone"):
             known_timezone(bad)
     assert issubclass(ConfigFileError, ValueError)
+
+
+@pytest.mark.parametrize("doc", ["configuration.md", "bot.md"])
+def test_the_documented_examples_load_in_both_services(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, doc: str
+) -> None:
+    [example] = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / doc).read_text(encoding="utf-8"), re.S)
+    environment.write_text(example, encoding="utf-8")
+    monkeypatch.setenv("INTERNAL_API_TOKEN", SECRET)
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "discord-token")
+
+    api, bot = load_api_settings(), load_bot_settings()
+
+    assert api.internal_api_token == bot.internal_api_token.get_secret_value() == SECRET
+    assert (api.log_format, bot.log_format) == ("json", "json")
