@@ -117,6 +117,9 @@ def test_an_unreadable_file_is_named(environment: Path) -> None:
     environment.unlink()
     with pytest.raises(BotConfigError, match=r"cannot read .*: no such file"):
         load_bot_settings()
+    environment.mkdir()
+    with pytest.raises(BotConfigError, match=r"cannot read .*: not a file"):
+        load_bot_settings()
 
 
 def run(service: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

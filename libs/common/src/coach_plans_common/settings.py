@@ -73,14 +73,15 @@ class SectionedYamlSource(YamlConfigSettingsSource):
         self._sections = sections
         self._environ = os.environ if environ is None else environ
         if not yaml_file.is_file():  # the base class skips a missing file silently
-            raise ConfigFileError(f"CONFIG_FILE: cannot read {yaml_file}: no such file")
+            reason = "not a file" if yaml_file.exists() else "no such file"
+            raise ConfigFileError(f"CONFIG_FILE: cannot read {yaml_file}: {reason}")
         super().__init__(settings_cls, yaml_file=yaml_file)
 
     def _read_file(self, file_path: Path) -> dict[str, Any]:  # type: ignore[override]
         try:
             text = file_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            reason = (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else "not UTF-8 text"
             raise ConfigFileError(f"CONFIG_FILE: cannot read {file_path}: {reason}") from None
         try:
             document = yaml.safe_load(text)
