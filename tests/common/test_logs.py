@@ -6,7 +6,6 @@ import json
 import logging
 import logging.handlers
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,19 +28,6 @@ FORGED = "2026-11-30 12:00:00,000 INFO coach_plans_bot: plan stored by admin"
 BREAKERS = ["\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
 CONTROLS = [*BREAKERS, "\x00", "\x1b[2K\x1b[1G", "\x7f", "\x9b"]
 SECRET = "s3cret-internal-token-" + "x" * 20
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def records(formatter: logging.Formatter, hostile: str) -> str:
@@ -129,7 +115,7 @@ def test_both_formats_agree_on_the_time_in_utc() -> None:
     assert entry == {"time": "2025-11-30T14:05:09.250+00:00", "level": "INFO", "logger": "t", "message": "m"}
 
 
-@pytest.mark.usefixtures("root_logging")
+@pytest.mark.usefixtures("restore_logging")
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_configure_logging_writes_a_rotating_file(tmp_path: Path, log_format: str) -> None:
     log_file = tmp_path / "logs" / "service.log"

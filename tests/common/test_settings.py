@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,8 @@ from coach_plans_api.config import load_settings as load_api_settings
 from coach_plans_bot.config import ConfigError as BotConfigError
 from coach_plans_bot.config import load_settings as load_bot_settings
 from coach_plans_common import ConfigFileError, expand_variables, known_timezone
+from tests.api.test_config import run_cli
+from tests.bot.test_config import run_bot
 from tests.conftest import REPO
 
 SECRET = "hunter2-" + "s" * 32
@@ -122,22 +122,6 @@ def test_an_unreadable_file_is_named(environment: Path) -> None:
         load_bot_settings()
 
 
-def run(service: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    args = {"api": ["coach_plans_api", "check-config"], "bot": ["coach_plans_bot"]}[service]
-    clean = {
-        k: v for k, v in os.environ.items() if k not in ("CONFIG_FILE", "MOCK_MODE", "INTERNAL_API_TOKEN")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        env={**clean, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("service", ["api", "bot"])
 @pytest.mark.parametrize(
     "broken",
@@ -153,7 +137,8 @@ def test_a_yaml_syntax_error_prints_no_secret(tmp_path: Path, service: str, brok
     config = tmp_path / "broken.yaml"
     config.write_text(broken, encoding="utf-8")
 
-    result = run(service, {"CONFIG_FILE": str(config), "MOCK_MODE": "true"})
+    env = {"CONFIG_FILE": str(config), "MOCK_MODE": "true"}
+    result = run_cli(env, "check-config") if service == "api" else run_bot(env)
 
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
