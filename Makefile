@@ -32,7 +32,7 @@ test: install test-deps ## run the whole test suite with coverage per package
 	rm -f .coverage .coverage.*
 	$(UV) run pytest --cov --cov-report= $(PYTEST_ARGS)
 	$(UV) run coverage combine --quiet 2>/dev/null || true
-	@for pkg in api bot client; do \
+	@for pkg in api bot client common; do \
 		echo "== coverage of coach_plans_$$pkg (minimum $(COVERAGE_MIN) %)"; \
 		$(UV) run coverage report --include="*/coach_plans_$$pkg/*" --fail-under=$(COVERAGE_MIN) || exit 1; \
 	done

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from coach_plans_api.app import create_app
-from coach_plans_api.observability import LOG_FILE_BACKUPS, LOG_FILE_BYTES, configure_logging
+from coach_plans_api.observability import configure_logging
+from coach_plans_common import LOG_FILE_BACKUPS, LOG_FILE_BYTES
 from tests.conftest import INTERNAL_TOKEN, make_settings, plan_body
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.mark.usefixtures("restore_logging")

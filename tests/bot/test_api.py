@@ -18,6 +18,7 @@ from coach_plans_bot.api import ApiProtocolError, ApiRejected, ApiUnavailable, P
 from coach_plans_bot.bot import CoachPlansBot
 from coach_plans_bot.config import BotSettings
 from coach_plans_bot.core import BotCore
+from coach_plans_common import TextFormatter
 from tests.bot.conftest import NOW, Sleeps, SwitchableTransport
 from tests.conftest import make_settings
 
@@ -158,7 +159,7 @@ def test_text_logging(capsys: pytest.CaptureFixture[str]) -> None:
         entry.configure_logging(BotSettings(mock_mode=True, log_level="DEBUG"))
         assert root.level == logging.DEBUG
         assert isinstance(root.handlers[0].formatter, logging.Formatter)
-        assert not isinstance(root.handlers[0].formatter, entry.JsonFormatter)
+        assert isinstance(root.handlers[0].formatter, TextFormatter)
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])

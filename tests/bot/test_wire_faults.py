@@ -207,3 +207,17 @@ async def test_a_start_up_failure_of_the_bot_itself_is_not_taken_for_discord_unr
 
     assert not isinstance(caught.value, DiscordUnreachable)
     assert [call.path for call in discord_double.calls].count("/users/@me") == 1  # not retried
+
+
+def test_sync_commands_needs_no_internal_token(tmp_path: Path) -> None:
+    """It talks to Discord only: a missing INTERNAL_API_TOKEN is no reason to refuse (exit 2)."""
+    env = bot_env(tmp_path, MOCK_MODE="false")
+    del env["INTERNAL_API_TOKEN"]
+    result = subprocess.run(
+        [*LAUNCH, "sync-commands"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output  # Discord unreachable: the address is a dead one
+    assert "Discord unreachable" in output
+    assert "INTERNAL_API_TOKEN" not in output

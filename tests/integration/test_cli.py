@@ -138,7 +138,8 @@ def test_simulate_posts_every_coach_through_the_api(
     assert "posted 8 mock plans" in result.stdout
     items = httpx.get(f"{api.url}/api/v1/plans").json()["items"]
     assert sorted({p["coach"] for p in items}) == ["coach_d", "coach_i", "coach_n", "coach_s"]
-    assert all("$" in p["plan"] and len(p["charts"]) == 2 for p in items)
+    # Text only: no chart URL that would never load (a broken image on the dashboard).
+    assert all("$" in p["plan"] and p["charts"] == [] for p in items)
 
 
 def test_simulate_against_an_unreachable_api_is_a_clear_error(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,17 +9,16 @@ from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import redis
-import yaml
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from coach_plans_api.tickers import DEFAULT_WATCHLIST, parse_watchlist
+from coach_plans_common import ConfigFileError, FileSettings, Sections, TimeZoneName
 
 DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - only accepted in mock mode
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
@@ -30,17 +28,21 @@ MIN_TOKEN_LENGTH = 32
 # without requiring the internal token.
 _token_required: ContextVar[bool] = ContextVar("token_required", default=True)
 
-# YAML sections map onto the flat environment names, e.g. `api: {port: 5000}` -> API_PORT.
-YAML_KEYS: dict[str, dict[str, str]] = {
+# The sections of the YAML settings file (docs/configuration.md), mapped onto the flat setting
+# names, e.g. `api: {port: 5000}` -> API_PORT. None: read by the bot, skipped here.
+YAML_SECTIONS: Sections = {
     "api": {
         "host": "api_host",
         "port": "api_port",
         "internal_token": "internal_api_token",
+        "internal_api_token": "internal_api_token",
         "rate_limit_per_minute": "rate_limit_per_minute",
         "plan_timezone": "plan_timezone",
         "cors_origins": "cors_origins",
         "ticker_watchlist": "ticker_watchlist",
         "coaches": "coaches",
+        "base_url": None,
+        "timeout_seconds": None,
     },
     "database": {"path": "database_path", "url": "database_url"},
     "charts": {
@@ -53,74 +55,21 @@ YAML_KEYS: dict[str, dict[str, str]] = {
     },
     "logging": {"level": "log_level", "file": "log_file", "format": "log_format"},
     "cache": {"ttl_seconds": "cache_ttl_seconds", "max_size": "max_cache_size"},
-    "mock": {"enabled": "mock_mode"},
-    "discord": {},  # the bot's section; the API reads nothing from it
+    "mock": {"enabled": "mock_mode", "mock_mode": "mock_mode", "days": None},
+    "discord": None,
+    "bot": None,
 }
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class ConfigError(Exception):
     """Settings are invalid; the message names every bad setting."""
 
 
-def _expand(value: Any, environ: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return _VAR.sub(lambda m: environ.get(m.group(1), m.group(2) or ""), value)
-    if isinstance(value, dict):
-        return {k: _expand(v, environ) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, environ) for v in value]
-    return value
-
-
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """What is wrong and where, never the text of the line (it may hold a token)."""
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        return f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
-    return "YAML syntax error"
-
-
-def load_yaml_config(path: Path, environ: dict[str, str]) -> dict[str, Any]:
-    """Flatten a YAML config file (with `${VAR}` expansion) into settings field names."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"CONFIG_FILE: cannot read {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"CONFIG_FILE: cannot read {path}: {yaml_problem(exc)}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"CONFIG_FILE: {path} must hold a mapping of sections")
-    flat: dict[str, Any] = {}
-    for section, values in _expand(raw, environ).items():
-        keys = YAML_KEYS.get(section)
-        if keys is None:
-            raise ConfigError(f"CONFIG_FILE: unknown section {section!r} in {path}")
-        for key, value in (values or {}).items():
-            if section == "discord":
-                continue
-            if key not in keys:
-                raise ConfigError(f"CONFIG_FILE: unknown key {section}.{key} in {path}")
-            flat[keys[key]] = value
-    return flat
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._values = values
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._values.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._values)
-
-
-class Settings(BaseSettings):
+class Settings(FileSettings):
     """Everything the plan service can be told; see README's configuration table."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    yaml_sections = YAML_SECTIONS
 
     api_host: str = "0.0.0.0"
     api_port: int = Field(5000, ge=1, le=65535)
@@ -128,7 +77,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     mock_mode: bool = False
     internal_api_token: str | None = Field(None, validate_default=True)
-    plan_timezone: str = "America/New_York"
+    plan_timezone: TimeZoneName = "America/New_York"
     coaches: str = "d:Coach D,i:Coach I,s:Coach S,n:Coach N"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_file: Path | None = None
@@ -151,35 +100,10 @@ class Settings(BaseSettings):
     chart_fetch_timeout: float = Field(10, gt=0)
     chart_archiver: bool = True
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("CONFIG_FILE")
-        if config_file:
-            values = load_yaml_config(Path(config_file), dict(os.environ))
-            sources.append(_YamlSource(settings_cls, values))
-        return tuple(sources)
-
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
-
-    @field_validator("plan_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @field_validator("database_url")
     @classmethod
@@ -306,3 +230,5 @@ def load_settings(*, require_token: bool = True) -> Settings:
             return Settings()
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc)) from None
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None

@@ -239,7 +239,7 @@ def simulate(
     seed: int = 7,
     echo: Callable[[str], None] = print,
 ) -> int:
-    """Post realistic mock plans through the internal endpoints, like the bot in mock mode."""
+    """Post realistic mock plans (text only, no charts) through the internal endpoints, like the bot."""
     rng = random.Random(seed)
     client = http or httpx.Client(base_url=base_url, timeout=10)
     posted = 0
@@ -249,9 +249,10 @@ def simulate(
             for coach in coaches:
                 body = {
                     "plan_text": mock_plan_text(coach, rng),
-                    "charts": [
-                        {"url": f"https://cdn.example.com/charts/{coach}_{day}_{n}.png"} for n in range(2)
-                    ],
+                    # Text only: a one-shot command has nothing to serve pictures from, and a chart
+                    # URL that never loads is a broken image on the dashboard. The mock bot posts
+                    # real pictures (it serves them itself).
+                    "charts": [],
                     "actor": {"user_id": "1", "display_name": "Mock Coach", "is_admin": True},
                     "message_id": legacy_message_id(f"simulate/{coach}/{day}"),
                     "channel": "mock-plans",

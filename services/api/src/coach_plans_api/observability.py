@@ -1,113 +1,36 @@
-"""Logging set-up (text or JSON lines, rotating file) and the request metrics."""
+"""Logging set-up and the request metrics."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-import logging.handlers
-import re
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from coach_plans_api.config import Settings
 from coach_plans_api.schemas import MetricsOut
-
-LOG_FILE_BYTES = 10 * 1024 * 1024
-LOG_FILE_BACKUPS = 5
+from coach_plans_common import configure_logging as common_logging
 
 
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: anything a log reader
-# could take for the end of a line. A client controls paths, queries, headers and ids.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# Shorter strings are not secrets we accept (outside mock mode the token has 32+ characters);
-# masking them would mask ordinary text.
-MIN_REDACTED_LENGTH = 16
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def escape_controls(text: str) -> str:
-    """`text` on one line: every control character shown as its escape (a newline as `\\x0a`)."""
-    return _CONTROL.sub(_escaped, text)
-
-
-class SafeMessage:
-    """The one place a log message is made safe: secrets masked, control characters escaped."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        self._secrets = [s for s in secrets if len(s) >= MIN_REDACTED_LENGTH]
-
-    def __call__(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        for secret in self._secrets:
-            if secret in message:
-                message = message.replace(secret, "***")
-        return escape_controls(message)
-
-
-class TextFormatter(logging.Formatter):
-    """`time LEVEL logger: message`, the message on one line (a traceback may follow)."""
-
-    def __init__(self, safe: SafeMessage) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self._safe = safe
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = self._safe(record)
-        return super().formatMessage(record)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; nothing in it can break the line."""
-
-    def __init__(self, safe: SafeMessage) -> None:
-        super().__init__()
-        self._safe = safe
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": self._safe(record),
-        }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        line = json.dumps(entry, ensure_ascii=False)
-        # json.dumps leaves these as they are; some readers split lines on them.
-        return line.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+def _password(url: str | None) -> str | None:
+    return urlsplit(url).password if url else None
 
 
 def configure_logging(settings: Settings) -> None:
-    safe = SafeMessage([settings.internal_api_token or ""])
-    formatter: logging.Formatter = (
-        JsonFormatter(safe) if settings.log_format == "json" else TextFormatter(safe)
+    """The log format both services share; the internal token and URL passwords masked."""
+    common_logging(
+        level=settings.log_level,
+        log_format=settings.log_format,
+        log_file=settings.log_file,
+        secrets=[
+            settings.internal_api_token,
+            _password(settings.database_url),
+            _password(settings.redis_url),
+        ],
     )
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if settings.log_file:
-        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                settings.log_file,
-                maxBytes=LOG_FILE_BYTES,
-                backupCount=LOG_FILE_BACKUPS,
-                encoding="utf-8",
-            )
-        )
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
-    root.setLevel(settings.log_level)
     # Our own access log replaces uvicorn's (it has the duration and the route).
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
-import logging.handlers
 import signal
 import sys
 
@@ -22,6 +20,7 @@ import discord
 from coach_plans_bot.bot import CoachPlansBot, DiscordUnreachable
 from coach_plans_bot.config import BotSettings, ConfigError, load_settings
 from coach_plans_bot.mock import MockDiscordBot
+from coach_plans_common import configure_logging as common_logging
 
 log = logging.getLogger("coach_plans_bot")
 
@@ -30,39 +29,17 @@ EXIT_DISCONNECTED = 1
 EXIT_CONFIG = 2
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            data["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(data)
-
-
 def configure_logging(settings: BotSettings) -> None:
-    """Console (and optional rotating file, 10 MB x 5) logging in text or JSON."""
-    formatter: logging.Formatter = (
-        JsonFormatter()
-        if settings.log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """The log format both services share; the Discord token and the internal token masked."""
+    common_logging(
+        level=settings.log_level,
+        log_format=settings.log_format,
+        log_file=settings.log_file,
+        secrets=[
+            settings.internal_api_token.get_secret_value(),
+            settings.discord_bot_token.get_secret_value() if settings.discord_bot_token else None,
+        ],
     )
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if settings.log_file is not None:
-        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                settings.log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
-            )
-        )
-    for handler in handlers:
-        handler.setFormatter(formatter)
-    logging.basicConfig(level=settings.log_level, handlers=handlers, force=True)
     # The HTTP client logs full request lines; keep them at DEBUG only when asked.
     httpx_level = max(logging.WARNING, logging.getLevelName(settings.log_level))
     logging.getLogger("httpx").setLevel(httpx_level)
@@ -185,7 +162,7 @@ def run(argv: list[str] | None = None) -> int:
     """Read the settings (exit 2 if invalid), set up logging, run; return the exit code."""
     args = parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(require_internal_token=args.command != "sync-commands")
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

@@ -27,7 +27,7 @@ from coach_plans_bot.backoff import Backoff, Sleep
 from coach_plans_bot.config import BotSettings, redact_url
 from coach_plans_bot.core import BotCore
 from coach_plans_bot.outbox import OutboxEntry
-from coach_plans_bot.parsing import PLAN_USAGE, UserInputError, split_message
+from coach_plans_bot.parsing import PLAN_USAGE, UserInputError, preview, split_message
 from coach_plans_bot.permissions import PermissionDenied
 from coach_plans_bot.replies import settled_notice
 
@@ -254,6 +254,13 @@ class CoachPlansBot(commands.Bot):
             await self.process_commands(message)
         finally:
             await core.finish_message(message.channel.id, message.id)
+
+    async def on_command(self, ctx: commands.Context[Any], /) -> None:
+        """One log line per command: which, who (display name and id), where, the start of the text."""
+        name = ctx.command.qualified_name if ctx.command else "?"
+        text = preview(ctx.message.content, 80) if ctx.interaction is None else "(slash command)"
+        author = ctx.author
+        log.info("command %s by %s (%d) in #%s: %s", name, author.display_name, author.id, ctx.channel, text)
 
     async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError, /) -> None:
         """The one place that turns a failed command into its answer in Discord."""

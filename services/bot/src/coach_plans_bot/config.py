@@ -5,29 +5,31 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from coach_plans_common import ConfigFileError, FileSettings, Sections, TimeZoneName
+
 MIN_TOKEN_CHARS = 32
+_internal_token_required: ContextVar[bool] = ContextVar("internal_token_required", default=True)
 IdSet = Annotated[frozenset[int], NoDecode]
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _COACH_IDS_VAR = re.compile(r"^COACH_([A-Z0-9]+)_ALLOWED_IDS$", re.IGNORECASE)
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-# YAML section -> {key in the section: settings field}
-_YAML_SECTIONS: dict[str, dict[str, str]] = {
+# The sections of the YAML settings file (docs/bot.md), mapped onto the flat setting names.
+# None: read by the API, skipped here.
+YAML_SECTIONS: Sections = {
     "discord": {
         "token": "discord_bot_token",
         "bot_token": "discord_bot_token",
@@ -40,6 +42,14 @@ _YAML_SECTIONS: dict[str, dict[str, str]] = {
         "internal_token": "internal_api_token",
         "internal_api_token": "internal_api_token",
         "timeout_seconds": "api_timeout_seconds",
+        # the API's keys
+        "host": None,
+        "port": None,
+        "rate_limit_per_minute": None,
+        "plan_timezone": None,
+        "cors_origins": None,
+        "ticker_watchlist": None,
+        "coaches": None,
     },
     "logging": {"level": "log_level", "file": "log_file", "format": "log_format"},
     "mock": {"enabled": "mock_mode", "mock_mode": "mock_mode", "days": "mock_days"},
@@ -53,6 +63,9 @@ _YAML_SECTIONS: dict[str, dict[str, str]] = {
         "heartbeat_seconds": "heartbeat_seconds",
         "bot_id": "bot_id",
     },
+    "database": None,
+    "charts": None,
+    "cache": None,
 }
 
 
@@ -86,75 +99,9 @@ def parse_id_list(value: object) -> frozenset[int]:
     return frozenset(ids)
 
 
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """Where and what the YAML error is, without the offending line (it may hold a token)."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        return where + (exc.problem or exc.context or "syntax error")
-    return "syntax error"
-
-
 def redact_url(url: str) -> str:
     """The URL with any password replaced by `***`, for log lines."""
     return re.sub(r"^(\w+://[^/:@\s]*):[^/@\s]*@", r"\1:***@", url)
-
-
-def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
-    """Replace `${VAR}` and `${VAR:-default}` in every string of a YAML document."""
-    if isinstance(value, str):
-        return _ENV_REFERENCE.sub(lambda match: environ.get(match.group(1), match.group(2) or ""), value)
-    if isinstance(value, list):
-        return [expand_env(item, environ) for item in value]
-    if isinstance(value, dict):
-        return {key: expand_env(item, environ) for key, item in value.items()}
-    return value
-
-
-def flatten_yaml(document: Mapping[str, Any]) -> dict[str, Any]:
-    """Map the YAML sections (discord/api/logging/mock/bot) to settings fields."""
-    flat: dict[str, Any] = {}
-    for section, mapping in _YAML_SECTIONS.items():
-        values = document.get(section) or {}
-        if not isinstance(values, Mapping):
-            raise ConfigError([f"CONFIG_FILE: section {section!r} must be a mapping"])
-        for key, field in mapping.items():
-            if key in values and values[key] not in (None, ""):
-                flat[field] = values[key]
-    return flat
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    """Settings from the YAML file named by CONFIG_FILE (below environment variables)."""
-
-    def __init__(
-        self,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-    ) -> None:
-        super().__init__(settings_cls)
-        self._init_settings = init_settings
-        self._env_settings = env_settings
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # pragma: no cover - __call__ does the work
-
-    def __call__(self) -> dict[str, Any]:
-        path = self._init_settings().get("config_file") or self._env_settings().get("config_file")
-        if not path:
-            return {}
-        try:
-            text = Path(str(path)).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"CONFIG_FILE: cannot read {path}: {exc.strerror or exc}"]) from None
-        try:
-            document = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError([f"CONFIG_FILE: {path} is not valid YAML ({yaml_problem(exc)})"]) from None
-        if not isinstance(document, Mapping):
-            raise ConfigError([f"CONFIG_FILE: {path} must contain a mapping of sections"])
-        return flatten_yaml(expand_env(document, os.environ))
 
 
 class _CoachIdsSource(PydanticBaseSettingsSource):
@@ -172,21 +119,21 @@ class _CoachIdsSource(PydanticBaseSettingsSource):
         return {"coach_allowed_ids": found} if found else {}
 
 
-class BotSettings(BaseSettings):
+class BotSettings(FileSettings):
     """Everything the bot reads from its environment, validated once at start-up."""
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_prefix="")
+    yaml_sections = YAML_SECTIONS
 
     mock_mode: bool = False
     discord_bot_token: SecretStr | None = Field(default=None, validate_default=True)
     api_base_url: str = "http://localhost:5000"
     internal_api_token: SecretStr = Field(default=SecretStr(""), validate_default=True)
     api_timeout_seconds: float = Field(default=10.0, gt=0)
-    plan_timezone: str = "America/New_York"
+    plan_timezone: TimeZoneName = "America/New_York"
     log_level: str = "INFO"
     log_file: Path | None = None
     log_format: Literal["text", "json"] = "text"
-    config_file: Path | None = None
     outbox_path: Path = Path("./data/bot_outbox.db")
     outbox_retry_max_seconds: float = Field(default=300.0, gt=0)
     outbox_max_attempts: int = Field(default=5, ge=1, le=100)
@@ -200,21 +147,8 @@ class BotSettings(BaseSettings):
     bot_id: str = "main"
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        assert isinstance(env_settings, EnvSettingsSource)
-        return (
-            init_settings,
-            env_settings,
-            _CoachIdsSource(settings_cls),
-            _YamlSource(settings_cls, init_settings, env_settings),
-        )
+    def environment_sources(cls, settings_cls: type[BaseSettings]) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (_CoachIdsSource(settings_cls),)
 
     @field_validator("discord_bot_token")
     @classmethod
@@ -228,6 +162,8 @@ class BotSettings(BaseSettings):
     @field_validator("internal_api_token")
     @classmethod
     def _strong_token(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if not _internal_token_required.get():
+            return value
         if not info.data.get("mock_mode", False) and len(value.get_secret_value().strip()) < MIN_TOKEN_CHARS:
             raise ValueError(
                 f"must be at least {MIN_TOKEN_CHARS} characters outside mock mode (the API requires"
@@ -241,15 +177,6 @@ class BotSettings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
-
-    @field_validator("plan_timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @field_validator("log_level")
     @classmethod
@@ -291,10 +218,15 @@ def _setting_name(loc: tuple[int | str, ...]) -> str:
     return str(loc[0]).upper() if loc else "settings"
 
 
-def load_settings(**overrides: Any) -> BotSettings:
-    """Read and validate the settings once; raise ConfigError naming every bad setting."""
+def load_settings(*, require_internal_token: bool = True, **overrides: Any) -> BotSettings:
+    """Read and validate the settings once; raise ConfigError naming every bad setting.
+
+    `require_internal_token=False` is for `sync-commands`, which talks to Discord only."""
+    reset = _internal_token_required.set(require_internal_token)
     try:
         return BotSettings(**overrides)
+    except ConfigFileError as exc:
+        raise ConfigError([str(exc)]) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -304,3 +236,5 @@ def load_settings(**overrides: Any) -> BotSettings:
             else:
                 problems.append(f"{_setting_name(error['loc'])}: {message}")
         raise ConfigError(problems) from exc
+    finally:
+        _internal_token_required.reset(reset)
