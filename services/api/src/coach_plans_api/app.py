@@ -46,10 +46,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cache: Cache
     limiter: RateLimiter
     if shared is not None:
-        cache = RedisReadCache(shared, ttl=settings.cache_ttl_seconds, prefix=settings.redis_prefix)
+        cache = RedisReadCache(
+            shared,
+            ttl=settings.cache_ttl_seconds,
+            prefix=settings.redis_prefix,
+            max_size=settings.max_cache_size,
+            max_bytes=settings.cache_max_bytes,
+        )
         limiter = RedisRateLimiter(settings.rate_limit_per_minute, shared, prefix=settings.redis_prefix)
     else:
-        cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
+        cache = ReadCache(
+            ttl=settings.cache_ttl_seconds,
+            max_size=settings.max_cache_size,
+            max_bytes=settings.cache_max_bytes,
+        )
         limiter = RateLimiter(settings.rate_limit_per_minute)
     events = EventBroker(settings.redis_url, prefix=settings.redis_prefix)
     store = ChartStore(settings.chart_store_dir)
@@ -67,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         archiver.wake()
 
     service = PlanService(db=db, settings=settings, on_change=on_change)
+    # A commit by any process (CLI, another replica) clears the cache before the next read.
+    cache.follow(service.storage.data_version)
 
     def plans_count() -> float:
         try:
@@ -84,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.sqlalchemy_url.render_as_string(hide_password=True),
             settings.mock_mode,
         )
+        service.storage.start()
         await events.start()
         if settings.chart_archiver:
             archiver.start()
@@ -91,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         archiver.stop()
         archiver.http.close()
         await events.stop()
+        service.storage.stop()
         db.dispose()
+        service.storage.close()
         if shared is not None:
             shared.close()
 

@@ -1,18 +1,32 @@
-"""Engine and sessions; SQLite is tuned for many readers and one writer at a time."""
+"""Engine, connections and group commit.
+
+SQLite is tuned for many readers and one writer: the writes of concurrent requests are queued to
+one writer thread that commits them together in one transaction (group commit), so eight writers
+pay for one `fsync` rather than eight, with `synchronous=FULL` kept. PostgreSQL commits each write
+in its own transaction (the server groups commits itself).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
+log = logging.getLogger("coach_plans_api.db")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+MAX_BATCH = 64
+T = TypeVar("T")
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -33,47 +47,178 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: URL) -> Engine:
-    """An engine for `url` that reconnects by itself after the database comes back."""
-    if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, pool_pre_ping=True, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
-        return engine
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
-        connect_args={"connect_timeout": 5},
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL and in-memory databases)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def connect_existing(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to the SQLite file at `path` that never creates it when it is missing."""
+    mode = "ro" if read_only else "rw"
+    return sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode={mode}", uri=True, check_same_thread=False, isolation_level=None
     )
 
 
-class Database:
-    """Owns the engine; hands out read sessions and serialised write sessions."""
+def make_engine(url: URL, *, must_exist: bool = False) -> Engine:
+    """An engine for `url`; with `must_exist`, a missing SQLite file is an error, not a new database.
 
-    def __init__(self, url: URL) -> None:
+    No pre-ping: it costs a round trip per checkout. A connection that went bad fails its request
+    (503) and the pool drops it; the storage monitor also resets the pool when the database is back.
+    """
+    path = sqlite_path(url)
+    if url.get_backend_name() == "sqlite":
+        if path is not None and not must_exist:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        creator = (lambda: connect_existing(path)) if must_exist and path is not None else None
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            **({"creator": creator} if creator else {}),
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 5})
+
+
+class GroupCommit:
+    """One writer thread: runs each queued write in a savepoint, commits the batch once.
+
+    A write that raises rolls back its own savepoint only; its caller gets the exception. Callers
+    get their results only after the commit that made them durable.
+    """
+
+    def __init__(self, engine: Engine, *, before_commit: Callable[[Connection], None]) -> None:
+        self._engine = engine.execution_options(write=True)
+        self._before_commit = before_commit
+        self._jobs: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, job: Callable[[Connection], T]) -> T:
+        """Run `job` in the next batch; return its result once the batch is committed."""
+        self._ensure_started()
+        future: Future[T] = Future()
+        self._jobs.put((job, future))
+        return future.result()
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
+                    self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._jobs.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                for job, _future in batch:
+                    savepoint = conn.begin_nested()
+                    try:
+                        result = job(conn)
+                    except BaseException as exc:
+                        savepoint.rollback()
+                        outcomes.append((False, exc))
+                    else:
+                        savepoint.commit()
+                        outcomes.append((True, result))
+                self._before_commit(conn)
+        except BaseException as exc:
+            for _job, future in batch:
+                future.set_exception(exc)
+            return
+        for (ok, value), (_job, future) in zip(outcomes, batch, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+class Database:
+    """Owns the engine: read connections, write transactions (grouped on SQLite), ORM sessions."""
+
+    def __init__(self, url: URL, *, must_exist: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.path = sqlite_path(url)
+        self.engine = make_engine(url, must_exist=must_exist)
         self._reads = sessionmaker(self.engine, expire_on_commit=False)
         self._writes = sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
+        self._before_read: Callable[[], None] = lambda: None
+        self._before_commit: Callable[[Connection], None] = lambda _conn: None
+        self._group = GroupCommit(self.engine, before_commit=self._check_writable) if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
         return self.url.get_backend_name() == "sqlite"
 
+    def guard(self, *, before_read: Callable[[], None], before_commit: Callable[[Connection], None]) -> None:
+        """Checks run before every read and before every commit (the storage monitor's)."""
+        self._before_read = before_read
+        self._before_commit = before_commit
+
+    def _check_writable(self, conn: Connection) -> None:
+        self._before_commit(conn)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reads (Core)."""
+        self._before_read()
+        with self.engine.connect() as conn:
+            yield conn
+
+    def run_write(self, job: Callable[[Connection], T]) -> T:
+        """Run `job` in a write transaction and commit it; grouped with concurrent writes on SQLite."""
+        self._before_read()  # fail fast; the commit checks again
+        if self._group is not None:
+            return self._group.run(job)
+        with self.engine.execution_options(write=True).connect() as conn, conn.begin():
+            result = job(conn)
+            self._before_commit(conn)
+            return result
+
     @contextmanager
     def read(self) -> Iterator[Session]:
+        self._before_read()
         with self._reads() as session:
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that commits on success and rolls back on any error."""
+        """An ORM transaction that commits on success and rolls back on any error."""
         with self._writes() as session, session.begin():
             yield session
+            self._before_commit(session.connection())
 
     def dispose(self) -> None:
+        if self._group is not None:
+            self._group.stop()
         self.engine.dispose()

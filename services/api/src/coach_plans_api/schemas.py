@@ -228,6 +228,7 @@ class HealthOut(BaseModel):
     plans_count: int | None
     uptime_seconds: float
     version: str
+    reason: str | None = Field(None, description="why the database is unavailable; null when healthy")
 
 
 class MetricsOut(BaseModel):

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import TypeAdapter
 
 from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
 from coach_plans_api.schemas import ErrorOut, HistoryOut, LegacyNotFoundOut, LegacyPlanOut
 
 router = APIRouter(prefix="/api/coach-plans", tags=["legacy"])
-_all_plans = TypeAdapter(dict[str, LegacyPlanOut])
 BAD_INPUT: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Unknown coach or invalid date"}
 }
@@ -36,7 +34,7 @@ async def get_plan(
     coach_name, day = service.coach(coach), service.day(date)
 
     def produce() -> bytes:
-        return service.legacy_plan(coach=coach_name, date=day).model_dump_json().encode()
+        return service.legacy_plan_json(coach=coach_name, date=day)
 
     return await cached_json(request, state, f"legacy:{coach_name}:{day}", produce)
 
@@ -55,7 +53,7 @@ async def get_all(request: Request, state: StateDep, service: ServiceDep, date: 
     day = service.day(date)
 
     def produce() -> bytes:
-        return _all_plans.dump_json(service.legacy_all(day))
+        return service.legacy_all_json(day)
 
     return await cached_json(request, state, f"all:{day}", produce)
 
@@ -72,7 +70,6 @@ async def get_history(
     today = service.today()
 
     def produce() -> bytes:
-        plans = service.history(coach=coach_name, days=days)
-        return HistoryOut(coach=coach_name, days=days, plans=plans).model_dump_json().encode()
+        return service.history_json(coach=coach_name, days=days)
 
     return await cached_json(request, state, f"history:{coach_name}:{days}:{today}", produce)
