@@ -58,11 +58,13 @@ class _Follower:
         self._seen = version()
 
     def _catch_up(self) -> None:
+        if self._version is not None and self._version() != self._seen:
+            self.invalidate()
+
+    def _caught_up(self) -> None:
+        """After an invalidation: every change up to now is accounted for."""
         if self._version is not None:
-            version = self._version()
-            if version != self._seen:
-                self._seen = version
-                self.invalidate()
+            self._seen = self._version()
 
     def invalidate(self) -> None:  # pragma: no cover - both caches define it
         raise NotImplementedError
@@ -128,6 +130,7 @@ class ReadCache(_Follower):
                 self._bytes -= _size(evicted_key, evicted.body, evicted.etag)
 
     def invalidate(self) -> None:
+        self._caught_up()
         with self._lock:
             self._generation += 1
             self._entries.clear()
@@ -225,6 +228,7 @@ class RedisReadCache(_Follower):
             log.warning("redis unavailable, response not cached: %s", exc)
 
     def invalidate(self) -> None:
+        self._caught_up()
         try:
             self._invalidate(keys=self._keys)
         except redis.RedisError as exc:

@@ -14,14 +14,17 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from coach_plans_api.repository import Conn
 
 log = logging.getLogger("coach_plans_api.db")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -91,16 +94,13 @@ class GroupCommit:
     get their results only after the commit that made them durable.
     """
 
-    def __init__(self, engine: Engine, *, before_commit: Callable[[Connection], None]) -> None:
-        self._engine = engine.execution_options(write=True)
-        self._before_commit = before_commit
-        self._jobs: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._jobs: queue.SimpleQueue[tuple[Callable[[Conn], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def run(self, job: Callable[[Connection], T]) -> T:
+    def run(self, job: Callable[[Conn], T]) -> T:
         """Run `job` in the next batch; return its result once the batch is committed."""
         self._ensure_started()
         future: Future[T] = Future()
@@ -115,10 +115,11 @@ class GroupCommit:
                     self._thread.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
             self._jobs.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
+            thread.join(timeout=30)
 
     def _loop(self) -> None:
         while True:
@@ -137,21 +138,36 @@ class GroupCommit:
                 batch.append(item)
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
+    def _commit(self, batch: list[tuple[Callable[[Conn], Any], Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with self._engine.connect() as conn, conn.begin():
-                for job, _future in batch:
-                    savepoint = conn.begin_nested()
-                    try:
-                        result = job(conn)
-                    except BaseException as exc:
-                        savepoint.rollback()
-                        outcomes.append((False, exc))
-                    else:
-                        savepoint.commit()
-                        outcomes.append((True, result))
-                self._before_commit(conn)
+            with self._db.raw() as conn:
+                raw = conn.raw
+                try:
+                    with conn.errors("BEGIN IMMEDIATE"):
+                        raw.execute("BEGIN IMMEDIATE")
+                    for job, _future in batch:
+                        with conn.errors("SAVEPOINT"):
+                            raw.execute("SAVEPOINT write")
+                        try:
+                            result = job(conn)
+                        except BaseException as exc:
+                            with conn.errors("ROLLBACK TO"):
+                                raw.execute("ROLLBACK TO write")
+                                raw.execute("RELEASE write")
+                            outcomes.append((False, exc))
+                        else:
+                            with conn.errors("RELEASE"):
+                                raw.execute("RELEASE write")
+                            outcomes.append((True, result))
+                    self._db.before_commit(conn)
+                    with conn.errors("COMMIT"):
+                        raw.execute("COMMIT")
+                except BaseException:
+                    if raw.in_transaction:
+                        with suppress(self._db.driver_error):
+                            raw.execute("ROLLBACK")
+                    raise
         except BaseException as exc:
             for _job, future in batch:
                 future.set_exception(exc)
@@ -164,59 +180,104 @@ class GroupCommit:
 
 
 class Database:
-    """Owns the engine: read connections, write transactions (grouped on SQLite), ORM sessions."""
+    """Owns the engine: driver connections for reads and writes (grouped on SQLite), ORM sessions."""
 
     def __init__(self, url: URL, *, must_exist: bool = True) -> None:
         self.url = url
         self.path = sqlite_path(url)
         self.engine = make_engine(url, must_exist=must_exist)
+        self.driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._reads = sessionmaker(self.engine, expire_on_commit=False)
         self._writes = sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
-        self._before_read: Callable[[], None] = lambda: None
-        self._before_commit: Callable[[Connection], None] = lambda _conn: None
-        self._group = GroupCommit(self.engine, before_commit=self._check_writable) if self.is_sqlite else None
+        # PostgreSQL server processes of our own pool: their change notifications are not news.
+        self.backend_pids: set[int] = set()
+        if not self.is_sqlite:
+            event.listen(self.engine, "connect", self._connected)
+            event.listen(self.engine, "close", self._closed)
+        self.before_read: Callable[[], None] = lambda: None
+        self.before_commit: Callable[[Conn], None] = lambda _conn: None
+        self._group = GroupCommit(self) if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
         return self.url.get_backend_name() == "sqlite"
 
-    def guard(self, *, before_read: Callable[[], None], before_commit: Callable[[Connection], None]) -> None:
-        """Checks run before every read and before every commit (the storage monitor's)."""
-        self._before_read = before_read
-        self._before_commit = before_commit
+    def _connected(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        self.backend_pids.add(dbapi_connection.info.backend_pid)
 
-    def _check_writable(self, conn: Connection) -> None:
-        self._before_commit(conn)
+    def _closed(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        self.backend_pids.discard(dbapi_connection.info.backend_pid)
+
+    def guard(self, *, before_read: Callable[[], None], before_commit: Callable[[Conn], None]) -> None:
+        """Checks run before every read and before every commit (the storage monitor's)."""
+        self.before_read = before_read
+        self.before_commit = before_commit
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """A connection for reads (Core)."""
-        self._before_read()
-        with self.engine.connect() as conn:
+    def raw(self) -> Iterator[Conn]:
+        """A pooled driver connection; a lost connection is dropped from the pool."""
+        try:
+            fairy = self.engine.raw_connection()
+        except self.driver_error as exc:
+            raise DBAPIError.instance(None, None, exc, self.driver_error) from exc
+        conn = Conn(fairy.driver_connection, postgres=not self.is_sqlite, error=self.driver_error)
+        try:
             yield conn
+        except DBAPIError as exc:
+            if not self.is_sqlite and getattr(fairy.driver_connection, "closed", False):
+                fairy.invalidate(exc.orig)
+            raise
+        finally:
+            fairy.close()
 
-    def run_write(self, job: Callable[[Connection], T]) -> T:
+    @contextmanager
+    def reading(self) -> Iterator[Conn]:
+        """A read transaction (one snapshot for the few statements of a request)."""
+        self.before_read()
+        with self.raw() as conn:
+            if self.is_sqlite:
+                with conn.errors("BEGIN"):
+                    conn.raw.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    with suppress(self.driver_error):
+                        conn.raw.execute("ROLLBACK")
+            else:
+                yield conn  # the pool rolls back on return
+
+    def run_write(self, job: Callable[[Conn], T]) -> T:
         """Run `job` in a write transaction and commit it; grouped with concurrent writes on SQLite."""
-        self._before_read()  # fail fast; the commit checks again
+        self.before_read()  # fail fast; the commit checks again
         if self._group is not None:
             return self._group.run(job)
-        with self.engine.execution_options(write=True).connect() as conn, conn.begin():
-            result = job(conn)
-            self._before_commit(conn)
+        with self.raw() as conn:
+            try:
+                result = job(conn)
+                self.before_commit(conn)
+                with conn.errors("COMMIT"):
+                    conn.raw.commit()
+            except BaseException:
+                with suppress(self.driver_error):
+                    conn.raw.rollback()
+                raise
             return result
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        self._before_read()
+        """An ORM session (the chart archiver)."""
+        self.before_read()
         with self._reads() as session:
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """An ORM transaction that commits on success and rolls back on any error."""
+        self.before_read()
         with self._writes() as session, session.begin():
             yield session
-            self._before_commit(session.connection())
+            raw = session.connection().connection.driver_connection
+            self.before_commit(Conn(raw, postgres=not self.is_sqlite, error=self.driver_error))
 
     def dispose(self) -> None:
         if self._group is not None:

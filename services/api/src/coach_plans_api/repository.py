@@ -1,106 +1,211 @@
-"""All SQL of the service: plain functions over a connection, in SQLAlchemy Core.
+"""All SQL of the service: plain functions over a driver connection (`Conn`).
 
-Rows come back as tuples, not ORM objects: a read is a few indexed lookups, and building an
-object graph per request cost more than the lookups themselves (see docs/performance.md).
+The requests run on the database driver itself (sqlite3 or psycopg) with the SQL written here
+once: a read is a few indexed lookups, and SQLAlchemy's execution layer cost three times the
+lookups themselves (see docs/performance.md). The tables and their migrations stay with
+SQLAlchemy and Alembic (`models.py`); the chart archiver still uses the ORM for its few writes.
+Driver errors come out as SQLAlchemy's `DBAPIError` family, like everywhere else.
+
+Statements are assembled only from the fixed text here; values always travel as parameters.
 """
+
+# ruff: noqa: S608 - every statement is built from this module's own constants
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Table, and_, bindparam, delete, func, insert, or_, select, text, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
-from coach_plans_api.models import Base
+Params = dict[str, Any]
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
 
-# A result row of any shape: the columns are named, read them by attribute.
-Record: TypeAlias = Row[*tuple[Any, ...]]
-plans: Table = Base.metadata.tables["coach_plans"]
-charts: Table = Base.metadata.tables["plan_charts"]
-tickers: Table = Base.metadata.tables["plan_tickers"]
-revisions: Table = Base.metadata.tables["plan_revisions"]
-heartbeats: Table = Base.metadata.tables["bot_heartbeats"]
 
-PLAN_COLUMNS = (
-    plans.c.id,
-    plans.c.coach_name,
-    plans.c.date,
-    plans.c.plan_text,
-    plans.c.author,
-    plans.c.author_id,
-    plans.c.channel,
-    plans.c.channel_id,
-    plans.c.source_message_id,
-    plans.c.created_at,
-    plans.c.edited_at,
-    plans.c.deleted_at,
+class Conn:
+    """A driver connection and its dialect: named parameters, and dates and times both ways."""
+
+    __slots__ = ("_error", "_sql", "postgres", "raw")
+
+    def __init__(self, raw: Any, *, postgres: bool, error: type[Exception]) -> None:
+        self.raw = raw
+        self.postgres = postgres
+        self._error = error
+        self._sql: dict[str, str] = _PG_SQL if postgres else {}
+
+    def _text(self, statement: str) -> str:
+        if not self.postgres:
+            return statement  # sqlite3 takes :name itself
+        text = self._sql.get(statement)
+        if text is None:
+            text = self._sql[statement] = _NAMED.sub(r"%(\1)s", statement.replace("%", "%%"))
+        return text
+
+    @contextmanager
+    def errors(self, statement: str | None = None) -> Iterator[None]:
+        """Driver errors as SQLAlchemy's (IntegrityError, OperationalError, ...)."""
+        try:
+            yield
+        except self._error as exc:
+            raise DBAPIError.instance(statement, None, exc, self._error) from exc
+
+    def all(self, statement: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        with self.errors(statement):
+            rows: list[tuple[Any, ...]] = self.raw.execute(self._text(statement), params or {}).fetchall()
+            return rows
+
+    def first(self, statement: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        with self.errors(statement):
+            row: tuple[Any, ...] | None = self.raw.execute(self._text(statement), params or {}).fetchone()
+            return row
+
+    def scalar(self, statement: str, params: Params | None = None) -> Any:
+        row = self.first(statement, params)
+        return None if row is None else row[0]
+
+    def run(self, statement: str, params: Params | None = None) -> int:
+        """Execute a write; the number of rows it changed."""
+        with self.errors(statement):
+            return int(self.raw.execute(self._text(statement), params or {}).rowcount)
+
+    def run_many(self, statement: str, params: Sequence[Params]) -> None:
+        if params:
+            with self.errors(statement):
+                cursor = self.raw.cursor()
+                try:
+                    cursor.executemany(self._text(statement), params)
+                finally:
+                    cursor.close()
+
+    # SQLite keeps dates and times as text; psycopg converts them itself.
+    def day(self, value: dt.date) -> Any:
+        return value if self.postgres else value.isoformat()
+
+    def time(self, value: dt.datetime | None) -> Any:
+        if value is None or self.postgres:
+            return value
+        return value.astimezone(dt.UTC).strftime(_SQLITE_TIME)
+
+    def day_out(self, value: Any) -> dt.date:
+        return value if self.postgres else dt.date.fromisoformat(value)
+
+    def time_out(self, value: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if self.postgres:
+            return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
+_PG_SQL: dict[str, str] = {}  # statements translated to psycopg's %(name)s, shared
+
+
+class PlanRow(NamedTuple):
+    id: int
+    coach_name: str
+    date: dt.date
+    plan_text: str
+    author: str
+    author_id: str
+    channel: str | None
+    channel_id: str | None
+    source_message_id: str | None
+    created_at: dt.datetime
+    edited_at: dt.datetime | None
+    deleted_at: dt.datetime | None
+
+
+class ChartRow(NamedTuple):
+    plan_id: int
+    chart_url: str
+    chart_order: int
+    filename: str | None
+    content_type: str | None
+    size_bytes: int | None
+    sha256: str | None
+    archive_status: str
+
+
+class RevisionRow(NamedTuple):
+    id: int
+    plan_id: int
+    action: str
+    plan_text: str
+    charts_json: str
+    editor: str
+    editor_id: str
+    message_id: str | None
+    payload_hash: str
+    created_at: dt.datetime
+
+
+_PLAN = (
+    "SELECT id, coach_name, date, plan_text, author, author_id, channel, channel_id,"
+    " source_message_id, created_at, edited_at, deleted_at FROM coach_plans"
 )
-CHART_COLUMNS = (
-    charts.c.plan_id,
-    charts.c.chart_url,
-    charts.c.chart_order,
-    charts.c.filename,
-    charts.c.content_type,
-    charts.c.size_bytes,
-    charts.c.sha256,
-    charts.c.archive_status,
+_CHART = (
+    "SELECT plan_id, chart_url, chart_order, filename, content_type, size_bytes, sha256, archive_status"
+    " FROM plan_charts"
 )
-REVISION_COLUMNS = (
-    revisions.c.id,
-    revisions.c.plan_id,
-    revisions.c.action,
-    revisions.c.plan_text,
-    revisions.c.charts_json,
-    revisions.c.editor,
-    revisions.c.editor_id,
-    revisions.c.message_id,
-    revisions.c.payload_hash,
-    revisions.c.created_at,
+_REVISION = (
+    "SELECT id, plan_id, action, plan_text, charts_json, editor, editor_id, message_id, payload_hash,"
+    " created_at FROM plan_revisions"
 )
-_LIVE = plans.c.deleted_at.is_(None)
-_LIVE_PLAN = select(*PLAN_COLUMNS).where(
-    plans.c.coach_name == bindparam("coach"), plans.c.date == bindparam("date"), _LIVE
-)
-_PLAN_BY_ID = select(*PLAN_COLUMNS).where(plans.c.id == bindparam("plan_id"))
-_CHARTS_OF_ONE = (
-    select(*CHART_COLUMNS).where(charts.c.plan_id == bindparam("plan_id")).order_by(charts.c.chart_order)
-)
-_CHARTS_OF_MANY = (
-    select(*CHART_COLUMNS)
-    .where(charts.c.plan_id.in_(bindparam("plan_ids", expanding=True)))
-    .order_by(charts.c.plan_id, charts.c.chart_order)
-)
-_TICKERS_OF_ONE = (
-    select(tickers.c.plan_id, tickers.c.ticker)
-    .where(tickers.c.plan_id == bindparam("plan_id"))
-    .order_by(tickers.c.position)
-)
-_TICKERS_OF_MANY = (
-    select(tickers.c.plan_id, tickers.c.ticker)
-    .where(tickers.c.plan_id.in_(bindparam("plan_ids", expanding=True)))
-    .order_by(tickers.c.plan_id, tickers.c.position)
-)
+
+
+def _plan(conn: Conn, row: tuple[Any, ...]) -> PlanRow:
+    created_at = conn.time_out(row[9])
+    assert created_at is not None
+    return PlanRow(
+        row[0],
+        row[1],
+        conn.day_out(row[2]),
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        created_at,
+        conn.time_out(row[10]),
+        conn.time_out(row[11]),
+    )
+
+
+def _revision(conn: Conn, row: tuple[Any, ...]) -> RevisionRow:
+    created_at = conn.time_out(row[9])
+    assert created_at is not None
+    return RevisionRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], created_at)
 
 
 # --- reads ------------------------------------------------------------------------------------
-def live_plan(conn: Connection, *, coach: str, date: dt.date) -> Record | None:
-    return conn.execute(_LIVE_PLAN, {"coach": coach, "date": date}).first()
+def live_plan(conn: Conn, *, coach: str, date: dt.date) -> PlanRow | None:
+    row = conn.first(
+        f"{_PLAN} WHERE coach_name = :coach AND date = :date AND deleted_at IS NULL",
+        {"coach": coach, "date": conn.day(date)},
+    )
+    return None if row is None else _plan(conn, row)
 
 
-def plan_by_id(conn: Connection, plan_id: int) -> Record | None:
-    return conn.execute(_PLAN_BY_ID, {"plan_id": plan_id}).first()
+def plan_by_id(conn: Conn, plan_id: int) -> PlanRow | None:
+    row = conn.first(f"{_PLAN} WHERE id = :id", {"id": plan_id})
+    return None if row is None else _plan(conn, row)
 
 
-def live_plans_on(conn: Connection, date: dt.date) -> Sequence[Record]:
-    query = select(*PLAN_COLUMNS).where(plans.c.date == date, _LIVE).order_by(plans.c.coach_name)
-    return conn.execute(query).all()
+def live_plans_on(conn: Conn, date: dt.date) -> list[PlanRow]:
+    rows = conn.all(
+        f"{_PLAN} WHERE date = :date AND deleted_at IS NULL ORDER BY coach_name", {"date": conn.day(date)}
+    )
+    return [_plan(conn, r) for r in rows]
 
 
 def find_plans(
-    conn: Connection,
+    conn: Conn,
     *,
     coach: str | None = None,
     date_from: dt.date | None = None,
@@ -111,160 +216,218 @@ def find_plans(
     ticker: str | None = None,
     after: tuple[dt.date, int] | None = None,
     limit: int = 50,
-) -> Sequence[Record]:
+) -> list[PlanRow]:
     """Live plans matching every given filter, newest date first, then newest id."""
-    query = select(*PLAN_COLUMNS).where(_LIVE)
+    where = ["deleted_at IS NULL"]
+    params: Params = {"limit": limit}
     if coach is not None:
-        query = query.where(plans.c.coach_name == coach)
+        where.append("coach_name = :coach")
+        params["coach"] = coach
     if date_from is not None:
-        query = query.where(plans.c.date >= date_from)
+        where.append("date >= :date_from")
+        params["date_from"] = conn.day(date_from)
     if date_to is not None:
-        query = query.where(plans.c.date <= date_to)
+        where.append("date <= :date_to")
+        params["date_to"] = conn.day(date_to)
     if author is not None:
-        query = query.where(func.lower(plans.c.author) == author.lower())
+        where.append("lower(author) = :author")
+        params["author"] = author.lower()
     if author_id is not None:
-        query = query.where(plans.c.author_id == author_id)
+        where.append("author_id = :author_id")
+        params["author_id"] = author_id
     if message_id is not None:
-        query = query.where(plans.c.source_message_id == message_id)
+        where.append("source_message_id = :message_id")
+        params["message_id"] = message_id
     if ticker is not None:
-        query = query.join(tickers, tickers.c.plan_id == plans.c.id).where(tickers.c.ticker == ticker)
+        where.append("id IN (SELECT plan_id FROM plan_tickers WHERE ticker = :ticker)")
+        params["ticker"] = ticker
     if after is not None:
-        last_date, last_id = after
-        query = query.where(
-            or_(plans.c.date < last_date, and_(plans.c.date == last_date, plans.c.id < last_id))
-        )
-    return conn.execute(query.order_by(plans.c.date.desc(), plans.c.id.desc()).limit(limit)).all()
+        where.append("(date < :after_date OR (date = :after_date AND id < :after_id))")
+        params["after_date"], params["after_id"] = conn.day(after[0]), after[1]
+    statement = f"{_PLAN} WHERE {' AND '.join(where)} ORDER BY date DESC, id DESC LIMIT :limit"
+    return [_plan(conn, r) for r in conn.all(statement, params)]
 
 
-def charts_of(conn: Connection, plan_ids: Sequence[int]) -> dict[int, list[Record]]:
+def _in(ids: Sequence[int]) -> tuple[str, Params]:
+    """`IN (:p0, :p1, ...)` and its parameters (ids are ints we read ourselves)."""
+    names = [f"p{i}" for i in range(len(ids))]
+    return "(" + ", ".join(f":{n}" for n in names) + ")", dict(zip(names, ids, strict=True))
+
+
+def charts_of(conn: Conn, plan_ids: Sequence[int]) -> dict[int, list[ChartRow]]:
     """The charts of each plan, in the order they were attached."""
-    found: dict[int, list[Record]] = defaultdict(list)
+    found: dict[int, list[ChartRow]] = defaultdict(list)
     if not plan_ids:
         return found
     if len(plan_ids) == 1:
-        rows = conn.execute(_CHARTS_OF_ONE, {"plan_id": plan_ids[0]})
+        rows = conn.all(f"{_CHART} WHERE plan_id = :id ORDER BY chart_order", {"id": plan_ids[0]})
     else:
-        rows = conn.execute(_CHARTS_OF_MANY, {"plan_ids": list(plan_ids)})
+        ids, params = _in(plan_ids)
+        rows = conn.all(f"{_CHART} WHERE plan_id IN {ids} ORDER BY plan_id, chart_order", params)
     for row in rows:
-        found[row.plan_id].append(row)
+        found[row[0]].append(ChartRow(*row))
     return found
 
 
-def tickers_of(conn: Connection, plan_ids: Sequence[int]) -> dict[int, list[str]]:
+def tickers_of(conn: Conn, plan_ids: Sequence[int]) -> dict[int, list[str]]:
     """The tickers of each plan, in the order they appear in its text."""
     found: dict[int, list[str]] = defaultdict(list)
     if not plan_ids:
         return found
     if len(plan_ids) == 1:
-        rows = conn.execute(_TICKERS_OF_ONE, {"plan_id": plan_ids[0]})
+        statement = "SELECT plan_id, ticker FROM plan_tickers WHERE plan_id = :id ORDER BY position"
+        rows = conn.all(statement, {"id": plan_ids[0]})
     else:
-        rows = conn.execute(_TICKERS_OF_MANY, {"plan_ids": list(plan_ids)})
+        ids, params = _in(plan_ids)
+        statement = (
+            f"SELECT plan_id, ticker FROM plan_tickers WHERE plan_id IN {ids} ORDER BY plan_id, position"
+        )
+        rows = conn.all(statement, params)
     for plan_id, ticker in rows:
         found[plan_id].append(ticker)
     return found
 
 
-def count_live_plans(conn: Connection) -> int:
-    return conn.scalar(select(func.count()).select_from(plans).where(_LIVE)) or 0
+def count_live_plans(conn: Conn) -> int:
+    return int(conn.scalar("SELECT count(*) FROM coach_plans WHERE deleted_at IS NULL") or 0)
 
 
-def revisions_of(conn: Connection, plan_id: int) -> Sequence[Record]:
-    query = select(*REVISION_COLUMNS).where(revisions.c.plan_id == plan_id).order_by(revisions.c.id)
-    return conn.execute(query).all()
+def revisions_of(conn: Conn, plan_id: int) -> list[RevisionRow]:
+    rows = conn.all(f"{_REVISION} WHERE plan_id = :id ORDER BY id", {"id": plan_id})
+    return [_revision(conn, r) for r in rows]
 
 
-def latest_revision_id(conn: Connection, plan_id: int) -> int | None:
-    latest: int | None = conn.scalar(select(func.max(revisions.c.id)).where(revisions.c.plan_id == plan_id))
-    return latest
+def latest_revision_id(conn: Conn, plan_id: int) -> int | None:
+    latest = conn.scalar("SELECT max(id) FROM plan_revisions WHERE plan_id = :id", {"id": plan_id})
+    return None if latest is None else int(latest)
 
 
 def last_revision_of_message(
-    conn: Connection,
+    conn: Conn,
     *,
     message_id: str,
     plan_id: int | None = None,
     coach: str | None = None,
     date: dt.date | None = None,
-) -> Record | None:
+) -> RevisionRow | None:
     """The newest revision written for this Discord message, of one plan or of (coach, date)."""
-    query = select(*REVISION_COLUMNS).where(revisions.c.message_id == message_id)
+    params: Params
     if plan_id is not None:
-        query = query.where(revisions.c.plan_id == plan_id)
+        scope, params = "plan_id = :plan_id", {"plan_id": plan_id}
     else:
-        query = query.join(plans, plans.c.id == revisions.c.plan_id).where(
-            plans.c.coach_name == coach, plans.c.date == date
-        )
-    return conn.execute(query.order_by(revisions.c.id.desc()).limit(1)).first()
-
-
-def plans_deleted_by_message(conn: Connection, message_id: str) -> Sequence[Record]:
-    query = (
-        select(*PLAN_COLUMNS)
-        .join(revisions, revisions.c.plan_id == plans.c.id)
-        .where(revisions.c.message_id == message_id, revisions.c.action == "delete")
-        .order_by(plans.c.id)
+        scope = "plan_id IN (SELECT id FROM coach_plans WHERE coach_name = :coach AND date = :date)"
+        params = {"coach": coach, "date": conn.day(date) if date else None}
+    row = conn.first(
+        f"{_REVISION} WHERE message_id = :message_id AND {scope} ORDER BY id DESC LIMIT 1",
+        {"message_id": message_id, **params},
     )
-    return conn.execute(query).all()
+    return None if row is None else _revision(conn, row)
 
 
-def bot_seen_since(conn: Connection, since: dt.datetime) -> bool:
-    query = (
-        select(func.count())
-        .select_from(heartbeats)
-        .where(heartbeats.c.connected.is_(True), heartbeats.c.last_seen_at >= since)
+def plans_deleted_by_message(conn: Conn, message_id: str) -> list[PlanRow]:
+    statement = (
+        f"{_PLAN} WHERE id IN (SELECT plan_id FROM plan_revisions"
+        " WHERE message_id = :message_id AND action = 'delete') ORDER BY id"
     )
-    return (conn.scalar(query) or 0) > 0
+    return [_plan(conn, r) for r in conn.all(statement, {"message_id": message_id})]
+
+
+def bot_seen_since(conn: Conn, since: dt.datetime) -> bool:
+    statement = "SELECT count(*) FROM bot_heartbeats WHERE connected = :yes AND last_seen_at >= :since"
+    return int(conn.scalar(statement, {"yes": True, "since": conn.time(since)}) or 0) > 0
+
+
+def database_identity(conn: Conn) -> str | None:
+    identity = conn.scalar("SELECT id FROM database_identity")
+    return None if identity is None else str(identity)
+
+
+def schema_revision(conn: Conn) -> str | None:
+    revision = conn.scalar("SELECT version_num FROM alembic_version")
+    return None if revision is None else str(revision)
+
+
+def newest_plan_id(conn: Conn) -> int | None:
+    """Reads the plans' b-tree (the storage probe's cheap look at the data itself)."""
+    newest = conn.scalar("SELECT max(id) FROM coach_plans")
+    return None if newest is None else int(newest)
 
 
 # --- writes -----------------------------------------------------------------------------------
-def lock_coach_date(conn: Connection, *, coach: str, date: dt.date) -> None:
+def lock_coach_date(conn: Conn, *, coach: str, date: dt.date) -> None:
     """Serialise writers of one coach and day (SQLite already holds its write lock)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{coach}/{date}"})
+    if conn.postgres:
+        conn.first("SELECT pg_advisory_xact_lock(hashtext(:key))", {"key": f"{coach}/{date}"})
 
 
-def insert_plan(conn: Connection, values: dict[str, Any]) -> int:
-    key = conn.execute(insert(plans), values).inserted_primary_key
-    assert key is not None
-    return int(key[0])
+def insert_plan(conn: Conn, values: Params) -> int:
+    row = conn.first(
+        "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id, channel, channel_id,"
+        " source_message_id, created_at, edited_at, deleted_at) VALUES (:coach_name, :date,"
+        " :plan_text, :author, :author_id, :channel, :channel_id, :source_message_id, :created_at,"
+        " NULL, NULL) RETURNING id",
+        {**values, "date": conn.day(values["date"]), "created_at": conn.time(values["created_at"])},
+    )
+    assert row is not None
+    return int(row[0])
 
 
-def update_plan(conn: Connection, plan_id: int, values: dict[str, Any]) -> None:
-    conn.execute(update(plans).where(plans.c.id == plan_id), values)
+_UPDATABLE = ("plan_text", "edited_at", "deleted_at", "source_message_id", "channel", "channel_id")
 
 
-def insert_charts(conn: Connection, plan_id: int, rows: Iterable[dict[str, Any]]) -> None:
-    params = [{**row, "plan_id": plan_id} for row in rows]
-    if params:
-        conn.execute(insert(charts), params)
+def update_plan(conn: Conn, plan_id: int, values: Params) -> None:
+    columns = [c for c in _UPDATABLE if c in values]
+    params = {c: conn.time(values[c]) if c.endswith("_at") else values[c] for c in columns}
+    assignments = ", ".join(f"{c} = :{c}" for c in columns)
+    conn.run(f"UPDATE coach_plans SET {assignments} WHERE id = :id", {**params, "id": plan_id})
 
 
-def delete_charts(conn: Connection, plan_id: int) -> None:
-    conn.execute(delete(charts).where(charts.c.plan_id == plan_id))
+def insert_charts(conn: Conn, plan_id: int, rows: Sequence[Params]) -> None:
+    conn.run_many(
+        "INSERT INTO plan_charts (plan_id, chart_url, chart_order, filename, content_type, size_bytes,"
+        " archive_status, archive_attempts) VALUES (:plan_id, :chart_url, :chart_order, :filename,"
+        " :content_type, :size_bytes, 'pending', 0)",
+        [{**row, "plan_id": plan_id} for row in rows],
+    )
 
 
-def set_tickers(conn: Connection, plan_id: int, symbols: list[str], *, new: bool) -> None:
+def delete_charts(conn: Conn, plan_id: int) -> None:
+    conn.run("DELETE FROM plan_charts WHERE plan_id = :id", {"id": plan_id})
+
+
+def set_tickers(conn: Conn, plan_id: int, symbols: list[str], *, new: bool) -> None:
     """Tag the plan with `symbols` (in order); a new plan has none to compare with."""
     if not new:
-        if list(tickers_of(conn, [plan_id]).get(plan_id, [])) == symbols:
+        if tickers_of(conn, [plan_id]).get(plan_id, []) == symbols:
             return
-        conn.execute(delete(tickers).where(tickers.c.plan_id == plan_id))
-    if symbols:
-        conn.execute(
-            insert(tickers),
-            [{"plan_id": plan_id, "ticker": t, "position": i} for i, t in enumerate(symbols)],
+        conn.run("DELETE FROM plan_tickers WHERE plan_id = :id", {"id": plan_id})
+    conn.run_many(
+        "INSERT INTO plan_tickers (plan_id, ticker, position) VALUES (:plan_id, :ticker, :position)",
+        [{"plan_id": plan_id, "ticker": t, "position": i} for i, t in enumerate(symbols)],
+    )
+
+
+def insert_revision(conn: Conn, values: Params) -> int:
+    row = conn.first(
+        "INSERT INTO plan_revisions (plan_id, action, plan_text, charts_json, editor, editor_id,"
+        " message_id, payload_hash, created_at) VALUES (:plan_id, :action, :plan_text, :charts_json,"
+        " :editor, :editor_id, :message_id, :payload_hash, :created_at) RETURNING id",
+        {**values, "created_at": conn.time(values["created_at"])},
+    )
+    assert row is not None
+    return int(row[0])
+
+
+def record_heartbeat(conn: Conn, *, bot_id: str, connected: bool, mock_mode: bool, at: dt.datetime) -> None:
+    values = {"bot_id": bot_id, "connected": connected, "mock_mode": mock_mode, "at": conn.time(at)}
+    updated = conn.run(
+        "UPDATE bot_heartbeats SET connected = :connected, mock_mode = :mock_mode, last_seen_at = :at"
+        " WHERE bot_id = :bot_id",
+        values,
+    )
+    if updated == 0:
+        conn.run(
+            "INSERT INTO bot_heartbeats (bot_id, connected, mock_mode, last_seen_at)"
+            " VALUES (:bot_id, :connected, :mock_mode, :at)",
+            values,
         )
-
-
-def insert_revision(conn: Connection, values: dict[str, Any]) -> int:
-    key = conn.execute(insert(revisions), values).inserted_primary_key
-    assert key is not None
-    return int(key[0])
-
-
-def record_heartbeat(
-    conn: Connection, *, bot_id: str, connected: bool, mock_mode: bool, at: dt.datetime
-) -> None:
-    values = {"connected": connected, "mock_mode": mock_mode, "last_seen_at": at}
-    if conn.execute(update(heartbeats).where(heartbeats.c.bot_id == bot_id), values).rowcount == 0:
-        conn.execute(insert(heartbeats), {"bot_id": bot_id, **values})

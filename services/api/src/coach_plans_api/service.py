@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic_core import to_json
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from coach_plans_api import repository as repo
@@ -39,7 +38,7 @@ from coach_plans_api.errors import (
     StorageUnavailable,
     UnknownCoach,
 )
-from coach_plans_api.repository import Record
+from coach_plans_api.repository import ChartRow, Conn, PlanRow, RevisionRow
 from coach_plans_api.schemas import (
     Actor,
     ChartIn,
@@ -255,7 +254,7 @@ class PlanService:
         items: list[Json] = page["items"]
         return items
 
-    def _legacy_dicts(self, conn: Connection, rows: Sequence[Record]) -> list[Json]:
+    def _legacy_dicts(self, conn: Conn, rows: Sequence[PlanRow]) -> list[Json]:
         ids = [r.id for r in rows]
         charts, tickers = repo.charts_of(conn, ids), repo.tickers_of(conn, ids)
         return [
@@ -275,7 +274,7 @@ class PlanService:
             for r in rows
         ]
 
-    def _plan_dicts(self, conn: Connection, rows: Sequence[Record]) -> list[Json]:
+    def _plan_dicts(self, conn: Conn, rows: Sequence[PlanRow]) -> list[Json]:
         ids = [r.id for r in rows]
         charts, tickers = repo.charts_of(conn, ids), repo.tickers_of(conn, ids)
         return [
@@ -315,7 +314,7 @@ class PlanService:
         done = self._write(lambda conn: self._put(conn, coach=coach, date=date, body=body, digest=digest))
         return WriteResult(plan_model(done.plan), created=done.created)
 
-    def _put(self, conn: Connection, *, coach: str, date: dt.date, body: PlanPut, digest: str) -> _Written:
+    def _put(self, conn: Conn, *, coach: str, date: dt.date, body: PlanPut, digest: str) -> _Written:
         repo.lock_coach_date(conn, coach=coach, date=date)
         prior = repo.last_revision_of_message(conn, message_id=body.message_id, coach=coach, date=date)
         if prior is not None and prior.payload_hash == digest:
@@ -366,7 +365,7 @@ class PlanService:
         digest = payload_hash("patch", body.plan_text, body.charts)
         return plan_model(self._write(lambda conn: self._patch(conn, plan_id, body, digest)).plan)
 
-    def _patch(self, conn: Connection, plan_id: int, body: PlanPatch, digest: str) -> _Written:
+    def _patch(self, conn: Conn, plan_id: int, body: PlanPatch, digest: str) -> _Written:
         self._lock_plan(conn, plan_id)
         prior = repo.last_revision_of_message(conn, message_id=body.message_id, plan_id=plan_id)
         if prior is not None and prior.payload_hash == digest:
@@ -397,7 +396,7 @@ class PlanService:
     def delete_plan(self, plan_id: int, body: PlanDelete) -> PlanOut:
         return plan_model(self._write(lambda conn: self._delete_one(conn, plan_id, body)).plan)
 
-    def _delete_one(self, conn: Connection, plan_id: int, body: PlanDelete) -> _Written:
+    def _delete_one(self, conn: Conn, plan_id: int, body: PlanDelete) -> _Written:
         self._lock_plan(conn, plan_id)
         prior = repo.last_revision_of_message(conn, message_id=body.message_id, plan_id=plan_id)
         if prior is not None and prior.payload_hash == DELETE_DIGEST:
@@ -412,7 +411,7 @@ class PlanService:
         if not body.actor.is_admin:
             raise Forbidden("only an admin may clear a day's plans")
 
-        def clear_day(conn: Connection) -> tuple[set[int], list[PlanEvent]]:
+        def clear_day(conn: Conn) -> tuple[set[int], list[PlanEvent]]:
             done = {p.id for p in repo.plans_deleted_by_message(conn, body.message_id) if p.date == date}
             events: list[PlanEvent] = []
             for row in repo.live_plans_on(conn, date):
@@ -439,28 +438,26 @@ class PlanService:
         self.storage.probe()  # /health shows the bot's state at once (a heartbeat comes every 30 s)
 
     # --- write helpers --------------------------------------------------------------------
-    def _write(self, job: Callable[[Connection], _Written]) -> _Written:
+    def _write(self, job: Callable[[Conn], _Written]) -> _Written:
         with storage_errors():
             done = self.db.run_write(job)
         if done.events:
             self._stored(done.plan, done.events)
         return done
 
-    def _lock_plan(self, conn: Connection, plan_id: int) -> None:
+    def _lock_plan(self, conn: Conn, plan_id: int) -> None:
         row = repo.plan_by_id(conn, plan_id)
         if row is None:
             raise NotFound(f"no plan with id {plan_id}")
         repo.lock_coach_date(conn, coach=row.coach_name, date=row.date)
 
-    def _live_by_id(self, conn: Connection, plan_id: int) -> Record:
+    def _live_by_id(self, conn: Conn, plan_id: int) -> PlanRow:
         row = repo.plan_by_id(conn, plan_id)
         if row is None or row.deleted_at is not None:
             raise NotFound(f"no plan with id {plan_id}")
         return row
 
-    def _set_charts(
-        self, conn: Connection, plan_id: int, given: Sequence[ChartIn], *, new: bool
-    ) -> list[Json]:
+    def _set_charts(self, conn: Conn, plan_id: int, given: Sequence[ChartIn], *, new: bool) -> list[Json]:
         """Store the given charts; charts equal to those stored keep their rows (and archive)."""
         if not new:
             stored = repo.charts_of(conn, [plan_id]).get(plan_id, [])
@@ -485,7 +482,7 @@ class PlanService:
             for row in rows
         ]
 
-    def _delete(self, conn: Connection, live: Record, *, actor: Actor, message_id: str) -> _Written:
+    def _delete(self, conn: Conn, live: PlanRow, *, actor: Actor, message_id: str) -> _Written:
         now = self._now()
         repo.update_plan(conn, live.id, {"deleted_at": now})
         plan = {**live._asdict(), "deleted_at": now}
@@ -503,7 +500,7 @@ class PlanService:
 
     def _revised(
         self,
-        conn: Connection,
+        conn: Conn,
         plan: Json,
         charts: list[Json],
         *,
@@ -544,7 +541,7 @@ class PlanService:
         )
         return _Written(self._plan_dict(plan, charts=charts, tickers=symbols), action == "create", [event])
 
-    def _answer_of(self, conn: Connection, revision: Record) -> Json:
+    def _answer_of(self, conn: Conn, revision: RevisionRow) -> Json:
         """What the write that left `revision` answered: the plan as that write left it."""
         row = repo.plan_by_id(conn, revision.plan_id)
         if row is None:  # pragma: no cover - revisions are deleted only with their plan
@@ -587,8 +584,8 @@ class PlanService:
         )
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with storage_errors(), self.db.connect() as conn:
+    def _read(self) -> Iterator[Conn]:
+        with storage_errors(), self.db.reading() as conn:
             yield conn
 
 
@@ -611,7 +608,7 @@ def plan_model(plan: Json) -> PlanOut:
     )
 
 
-def ensure_may_change(plan: Record, actor: Actor) -> None:
+def ensure_may_change(plan: PlanRow, actor: Actor) -> None:
     if actor.user_id != plan.author_id and not actor.is_admin:
         raise Forbidden(f"plan {plan.id} belongs to {plan.author}; only its author or an admin may change it")
 
@@ -629,7 +626,7 @@ def chart_rows(charts: Sequence[ChartIn]) -> list[Json]:
     ]
 
 
-def chart_dict(chart: Any, base_url: str) -> Json:
+def chart_dict(chart: ChartRow, base_url: str) -> Json:
     """A stored chart (row) as the API shows it."""
     return {
         "url": chart_url(chart, base_url),
@@ -653,7 +650,7 @@ def chart_url(chart: Any, base_url: str) -> str:
     return f"{base_url}/charts/{chart.sha256}.{EXTENSION_BY_TYPE.get(chart.content_type or '', 'bin')}"
 
 
-def revision_dict(revision: Record) -> Json:
+def revision_dict(revision: RevisionRow) -> Json:
     charts: list[Json] = json.loads(revision.charts_json)
     return {
         "id": revision.id,

@@ -22,14 +22,15 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -37,7 +38,7 @@ from coach_plans_api import migrate
 from coach_plans_api import repository as repo
 from coach_plans_api.db import SQLITE_BUSY_TIMEOUT_MS, Database, connect_existing
 from coach_plans_api.errors import StorageUnavailable
-from coach_plans_api.models import DatabaseIdentity, Plan
+from coach_plans_api.repository import Conn
 
 log = logging.getLogger("coach_plans_api.storage")
 PROBE_INTERVAL = 0.5
@@ -197,7 +198,7 @@ class StorageMonitor:
             if (stat.st_dev, stat.st_ino) != self._file:
                 raise StorageUnavailable(f"the plan database is unavailable: {self.db.path} was replaced")
 
-    def check_writable(self, conn: Connection) -> None:
+    def check_writable(self, conn: Conn) -> None:
         """Before a commit: the verdict, the file, and that this is still the database we serve."""
         self.check_readable()
         if self._watch is None:
@@ -205,7 +206,7 @@ class StorageMonitor:
         problem, file = self._watch.problem()
         if problem is None and file != self._file:
             problem = f"{self.db.path} was replaced"
-        if problem is None and conn.scalar(select(DatabaseIdentity.id)) != self._identity:
+        if problem is None and repo.database_identity(conn) != self._identity:
             problem = "the database is not the one this service started on"
         if problem is not None:
             raise StorageUnavailable(f"the plan database is unavailable: {problem}; nothing was stored")
@@ -227,7 +228,7 @@ class StorageMonitor:
             previous = self._status
             try:
                 status = self._probe()
-            except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+            except (SQLAlchemyError, self.db.driver_error, sqlite3.Error, OSError) as exc:
                 status = StorageStatus(ok=False, reason=f"cannot read the database: {_one_line(exc)}")
                 self._probe_engine.dispose()
             status = StorageStatus(
@@ -254,15 +255,15 @@ class StorageMonitor:
             if file != self._probe_file:
                 self._probe_engine.dispose()  # its connection has another file open
                 self._probe_file = file
-        with self._probe_engine.connect() as conn:
-            revision = conn.scalar(text("SELECT version_num FROM alembic_version"))
+        with self._probe_connection() as conn:
+            revision = repo.schema_revision(conn)
             if self._head is not None and revision != self._head:
                 return StorageStatus(
                     ok=False,
                     reason=f"schema revision {revision}, this service needs {self._head}"
                     " (run `coach-plans-api migrate`)",
                 )
-            identity = conn.scalar(select(DatabaseIdentity.id))
+            identity = repo.database_identity(conn)
             if identity is None:
                 return StorageStatus(ok=False, reason="the database has no identity row")
             if self._identity is not None and identity != self._identity:
@@ -271,7 +272,7 @@ class StorageMonitor:
                     reason=f"the database was replaced by another one (identity {identity},"
                     f" this service started on {self._identity})",
                 )
-            conn.scalar(select(func.max(Plan.id)))  # reads the plans' b-tree
+            repo.newest_plan_id(conn)
             bot = repo.bot_seen_since(conn, self._now() - self._bot_stale)
             plans = self._plans_count(conn)
         if self._identity is None:
@@ -296,7 +297,7 @@ class StorageMonitor:
             self._version_conn = None
             self._version += 1
 
-    def _plans_count(self, conn: Connection) -> int:
+    def _plans_count(self, conn: Conn) -> int:
         version = self.data_version()
         now = time.monotonic()
         counted = self._counted
@@ -304,6 +305,17 @@ class StorageMonitor:
             counted = (now, version, repo.count_live_plans(conn))
             self._counted = counted
         return counted[2]
+
+    @contextmanager
+    def _probe_connection(self) -> Iterator[Conn]:
+        fairy = self._probe_engine.raw_connection()
+        raw: Any = fairy.driver_connection
+        try:
+            yield Conn(raw, postgres=self.db.path is None, error=self.db.driver_error)
+        finally:
+            with suppress(self.db.driver_error):
+                raw.rollback()
+            fairy.close()
 
     def _make_probe_engine(self) -> Engine:
         path = self.db.path
@@ -352,8 +364,10 @@ class StorageMonitor:
                     conn.execute(f"LISTEN {CHANGE_CHANNEL}")
                     self._bump()  # changes made while nobody listened
                     while not self._stop.is_set():
-                        for _notification in conn.notifies(timeout=0.25):
-                            self._bump()
+                        for notification in conn.notifies(timeout=0.25):
+                            # Our own writes cleared the caches already, before they answered.
+                            if notification.pid not in self.db.backend_pids:
+                                self._bump()
             except psycopg.Error as exc:
                 log.warning("change notifications lost (%s); retrying in 1 s", _one_line(exc))
                 self._bump()
