@@ -413,6 +413,8 @@ class PlanService:
 
         def clear_day(conn: Conn) -> tuple[set[int], list[PlanEvent]]:
             done = {p.id for p in repo.plans_deleted_by_message(conn, body.message_id) if p.date == date}
+            if done:  # a retry: what the clear deleted then, and nothing posted since
+                return done, []
             events: list[PlanEvent] = []
             for row in repo.live_plans_on(conn, date):
                 repo.lock_coach_date(conn, coach=row.coach_name, date=row.date)
@@ -551,12 +553,13 @@ class PlanService:
             return plan
         charts = [chart_of_revision(c) for c in json.loads(revision.charts_json)]
         edited_at = revision.created_at if revision.action == "edit" else None
+        history = [r for r in repo.revisions_of(conn, row.id) if r.id <= revision.id]
         as_then = {
             **row._asdict(),
             "plan_text": revision.plan_text,
             "edited_at": edited_at,
             "deleted_at": None,
-            "source_message_id": revision.message_id,
+            "source_message_id": next((r.message_id for r in reversed(history) if posted(r)), None),
         }
         return self._plan_dict(
             as_then, charts=charts, tickers=extract_tickers(revision.plan_text, self.settings.watchlist)
@@ -689,6 +692,24 @@ def payload_hash(action: str, text: str | None, charts: Sequence[ChartIn] | None
 
 
 DELETE_DIGEST = payload_hash("delete", None, None)
+
+
+def posted(revision: RevisionRow) -> bool:
+    """Whether the revision came from a post (PUT), which sets the plan's source message."""
+    if revision.action == "create":
+        return True
+    charts = [
+        ChartIn.model_construct(
+            url=c.get("original_url") or c["url"],
+            filename=c.get("filename"),
+            content_type=c.get("content_type"),
+            size_bytes=c.get("size_bytes"),
+        )
+        for c in json.loads(revision.charts_json)
+    ]
+    return (
+        revision.action == "edit" and payload_hash("put", revision.plan_text, charts) == revision.payload_hash
+    )
 
 
 def encode_cursor(date: dt.date, plan_id: int) -> str:
