@@ -247,39 +247,63 @@ class StorageMonitor:
         return status
 
     def _probe(self) -> StorageStatus:
-        file = None
         if self._watch is not None:
             problem, file = self._watch.problem()
             if problem is not None:
                 return StorageStatus(ok=False, reason=problem)
+            if self._file is not None and file != self._file:
+                # Another file at the path: look at it without touching it (no WAL, no locks,
+                # no checkpoint that could write our WAL's pages into it) before serving it.
+                with self._immutable_connection() as conn:
+                    problem = self._not_ours(conn)
+                if problem is not None:
+                    return StorageStatus(ok=False, reason=problem)
+                self._adopt(file)
             if file != self._probe_file:
                 self._probe_engine.dispose()  # its connection has another file open
                 self._probe_file = file
         with self._probe_connection() as conn:
-            revision = repo.schema_revision(conn)
-            if self._head is not None and revision != self._head:
-                return StorageStatus(
-                    ok=False,
-                    reason=f"schema revision {revision}, this service needs {self._head}"
-                    " (run `coach-plans-api migrate`)",
-                )
-            identity = repo.database_identity(conn)
-            if identity is None:
-                return StorageStatus(ok=False, reason="the database has no identity row")
-            if self._identity is not None and identity != self._identity:
-                return StorageStatus(
-                    ok=False,
-                    reason=f"the database was replaced by another one (identity {identity},"
-                    f" this service started on {self._identity})",
-                )
+            problem = self._not_ours(conn)
+            if problem is not None:
+                return StorageStatus(ok=False, reason=problem)
+            if self._identity is None:
+                self._identity = repo.database_identity(conn)
             repo.newest_plan_id(conn)
             bot = repo.bot_seen_since(conn, self._now() - self._bot_stale)
             plans = self._plans_count(conn)
-        if self._identity is None:
-            self._identity = identity
-        if file != self._file:
-            self._adopt(file)
+        if self._watch is not None and self._file is None:
+            self._file = self._probe_file
         return StorageStatus(ok=True, plans=plans, bot_connected=bot)
+
+    def _not_ours(self, conn: Conn) -> str | None:
+        """Why this is not the database this service serves (None when it is)."""
+        try:
+            revision = repo.schema_revision(conn)
+        except DBAPIError as exc:
+            if "alembic_version" not in str(exc.orig):
+                raise
+            return "not a Coach Plans database (it has no schema revision)"
+        if self._head is not None and revision != self._head:
+            return f"schema revision {revision}, this service needs {self._head} (run `coach-plans-api migrate`)"
+        identity = repo.database_identity(conn)
+        if identity is None:
+            return "the database has no identity row"
+        if self._identity is not None and identity != self._identity:
+            return (
+                f"the database was replaced by another one (identity {identity},"
+                f" this service started on {self._identity})"
+            )
+        return None
+
+    @contextmanager
+    def _immutable_connection(self) -> Iterator[Conn]:
+        assert self.db.path is not None
+        uri = f"{self.db.path.resolve().as_uri()}?mode=ro&immutable=1"
+        raw = sqlite3.connect(uri, uri=True, isolation_level=None)
+        try:
+            yield Conn(raw, postgres=False, error=sqlite3.Error)
+        finally:
+            raw.close()
 
     def _adopt(self, file: tuple[int, int] | None) -> None:
         """Serve the file now at the path (the same database, e.g. moved back into place)."""
