@@ -284,7 +284,7 @@ class StorageMonitor:
                 raise
             return "not a Coach Plans database (it has no schema revision)"
         if self._head is not None and revision != self._head:
-            return f"schema revision {revision}, this service needs {self._head} (run `coach-plans-api migrate`)"
+            return f"schema revision {revision}, this service needs {self._head} (`coach-plans-api migrate`)"
         identity = repo.database_identity(conn)
         if identity is None:
             return "the database has no identity row"
