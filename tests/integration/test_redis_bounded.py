@@ -61,7 +61,7 @@ def test_two_instances_writing_and_reading_random_keys_stay_bounded(
                 http.get(f"{reader.url}/api/coach-plans/all", params={"date": day})
             samples.append(footprint(client, redis_namespace.prefix))
     client.close()
-    keys, memory, lifetime = max(samples, key=lambda s: s[1])
+    keys, memory, _ = max(samples, key=lambda s: s[1])
     assert max(s[0] for s in samples) <= 2  # the generation counter and one hash of entries
     assert memory <= 2 * MAX_BYTES  # entries are bounded; Redis adds its own bookkeeping
     assert max(s[2] for s in samples) <= 3000  # no entry outlives CACHE_TTL_SECONDS
