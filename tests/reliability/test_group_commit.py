@@ -1,0 +1,106 @@
+"""Concurrent writes committed together: each acknowledged one is durable, each refused one leaves nothing."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body
+
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+WRITERS = 16
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'group.db'}"
+        return
+    yield request.getfixturevalue("postgres_url")
+
+
+def all_plans(url: str) -> dict[tuple[str, str], str]:
+    stored: dict[tuple[str, str], str] = {}
+    cursor = None
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while True:
+            params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/api/v1/plans", params=params).json()
+            stored.update({(p["coach"], p["date"]): p["plan"] for p in page["items"]})
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return stored
+
+
+def test_sigkill_during_concurrent_writes_keeps_every_acknowledged_write(
+    start_api: Callable[..., ServiceProcess], database: str
+) -> None:
+    api = start_api(database)
+    acknowledged: dict[tuple[str, str], str] = {}
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def writer(w: int) -> None:
+        with httpx.Client(base_url=api.url, headers=AUTH, timeout=10) as client:
+            for n in range(200):
+                coach, day = "disn"[w % 4], f"{2000 + w}-{1 + n // 28 % 12:02d}-{1 + n % 28:02d}"
+                try:
+                    response = client.put(
+                        f"/internal/plans/{coach}/{day}",
+                        json=plan_body(text=f"writer {w} post {n}", message_id=str(w * 1000 + n + 1)),
+                    )
+                except httpx.TransportError:
+                    assert killed.is_set()
+                    return
+                assert response.status_code == 201, response.text
+                with lock:
+                    acknowledged[(f"coach_{coach}", day)] = f"writer {w} post {n}"
+                    if len(acknowledged) == 400 and not killed.is_set():
+                        assert api.process is not None
+                        api.process.send_signal(signal.SIGKILL)  # right after an acknowledgement
+                        killed.set()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert killed.is_set()
+    assert api.process is not None
+    api.process.wait(30)
+    api.start()
+    stored = all_plans(api.url)
+    assert {key: text for key, text in acknowledged.items() if stored.get(key) != text} == {}
+
+
+def test_refused_writes_in_a_batch_leave_the_others_whole(
+    start_api: Callable[..., ServiceProcess], database: str
+) -> None:
+    api = start_api(database)
+    with httpx.Client(base_url=api.url, headers=AUTH, timeout=30) as client:
+        days = [f"2026-11-{d:02d}" for d in range(1, 9)]
+        ids = [
+            client.put(f"/internal/plans/d/{day}", json=plan_body(message_id=str(n + 1))).json()["id"]
+            for n, day in enumerate(days)
+        ]
+
+    def write(n: int) -> int:
+        day = days[n % len(days)]
+        owner = n // len(days) % 2 == 0  # half the writes are by someone else: refused with 403
+        body = plan_body(text=f"edit {n}", user_id="1001" if owner else "2002", message_id=str(100 + n))
+        return httpx.put(f"{api.url}/internal/plans/d/{day}", json=body, headers=AUTH, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        statuses = list(pool.map(write, range(64)))
+    assert statuses == [200 if n // len(days) % 2 == 0 else 403 for n in range(64)]
+    with httpx.Client(base_url=api.url) as client:
+        for plan_id in ids:
+            revisions = client.get(f"/api/v1/plans/{plan_id}/revisions").json()["revisions"]
+            assert len(revisions) == 1 + 4  # the create and the owner's four edits
+            assert all(r["editor_id"] == "1001" for r in revisions)
