@@ -8,6 +8,7 @@ in its own transaction (the server groups commits itself).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import sqlite3
@@ -18,6 +19,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
@@ -100,12 +102,12 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def run(self, job: Callable[[Conn], T]) -> T:
-        """Run `job` in the next batch; return its result once the batch is committed."""
+    def submit(self, job: Callable[[Conn], T]) -> Future[T]:
+        """Queue `job` for the next batch; its future resolves once the batch is committed."""
         self._ensure_started()
         future: Future[T] = Future()
         self._jobs.put((job, future))
-        return future.result()
+        return future
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -250,7 +252,17 @@ class Database:
         """Run `job` in a write transaction and commit it; grouped with concurrent writes on SQLite."""
         self.before_read()  # fail fast; the commit checks again
         if self._group is not None:
-            return self._group.run(job)
+            return self._group.submit(job).result()
+        return self._write_now(job)
+
+    async def run_write_async(self, job: Callable[[Conn], T]) -> T:
+        """`run_write` awaited on the event loop (PostgreSQL: in a worker thread)."""
+        self.before_read()
+        if self._group is not None:
+            return await asyncio.wrap_future(self._group.submit(job))
+        return await anyio.to_thread.run_sync(self._write_now, job)
+
+    def _write_now(self, job: Callable[[Conn], T]) -> T:
         with self.raw() as conn:
             try:
                 result = job(conn)

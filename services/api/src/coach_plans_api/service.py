@@ -310,9 +310,17 @@ class PlanService:
     # --- writes ---------------------------------------------------------------------------
     def put_plan(self, *, coach: str, date: dt.date, body: PlanPut) -> WriteResult:
         """Create or replace the live plan of (coach, date); replacing is an edit."""
-        digest = payload_hash("put", body.plan_text, body.charts)
-        done = self._write(lambda conn: self._put(conn, coach=coach, date=date, body=body, digest=digest))
+        done = self._write(self._put_job(coach=coach, date=date, body=body))
         return WriteResult(plan_model(done.plan), created=done.created)
+
+    async def put_json(self, *, coach: str, date: dt.date, body: PlanPut) -> tuple[bytes, bool]:
+        """`put_plan` for the routes: the answer as JSON, and whether the plan was created."""
+        done = await self._write_async(self._put_job(coach=coach, date=date, body=body))
+        return to_json(done.plan), done.created
+
+    def _put_job(self, *, coach: str, date: dt.date, body: PlanPut) -> Callable[[Conn], _Written]:
+        digest = payload_hash("put", body.plan_text, body.charts)
+        return lambda conn: self._put(conn, coach=coach, date=date, body=body, digest=digest)
 
     def _put(self, conn: Conn, *, coach: str, date: dt.date, body: PlanPut, digest: str) -> _Written:
         repo.lock_coach_date(conn, coach=coach, date=date)
@@ -365,6 +373,10 @@ class PlanService:
         digest = payload_hash("patch", body.plan_text, body.charts)
         return plan_model(self._write(lambda conn: self._patch(conn, plan_id, body, digest)).plan)
 
+    async def patch_json(self, plan_id: int, body: PlanPatch) -> bytes:
+        digest = payload_hash("patch", body.plan_text, body.charts)
+        return to_json((await self._write_async(lambda conn: self._patch(conn, plan_id, body, digest))).plan)
+
     def _patch(self, conn: Conn, plan_id: int, body: PlanPatch, digest: str) -> _Written:
         self._lock_plan(conn, plan_id)
         prior = repo.last_revision_of_message(conn, message_id=body.message_id, plan_id=plan_id)
@@ -395,6 +407,9 @@ class PlanService:
 
     def delete_plan(self, plan_id: int, body: PlanDelete) -> PlanOut:
         return plan_model(self._write(lambda conn: self._delete_one(conn, plan_id, body)).plan)
+
+    async def delete_json(self, plan_id: int, body: PlanDelete) -> bytes:
+        return to_json((await self._write_async(lambda conn: self._delete_one(conn, plan_id, body))).plan)
 
     def _delete_one(self, conn: Conn, plan_id: int, body: PlanDelete) -> _Written:
         self._lock_plan(conn, plan_id)
@@ -443,6 +458,14 @@ class PlanService:
     def _write(self, job: Callable[[Conn], _Written]) -> _Written:
         with storage_errors():
             done = self.db.run_write(job)
+        if done.events:
+            self._stored(done.plan, done.events)
+        return done
+
+    async def _write_async(self, job: Callable[[Conn], _Written]) -> _Written:
+        """The same, awaited on the event loop: no worker thread waits for the writer."""
+        with storage_errors():
+            done = await self.db.run_write_async(job)
         if done.events:
             self._stored(done.plan, done.events)
         return done
@@ -570,6 +593,7 @@ class PlanService:
         delta = sum({"plan.created": 1, "plan.deleted": -1}.get(e.type, 0) for e in events)
         if delta:
             self.storage.plans_changed(delta)
+        self.storage.committed_here()  # so the caches do not clear a second time for this write
         self._on_change(events)
 
     def _stored(self, plan: Json, events: list[PlanEvent]) -> None:

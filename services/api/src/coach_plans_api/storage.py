@@ -42,6 +42,9 @@ from coach_plans_api.repository import Conn
 
 log = logging.getLogger("coach_plans_api.storage")
 PROBE_INTERVAL = 0.5
+# SQLite: how often the data version is read (a few microseconds each): a commit by another
+# process reaches the caches within this.
+VERSION_POLL = 0.005
 # A verdict older than this is not trusted (the probe itself is stuck, e.g. on a dead network).
 STALE_AFTER = 5.0
 # The live plan count (a scan) is refreshed at most this often, and only after a change.
@@ -360,7 +363,22 @@ class StorageMonitor:
 
     # --- data version ---------------------------------------------------------------------
     def data_version(self) -> int:
-        """A number that changes after any commit to the database, by any process."""
+        """A number that changes after any commit to the database, by any process.
+
+        With the monitor running this reads a number kept up to date by its threads: a call into
+        SQLite on the event loop would hand the GIL to the database threads and cost the request
+        a hundred times the call itself.
+        """
+        if self._threads or self.db.path is None:
+            return self._version
+        return self._poll_version()
+
+    def committed_here(self) -> None:
+        """This process just committed and cleared its caches: take the new version as seen."""
+        if self.db.path is not None:
+            self._poll_version()
+
+    def _poll_version(self) -> int:
         if self.db.path is None or not self._status.ok:
             return self._version
         with self._version_lock:
@@ -403,13 +421,19 @@ class StorageMonitor:
         self.probe()
         self._stop.clear()
 
-        def loop() -> None:
+        def probe_loop() -> None:
             while not self._stop.wait(self.interval):
                 self.probe()
 
-        self._threads = [threading.Thread(target=loop, name="storage-probe", daemon=True)]
-        if self.db.path is None and self.db.url.get_backend_name() == "postgresql":
-            self._threads.append(threading.Thread(target=self._listen, name="storage-listen", daemon=True))
+        def version_loop() -> None:
+            while not self._stop.wait(VERSION_POLL):
+                self._poll_version()
+
+        watch = version_loop if self.db.path is not None else self._listen
+        self._threads = [
+            threading.Thread(target=probe_loop, name="storage-probe", daemon=True),
+            threading.Thread(target=watch, name="storage-changes", daemon=True),
+        ]
         for thread in self._threads:
             thread.start()
 

@@ -36,7 +36,7 @@ async def get_plan(
     def produce() -> bytes:
         return service.legacy_plan_json(coach=coach_name, date=day)
 
-    return await cached_json(request, state, f"legacy:{coach_name}:{day}", produce)
+    return await cached_json(request, state, f"legacy:{coach_name}:{day}", produce, lookup=True)
 
 
 # The old clients call the URL without the trailing slash too; answer it without a redirect.
@@ -55,7 +55,7 @@ async def get_all(request: Request, state: StateDep, service: ServiceDep, date: 
     def produce() -> bytes:
         return service.legacy_all_json(day)
 
-    return await cached_json(request, state, f"all:{day}", produce)
+    return await cached_json(request, state, f"all:{day}", produce, lookup=True)
 
 
 @router.get("/history", response_model=HistoryOut, responses=BAD_INPUT, summary="A coach's recent plans")

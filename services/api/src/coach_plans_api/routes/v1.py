@@ -64,7 +64,9 @@ async def list_plans(
 
 @router.get("/plans/{plan_id}", response_model=PlanOut, responses=NOT_FOUND, summary="One plan")
 async def get_plan(request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId) -> Response:
-    return await cached_json(request, state, f"plan:{plan_id}", lambda: service.plan_json(plan_id))
+    return await cached_json(
+        request, state, f"plan:{plan_id}", lambda: service.plan_json(plan_id), lookup=True
+    )
 
 
 @router.get(
