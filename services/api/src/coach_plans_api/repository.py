@@ -14,6 +14,7 @@ Statements are assembled only from the fixed text here; values always travel as 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -144,10 +145,35 @@ class RevisionRow(NamedTuple):
     created_at: dt.datetime
 
 
-_PLAN = (
-    "SELECT id, coach_name, date, plan_text, author, author_id, channel, channel_id,"
-    " source_message_id, created_at, edited_at, deleted_at FROM coach_plans"
+_COLUMNS = (
+    "id, coach_name, date, plan_text, author, author_id, channel, channel_id,"
+    " source_message_id, created_at, edited_at, deleted_at"
 )
+_PLAN = f"SELECT {_COLUMNS} FROM coach_plans"
+# A plan with its charts and tickers in one statement (one round trip): each as a JSON array of
+# rows, put in order here rather than trusting the aggregate's order.
+_SHOWN = {
+    False: f"SELECT {_COLUMNS},"
+    " (SELECT json_group_array(json_array(chart_url, chart_order, filename, content_type, size_bytes,"
+    " sha256, archive_status)) FROM plan_charts WHERE plan_id = p.id),"
+    " (SELECT json_group_array(json_array(ticker, position)) FROM plan_tickers WHERE plan_id = p.id)"
+    " FROM coach_plans p",
+    True: f"SELECT {_COLUMNS},"
+    " (SELECT json_agg(json_build_array(chart_url, chart_order, filename, content_type, size_bytes,"
+    " sha256, archive_status)) FROM plan_charts WHERE plan_id = p.id),"
+    " (SELECT json_agg(json_build_array(ticker, position)) FROM plan_tickers WHERE plan_id = p.id)"
+    " FROM coach_plans p",
+}
+
+
+class Shown(NamedTuple):
+    """A plan as the API shows it: the row, its charts in order, its tickers in order."""
+
+    plan: PlanRow
+    charts: list[ChartRow]
+    tickers: list[str]
+
+
 _CHART = (
     "SELECT plan_id, chart_url, chart_order, filename, content_type, size_bytes, sha256, archive_status"
     " FROM plan_charts"
@@ -183,7 +209,37 @@ def _revision(conn: Conn, row: tuple[Any, ...]) -> RevisionRow:
     return RevisionRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], created_at)
 
 
+def _shown(conn: Conn, row: tuple[Any, ...]) -> Shown:
+    plan = _plan(conn, row)
+    charts, tickers = row[12], row[13]
+    if not conn.postgres:  # SQLite hands JSON over as text
+        charts, tickers = json.loads(charts), json.loads(tickers)
+    return Shown(
+        plan,
+        [ChartRow(plan.id, *c) for c in sorted(charts or (), key=lambda c: c[1])],
+        [t for t, _ in sorted(tickers or (), key=lambda t: t[1])],
+    )
+
+
 # --- reads ------------------------------------------------------------------------------------
+def shown_live_plan(conn: Conn, *, coach: str, date: dt.date) -> Shown | None:
+    row = conn.first(
+        f"{_SHOWN[conn.postgres]} WHERE coach_name = :coach AND date = :date AND deleted_at IS NULL",
+        {"coach": coach, "date": conn.day(date)},
+    )
+    return None if row is None else _shown(conn, row)
+
+
+def shown_plan(conn: Conn, plan_id: int) -> Shown | None:
+    row = conn.first(f"{_SHOWN[conn.postgres]} WHERE id = :id", {"id": plan_id})
+    return None if row is None else _shown(conn, row)
+
+
+def shown_live_plans_on(conn: Conn, date: dt.date) -> list[Shown]:
+    statement = f"{_SHOWN[conn.postgres]} WHERE date = :date AND deleted_at IS NULL ORDER BY coach_name"
+    return [_shown(conn, r) for r in conn.all(statement, {"date": conn.day(date)})]
+
+
 def live_plan(conn: Conn, *, coach: str, date: dt.date) -> PlanRow | None:
     row = conn.first(
         f"{_PLAN} WHERE coach_name = :coach AND date = :date AND deleted_at IS NULL",
@@ -216,7 +272,7 @@ def find_plans(
     ticker: str | None = None,
     after: tuple[dt.date, int] | None = None,
     limit: int = 50,
-) -> list[PlanRow]:
+) -> list[Shown]:
     """Live plans matching every given filter, newest date first, then newest id."""
     where = ["deleted_at IS NULL"]
     params: Params = {"limit": limit}
@@ -244,8 +300,10 @@ def find_plans(
     if after is not None:
         where.append("(date < :after_date OR (date = :after_date AND id < :after_id))")
         params["after_date"], params["after_id"] = conn.day(after[0]), after[1]
-    statement = f"{_PLAN} WHERE {' AND '.join(where)} ORDER BY date DESC, id DESC LIMIT :limit"
-    return [_plan(conn, r) for r in conn.all(statement, params)]
+    statement = (
+        f"{_SHOWN[conn.postgres]} WHERE {' AND '.join(where)} ORDER BY date DESC, id DESC LIMIT :limit"
+    )
+    return [_shown(conn, r) for r in conn.all(statement, params)]
 
 
 def _in(ids: Sequence[int]) -> tuple[str, Params]:

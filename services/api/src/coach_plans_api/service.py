@@ -185,29 +185,25 @@ class PlanService:
     # --- reads: the rows ------------------------------------------------------------------
     def _legacy_plan(self, *, coach: str, date: dt.date) -> Json:
         with self._read() as conn:
-            row = repo.live_plan(conn, coach=coach, date=date)
-            if row is None:
-                raise NotFound(
-                    f"no plan for {coach} on {date}",
-                    extra={"plan": f"No plan available for {coach} on {date}", "charts": []},
-                )
-            (plan,) = self._legacy_dicts(conn, [row])
-            return plan
+            shown = repo.shown_live_plan(conn, coach=coach, date=date)
+        if shown is None:
+            raise NotFound(
+                f"no plan for {coach} on {date}",
+                extra={"plan": f"No plan available for {coach} on {date}", "charts": []},
+            )
+        return self._legacy_dict(shown)
 
     def _legacy_all(self, date: dt.date) -> Json:
         with self._read() as conn:
-            rows = repo.live_plans_on(conn, date)
-            return {
-                row.coach_name: plan for row, plan in zip(rows, self._legacy_dicts(conn, rows), strict=True)
-            }
+            shown = repo.shown_live_plans_on(conn, date)
+        return {s.plan.coach_name: self._legacy_dict(s) for s in shown}
 
     def _plan(self, plan_id: int) -> Json:
         with self._read() as conn:
-            row = repo.plan_by_id(conn, plan_id)
-            if row is None or row.deleted_at is not None:
-                raise NotFound(f"no plan with id {plan_id}")
-            (plan,) = self._plan_dicts(conn, [row])
-            return plan
+            shown = repo.shown_plan(conn, plan_id)
+        if shown is None or shown.plan.deleted_at is not None:
+            raise NotFound(f"no plan with id {plan_id}")
+        return self._shown_dict(shown)
 
     def _revisions(self, plan_id: int) -> list[Json]:
         with self._read() as conn:
@@ -242,8 +238,9 @@ class PlanService:
                 after=after,
                 limit=limit + 1,
             )
-            items = self._plan_dicts(conn, rows[:limit])
-        next_cursor = encode_cursor(rows[limit - 1].date, rows[limit - 1].id) if len(rows) > limit else None
+        items = [self._shown_dict(shown) for shown in rows[:limit]]
+        last = rows[limit - 1].plan if len(rows) > limit else None
+        next_cursor = encode_cursor(last.date, last.id) if last is not None else None
         return {"items": items, "next_cursor": next_cursor}
 
     def _history(self, *, coach: str, days: int) -> list[Json]:
@@ -254,37 +251,28 @@ class PlanService:
         items: list[Json] = page["items"]
         return items
 
-    def _legacy_dicts(self, conn: Conn, rows: Sequence[PlanRow]) -> list[Json]:
-        ids = [r.id for r in rows]
-        charts, tickers = repo.charts_of(conn, ids), repo.tickers_of(conn, ids)
-        return [
-            {
-                "plan": r.plan_text,
-                "charts": [chart_url(c, self._base_url) for c in charts.get(r.id, ())],
-                "author": r.author,
-                "timestamp": r.created_at,
-                "id": r.id,
-                "coach": r.coach_name,
-                "date": r.date,
-                "edited": r.edited_at is not None,
-                "edited_at": r.edited_at,
-                "channel": r.channel,
-                "tickers": tickers.get(r.id, []),
-            }
-            for r in rows
-        ]
+    def _legacy_dict(self, shown: repo.Shown) -> Json:
+        plan = shown.plan
+        return {
+            "plan": plan.plan_text,
+            "charts": [chart_url(c, self._base_url) for c in shown.charts],
+            "author": plan.author,
+            "timestamp": plan.created_at,
+            "id": plan.id,
+            "coach": plan.coach_name,
+            "date": plan.date,
+            "edited": plan.edited_at is not None,
+            "edited_at": plan.edited_at,
+            "channel": plan.channel,
+            "tickers": shown.tickers,
+        }
 
-    def _plan_dicts(self, conn: Conn, rows: Sequence[PlanRow]) -> list[Json]:
-        ids = [r.id for r in rows]
-        charts, tickers = repo.charts_of(conn, ids), repo.tickers_of(conn, ids)
-        return [
-            self._plan_dict(
-                r._asdict(),
-                charts=[chart_dict(c, self._base_url) for c in charts.get(r.id, ())],
-                tickers=tickers.get(r.id, []),
-            )
-            for r in rows
-        ]
+    def _shown_dict(self, shown: repo.Shown) -> Json:
+        return self._plan_dict(
+            shown.plan._asdict(),
+            charts=[chart_dict(c, self._base_url) for c in shown.charts],
+            tickers=shown.tickers,
+        )
 
     def _plan_dict(self, plan: Json, *, charts: list[Json], tickers: list[str]) -> Json:
         coach: str = plan["coach_name"]
@@ -572,8 +560,9 @@ class PlanService:
         if row is None:  # pragma: no cover - revisions are deleted only with their plan
             raise NotFound(f"no plan with id {revision.plan_id}")
         if repo.latest_revision_id(conn, row.id) == revision.id:
-            (plan,) = self._plan_dicts(conn, [row])
-            return plan
+            shown = repo.shown_plan(conn, row.id)
+            assert shown is not None
+            return self._shown_dict(shown)
         charts = [chart_of_revision(c) for c in json.loads(revision.charts_json)]
         edited_at = revision.created_at if revision.action == "edit" else None
         history = [r for r in repo.revisions_of(conn, row.id) if r.id <= revision.id]
