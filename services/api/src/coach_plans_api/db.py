@@ -13,6 +13,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
@@ -31,6 +32,7 @@ from coach_plans_api.repository import Conn
 log = logging.getLogger("coach_plans_api.db")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MAX_BATCH = 64
+CHECKPOINT_SECONDS = 0.5
 T = TypeVar("T")
 
 
@@ -50,6 +52,10 @@ def _sqlite_on_begin(conn: Connection) -> None:
     # failing with "database is locked" when a read lock would have to be upgraded.
     mode = "IMMEDIATE" if conn.get_execution_options().get("write") else "DEFERRED"
     conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
 
 def sqlite_path(url: URL) -> Path | None:
@@ -101,6 +107,13 @@ class GroupCommit:
         self._jobs: queue.SimpleQueue[tuple[Callable[[Conn], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._checkpointed = time.monotonic()
+
+    def _checkpoint(self, conn: Conn) -> None:
+        """Copy the WAL into the database file while no write waits (PASSIVE: blocks nobody)."""
+        with self._db.checkpoint_lock, suppress(DBAPIError), conn.errors("PRAGMA wal_checkpoint"):
+            conn.raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._checkpointed = time.monotonic()
 
     def submit(self, job: Callable[[Conn], T]) -> Future[T]:
         """Queue `job` for the next batch; its future resolves once the batch is committed."""
@@ -165,6 +178,11 @@ class GroupCommit:
                     self._db.before_commit(conn)
                     with conn.errors("COMMIT"):
                         raw.execute("COMMIT")
+                    self._db.after_commit()
+                    since = time.monotonic() - self._checkpointed
+                    # Between batches when it can, but never letting the WAL grow for long.
+                    if since > CHECKPOINT_SECONDS and (self._jobs.empty() or since > 10 * CHECKPOINT_SECONDS):
+                        self._checkpoint(conn)
                 except BaseException:
                     if raw.in_transaction:
                         with suppress(self._db.driver_error):
@@ -198,7 +216,14 @@ class Database:
             event.listen(self.engine, "close", self._closed)
         self.before_read: Callable[[], None] = lambda: None
         self.before_commit: Callable[[Conn], None] = lambda _conn: None
+        self.after_commit: Callable[[], None] = lambda: None
+        self.checkpoint_lock = threading.Lock()
         self._group = GroupCommit(self) if self.is_sqlite else None
+        if self.is_sqlite:
+            # Checkpoints (copying the WAL into the database file, with an fsync) would otherwise
+            # run inside whichever commit crossed the WAL's size limit and stall that batch; the
+            # writer runs them between batches instead (GroupCommit).
+            event.listen(self.engine, "connect", _no_autocheckpoint)
 
     @property
     def is_sqlite(self) -> bool:
@@ -210,10 +235,17 @@ class Database:
     def _closed(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         self.backend_pids.discard(dbapi_connection.info.backend_pid)
 
-    def guard(self, *, before_read: Callable[[], None], before_commit: Callable[[Conn], None]) -> None:
-        """Checks run before every read and before every commit (the storage monitor's)."""
+    def guard(
+        self,
+        *,
+        before_read: Callable[[], None],
+        before_commit: Callable[[Conn], None],
+        after_commit: Callable[[], None],
+    ) -> None:
+        """Checks run before every read and before every commit, and news after (the storage monitor's)."""
         self.before_read = before_read
         self.before_commit = before_commit
+        self.after_commit = after_commit
 
     @contextmanager
     def raw(self) -> Iterator[Conn]:
@@ -256,8 +288,11 @@ class Database:
         return self._write_now(job)
 
     async def run_write_async(self, job: Callable[[Conn], T]) -> T:
-        """`run_write` awaited on the event loop (PostgreSQL: in a worker thread)."""
-        self.before_read()
+        """`run_write` awaited on the event loop (PostgreSQL: in a worker thread).
+
+        Nothing here may release the GIL (no file or database call): the writer thread would take
+        it and the event loop wait for it. The commit checks the storage in the writer thread.
+        """
         if self._group is not None:
             return await asyncio.wrap_future(self._group.submit(job))
         return await anyio.to_thread.run_sync(self._write_now, job)

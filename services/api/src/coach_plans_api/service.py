@@ -582,7 +582,6 @@ class PlanService:
         delta = sum({"plan.created": 1, "plan.deleted": -1}.get(e.type, 0) for e in events)
         if delta:
             self.storage.plans_changed(delta)
-        self.storage.committed_here()  # so the caches do not clear a second time for this write
         self._on_change(events)
 
     def _stored(self, plan: Json, events: list[PlanEvent]) -> None:

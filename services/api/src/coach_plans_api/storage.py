@@ -84,8 +84,11 @@ class FileWatch:
     process write in the middle of our transaction. So each file is opened once, read with pread.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, checkpoints: threading.Lock) -> None:
         self.path = path
+        # Held while a checkpoint copies the WAL into the file: meanwhile its header may promise
+        # pages not written yet, which would look like a truncated file.
+        self._checkpoints = checkpoints
         self._descriptors: dict[tuple[int, int], int] = {}
         self._spare: list[int] = []  # duplicates from a race, kept open like the others
         self._lock = threading.Lock()
@@ -95,8 +98,9 @@ class FileWatch:
         path = self.path
         try:
             fd = self._descriptor()
-            stat = os.fstat(fd)
-            header = os.pread(fd, HEADER_BYTES, 0)
+            with self._checkpoints:
+                stat = os.fstat(fd)
+                header = os.pread(fd, HEADER_BYTES, 0)
         except FileNotFoundError:
             return f"database file {path} is missing", None
         except OSError as exc:
@@ -162,7 +166,7 @@ class StorageMonitor:
         self._identity: str | None = None  # database_identity.id of the database we serve
         self._file: tuple[int, int] | None = None  # (device, inode) the connections have open
         self._probe_file: tuple[int, int] | None = None  # what the probe's connection has open
-        self._watch = FileWatch(db.path) if db.path is not None else None
+        self._watch = FileWatch(db.path, checkpoints=db.checkpoint_lock) if db.path is not None else None
         self._probe_engine = self._make_probe_engine()
         self._probe_lock = threading.Lock()
         self._version = 0
@@ -172,7 +176,11 @@ class StorageMonitor:
         self._counted: tuple[float, int, int] | None = None  # (when, data version, plans)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        db.guard(before_read=self.check_readable, before_commit=self.check_writable)
+        db.guard(
+            before_read=self.check_readable,
+            before_commit=self.check_writable,
+            after_commit=self.committed_here,
+        )
 
     # --- verdict --------------------------------------------------------------------------
     @property
@@ -374,7 +382,7 @@ class StorageMonitor:
         return self._poll_version()
 
     def committed_here(self) -> None:
-        """This process just committed and cleared its caches: take the new version as seen."""
+        """This process just committed (its caches are cleared after): the new version is not news."""
         if self.db.path is not None:
             self._poll_version()
 
