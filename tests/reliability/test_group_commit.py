@@ -104,3 +104,36 @@ def test_refused_writes_in_a_batch_leave_the_others_whole(
             revisions = client.get(f"/api/v1/plans/{plan_id}/revisions").json()["revisions"]
             assert len(revisions) == 1 + 4  # the create and the owner's four edits
             assert all(r["editor_id"] == "1001" for r in revisions)
+
+
+def test_health_stays_healthy_and_writes_succeed_while_checkpoints_run(
+    start_api: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    """A checkpoint copying the WAL into the file is not a truncated file."""
+    api = start_api(f"sqlite:///{tmp_path / 'busy.db'}")
+    statuses: list[int] = []
+    health: list[int] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            while not done.is_set():
+                health.append(client.get("/health").status_code)
+
+    def write(w: int) -> None:
+        with httpx.Client(base_url=api.url, headers=AUTH, timeout=30) as client:
+            for n in range(150):
+                body = plan_body(
+                    text=f"{w}/{n} " + "NVDA above 950. " * 300, message_id=str(w * 1000 + n + 1)
+                )
+                day = f"{2100 + w}-{1 + n // 28:02d}-{1 + n % 28:02d}"
+                statuses.append(client.put(f"/internal/plans/{'disn'[w % 4]}/{day}", json=body).status_code)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(8)))
+    done.set()
+    poller.join()
+    assert set(statuses) == {201}
+    assert set(health) == {200}
