@@ -9,7 +9,6 @@ in its own transaction (the server groups commits itself).
 from __future__ import annotations
 
 import asyncio
-import logging
 import queue
 import sqlite3
 import threading
@@ -29,7 +28,6 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from coach_plans_api.repository import Conn
 
-log = logging.getLogger("coach_plans_api.db")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MAX_BATCH = 64
 CHECKPOINT_SECONDS = 0.5
@@ -65,11 +63,10 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(url.database)
 
 
-def connect_existing(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+def connect_existing(path: Path) -> sqlite3.Connection:
     """A connection to the SQLite file at `path` that never creates it when it is missing."""
-    mode = "ro" if read_only else "rw"
     return sqlite3.connect(
-        f"{path.resolve().as_uri()}?mode={mode}", uri=True, check_same_thread=False, isolation_level=None
+        f"{path.resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False, isolation_level=None
     )
 
 

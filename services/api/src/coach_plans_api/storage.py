@@ -169,6 +169,7 @@ class StorageMonitor:
         self._watch = FileWatch(db.path, checkpoints=db.checkpoint_lock) if db.path is not None else None
         self._probe_engine = self._make_probe_engine()
         self._probe_lock = threading.Lock()
+        self._status_lock = threading.Lock()
         self._version = 0
         self._version_lock = threading.Lock()
         self._version_conn: sqlite3.Connection | None = None
@@ -224,7 +225,8 @@ class StorageMonitor:
 
     def plans_changed(self, delta: int) -> None:
         """This process committed `delta` more live plans: the count is right without a recount."""
-        with self._probe_lock:
+        # Not the probe's lock: a probe may take a while, and this runs on the event loop.
+        with self._status_lock:
             if self._counted is not None:
                 when, version, plans = self._counted
                 self._counted = (when, version, plans + delta)
@@ -245,7 +247,8 @@ class StorageMonitor:
             status = StorageStatus(
                 status.ok, status.reason, status.plans, status.bot_connected, time.monotonic()
             )
-            self._status = status
+            with self._status_lock:
+                self._status = status
         if status.ok != previous.ok or status.reason != previous.reason:
             if status.ok:
                 if previous.reason != "not checked yet":
