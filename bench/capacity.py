@@ -1,19 +1,25 @@
 """The capacity model of docs/performance.md, checked at one point: two replicas on PostgreSQL + Redis.
 
 Model: a request costs `c_api` seconds of CPU in the API process (one core at most per process:
-the GIL) and `c_total` seconds across the whole machine (API, PostgreSQL, Redis, load generator).
-N replicas on K cores then serve about min(N / c_api, K / c_total) requests per second. Both costs
-are measured with one replica; the prediction for two is compared with two measured replicas.
+the GIL) and `c_total` seconds across the processes that serve it (API, the PostgreSQL backends of
+the bench's database, Redis, the load generator). N replicas on K cores then serve about
+min(N / c_api, K / c_total) requests per second. Both costs are measured with one replica (per
+process from /proc, so other work on the machine is not charged to our requests); the prediction
+for two is compared with two measured replicas.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import resource
+from contextlib import suppress
 from pathlib import Path
 
-from bench.backends import Backend
-from bench.load import SPREAD_LUA, LoadResult, WrkRun, note, write_paths
+import psycopg
+
+from bench.backends import PG_ADMIN_URL, Backend
+from bench.load import SPREAD_LUA, LoadResult, WrkRun, cpu_seconds, note, write_paths
 from bench.plan import Plan
 from bench.reads import spread_paths
 from bench.report import Report, describe, fmt_rps, verdict
@@ -22,11 +28,30 @@ from bench.servers import Server, start_api
 MODEL_TOLERANCE = 0.25  # the model is a planning tool: within 25 % of what two replicas do
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+def serving_seconds(database: str) -> float:
+    """CPU seconds so far of the PostgreSQL backends of `database` and of the Redis server."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))
+        pids = [row[0] for row in rows]
+    pids += [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_redis(int(p))]
+    total = 0.0
+    for pid in pids:
+        with suppress(OSError):  # a backend that ended meanwhile
+            total += cpu_seconds(pid)
+    return total
+
+
+def _children_seconds() -> float:
+    """CPU seconds of the finished child processes (wrk) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _is_redis(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "redis-server"
+    except OSError:
+        return False
 
 
 def measure_replicas(
@@ -53,10 +78,12 @@ def measure_replicas(
     try:
         note(f"{label}: one replica")
         load(one, 32).result()  # warm up
-        busy = machine_busy_seconds()
+        database = backend.url.rsplit("/", 1)[1]
+        serving, generator = serving_seconds(database), _children_seconds()
         single = load(one, 32).result()
-        total_cpu = (machine_busy_seconds() - busy) / max(single.requests, 1)
         api_cpu = (single.cpu_us_per_request or 0) / 1e6
+        others = serving_seconds(database) - serving + _children_seconds() - generator
+        total_cpu = api_cpu + others / max(single.requests, 1)
         two = start_api(backend.url, workdir, "replica-2", **env)
         note(f"{label}: two replicas")
         runs = [load(one, 16), load(two, 16)]
@@ -70,8 +97,8 @@ def measure_replicas(
     ratio = measured / predicted if predicted else 0.0
     met = abs(ratio - 1) <= MODEL_TOLERANCE
     report.add(
-        f"capacity one replica ({label}, spread of keys): {describe(single)}; machine CPU"
-        f" {total_cpu * 1e6:,.0f} µs/request over {cores} cores",
+        f"capacity one replica ({label}, spread of keys): {describe(single)}; with PostgreSQL, Redis"
+        f" and wrk {total_cpu * 1e6:,.0f} µs/request over {cores} cores",
         name=f"capacity one {label}",
         load=single.as_json(),
         api_cpu_us=round(api_cpu * 1e6, 1),
