@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import INTERNAL_TOKEN, REPO, RedisNamespace, ServiceProcess, plan_body
+from tests.integration.test_cli import cli as run_cli
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 LEGACY = REPO / "tests" / "data" / "legacy_plans.json"
@@ -19,17 +17,7 @@ DAY = "/api/coach-plans/all?date=2024-05-10"
 
 
 def cli(database_url: str, *args: str) -> None:
-    env = {**os.environ, "DATABASE_URL": database_url, "INTERNAL_API_TOKEN": INTERNAL_TOKEN}
-    env.pop("CONFIG_FILE", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "coach_plans_api", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(database_url, *args)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 WRITERS = 16
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'group.db'}"
-        return
-    yield request.getfixturevalue("postgres_url")
 
 
 def all_plans(url: str) -> dict[tuple[str, str], str]:
@@ -39,9 +30,9 @@ def all_plans(url: str) -> dict[tuple[str, str], str]:
 
 
 def test_sigkill_during_concurrent_writes_keeps_every_acknowledged_write(
-    start_api: Callable[..., ServiceProcess], database: str
+    start_api: Callable[..., ServiceProcess], shared_database: str
 ) -> None:
-    api = start_api(database)
+    api = start_api(shared_database)
     acknowledged: dict[tuple[str, str], str] = {}
     lock = threading.Lock()
     killed = threading.Event()
@@ -80,9 +71,9 @@ def test_sigkill_during_concurrent_writes_keeps_every_acknowledged_write(
 
 
 def test_refused_writes_in_a_batch_leave_the_others_whole(
-    start_api: Callable[..., ServiceProcess], database: str
+    start_api: Callable[..., ServiceProcess], shared_database: str
 ) -> None:
-    api = start_api(database)
+    api = start_api(shared_database)
     with httpx.Client(base_url=api.url, headers=AUTH, timeout=30) as client:
         days = [f"2026-11-{d:02d}" for d in range(1, 9)]
         ids = [

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
-import pytest
 
 from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'retries.db'}"
-        return
-    yield request.getfixturevalue("postgres_url")
-
-
 def test_replayed_messages_never_revert_a_newer_plan(
-    start_api: Callable[..., ServiceProcess], database: str
+    start_api: Callable[..., ServiceProcess], shared_database: str
 ) -> None:
-    api = start_api(database)
+    api = start_api(shared_database)
     posts = [plan_body(text=f"version {n}: NVDA above {950 + n}", message_id=str(100 + n)) for n in range(4)]
     with httpx.Client(base_url=api.url, headers=AUTH) as client:
         answers = [client.put("/internal/plans/d/2026-11-25", json=post) for post in posts]
