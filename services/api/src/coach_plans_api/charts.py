@@ -16,8 +16,10 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.exc import DBAPIError
 
+from coach_plans_api import repository as repo
 from coach_plans_api.config import Settings
 from coach_plans_api.db import Database
+from coach_plans_api.errors import StorageUnavailable
 from coach_plans_api.models import Chart
 
 log = logging.getLogger("coach_plans_api.charts")
@@ -114,6 +116,9 @@ class ChartArchiver:
                 except DBAPIError as exc:
                     log.warning("chart archiver: database unavailable: %s", exc.orig)
                     busy = False
+                except StorageUnavailable as exc:
+                    log.warning("chart archiver: %s", exc.detail)
+                    busy = False
                 if not busy:
                     self._wake.wait(poll_seconds)
                     self._wake.clear()
@@ -197,19 +202,26 @@ class ChartArchiver:
         content_type: str | None = None,
         size: int | None = None,
     ) -> None:
-        with self.db.write() as session:
-            chart = session.get(Chart, chart_id)
-            if chart is None:  # the plan's charts were replaced meanwhile
-                return
-            chart.archive_attempts += 1
-            chart.archive_error = error
-            if retry and chart.archive_attempts >= self.settings.chart_max_attempts:
-                status = "failed"
-            chart.archive_status = status
-            if status == "pending":
-                delay = RETRY_BASE_SECONDS * 2 ** (chart.archive_attempts - 1)
-                chart.archive_next_at = self._now() + dt.timedelta(seconds=delay)
-            if sha256 is not None:
-                chart.sha256, chart.content_type, chart.size_bytes = sha256, content_type, size
+        # Through the writer (group commit): a transaction of its own per chart would take
+        # SQLite's write lock and pay an fsync each, stalling the plan writes queued behind it.
+        now = self._now()
+        stored = self.db.run_write(
+            lambda conn: repo.record_archive(
+                conn,
+                chart_id,
+                status=status,
+                error=error,
+                retry=retry,
+                now=now,
+                retry_base_seconds=RETRY_BASE_SECONDS,
+                max_attempts=self.settings.chart_max_attempts,
+                sha256=sha256,
+                content_type=content_type,
+                size=size,
+            )
+        )
+        if stored is None:
+            return
+        status = stored
         level = logging.INFO if status == "archived" else logging.WARNING
         log.log(level, "chart %d %s%s", chart_id, status, f": {error}" if error else "")

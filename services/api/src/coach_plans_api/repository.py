@@ -476,6 +476,48 @@ def insert_revision(conn: Conn, values: Params) -> int:
     return int(row[0])
 
 
+def record_archive(
+    conn: Conn,
+    chart_id: int,
+    *,
+    status: str,
+    error: str | None,
+    retry: bool,
+    now: dt.datetime,
+    retry_base_seconds: float,
+    max_attempts: int,
+    sha256: str | None,
+    content_type: str | None,
+    size: int | None,
+) -> str | None:
+    """Record one archival attempt of a chart; the status stored (None: the chart is gone).
+
+    A retry waits `retry_base_seconds` doubled per attempt; past `max_attempts` it is a failure.
+    """
+    row = conn.first("SELECT archive_attempts FROM plan_charts WHERE id = :id", {"id": chart_id})
+    if row is None:  # the plan's charts were replaced meanwhile
+        return None
+    attempts = int(row[0]) + 1
+    if retry and attempts >= max_attempts:
+        status = "failed"
+    retry_at = now + dt.timedelta(seconds=retry_base_seconds * 2 ** (attempts - 1))
+    values: Params = {
+        "id": chart_id,
+        "attempts": attempts,
+        "error": error,
+        "status": status,
+        "next_at": conn.time(retry_at),
+    }
+    assignments = "archive_attempts = :attempts, archive_error = :error, archive_status = :status"
+    if status == "pending":
+        assignments += ", archive_next_at = :next_at"
+    if sha256 is not None:
+        assignments += ", sha256 = :sha256, content_type = :content_type, size_bytes = :size"
+        values.update(sha256=sha256, content_type=content_type, size=size)
+    conn.run(f"UPDATE plan_charts SET {assignments} WHERE id = :id", values)
+    return status
+
+
 def record_heartbeat(conn: Conn, *, bot_id: str, connected: bool, mock_mode: bool, at: dt.datetime) -> None:
     values = {"bot_id": bot_id, "connected": connected, "mock_mode": mock_mode, "at": conn.time(at)}
     updated = conn.run(
