@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import signal
 import threading
 from collections.abc import Callable
@@ -9,7 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
+from coach_plans_api import repository as repo
+from coach_plans_api.db import Database
+from coach_plans_api.repository import Conn
 from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -128,3 +134,37 @@ def test_health_stays_healthy_and_writes_succeed_while_checkpoints_run(
     poller.join()
     assert set(statuses) == {201}
     assert set(health) == {200}
+
+
+def test_a_write_given_up_while_queued_leaves_the_writer_working(database_url: str) -> None:
+    """A caller cancelled while its write waits in the queue (the chart archiver at shutdown, any
+    cancelled task) is not written, and the writes after it still are."""
+    db = Database(make_url(database_url))
+    running, release = threading.Event(), threading.Event()
+
+    def blocker(_conn: Conn) -> None:
+        running.set()
+        release.wait(10)
+
+    def heartbeat(bot_id: str) -> Callable[[Conn], None]:
+        at = dt.datetime.now(dt.UTC)
+        return lambda conn: repo.record_heartbeat(conn, bot_id=bot_id, connected=True, mock_mode=False, at=at)
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(db.run_write_async(blocker))
+        await asyncio.to_thread(running.wait, 10)  # the writer is inside it: the next write queues
+        given_up = asyncio.ensure_future(db.run_write_async(heartbeat("given-up")))
+        await asyncio.sleep(0)  # queued
+        given_up.cancel()
+        release.set()
+        await first
+        await asyncio.wait_for(db.run_write_async(heartbeat("after")), timeout=10)
+
+    try:
+        asyncio.run(scenario())
+        with db.reading() as conn:
+            stored = conn.all("SELECT bot_id FROM bot_heartbeats ORDER BY bot_id")
+        assert stored == [("after",)]
+    finally:
+        release.set()
+        db.dispose()

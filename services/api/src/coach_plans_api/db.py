@@ -147,7 +147,11 @@ class GroupCommit:
                     self._jobs.put(None)  # stop after this batch
                     break
                 batch.append(item)
-            self._commit(batch)
+            # A caller that gave up before its write ran (its task cancelled) gets nothing written;
+            # a running future cannot be cancelled any more, so every result below can be set.
+            batch = [(job, future) for job, future in batch if future.set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[Callable[[Conn], Any], Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
