@@ -10,7 +10,6 @@ import logging
 import sqlite3
 import struct
 import threading
-import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
@@ -423,13 +422,6 @@ def test_host_star_allows_any_port_of_that_host_only(database_url: str, tmp_path
     assert statuses[1] == ("skipped", f"{elsewhere.split('/')[2]} is not in CHART_ALLOWED_HOSTS")
 
 
-def eventually(check: Callable[[], bool], patience: float = 15.0) -> None:
-    deadline = time.monotonic() + patience
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
-
-
 def test_running_archiver_outlives_a_database_outage(
     database_url: str, tmp_path: Path, cdn: CDN, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -447,8 +439,8 @@ def test_running_archiver_outlives_a_database_outage(
     ):
         path.rename(tmp_path / "aside.db")
         client.app.state.core.archiver.wake()  # type: ignore[attr-defined]
-        eventually(lambda: "chart archiver: database unavailable" in caplog.text)
+        _wait_for(lambda: "chart archiver: database unavailable" in caplog.text)
         (tmp_path / "aside.db").replace(path)
-        eventually(lambda: client.get("/health").status_code == 200)
+        _wait_for(lambda: client.get("/health").status_code == 200)
         client.put("/internal/plans/d/2026-11-25", json=plan_body(charts=[f"{cdn.url}/a.png"]), headers=AUTH)
-        eventually(lambda: charts_of(client)[0]["archive_status"] == "archived")
+        _wait_for(lambda: charts_of(client)[0]["archive_status"] == "archived")
