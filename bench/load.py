@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -69,8 +69,11 @@ class LoadResult:
     seconds: float
     errors: int
     connections: int
+    # CPU time the server process spent per request answered (user + system): steadier than
+    # throughput on a machine that other work shares.
+    cpu_us_per_request: float | None = None
 
-    def as_json(self) -> dict[str, float | int]:
+    def as_json(self) -> dict[str, float | int | None]:
         return asdict(self)
 
 
@@ -98,6 +101,62 @@ def parse_wrk(output: str, connections: int) -> LoadResult:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class WrkRun:
+    """One wrk process under way; `result()` waits for it and parses its figures."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        seconds: float,
+        connections: int = CONNECTIONS,
+        threads: int = THREADS,
+        script: Path | None = None,
+        script_args: Sequence[str] = (),
+        server_pid: int | None = None,
+    ) -> None:
+        self.seconds = seconds
+        self.connections = connections
+        self.server_pid = server_pid
+        self.command = [
+            "wrk",
+            f"-t{min(threads, max(connections, 1))}",
+            f"-c{max(connections, 1)}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "--latency",
+        ]
+        if script is not None:
+            self.command += ["-s", str(script)]
+        self.command.append(url)
+        if script_args:
+            self.command += ["--", *script_args]
+        self._cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+        self.process = subprocess.Popen(  # noqa: S603 - wrk with arguments built here
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def result(self) -> LoadResult:
+        output, _ = self.process.communicate(timeout=self.seconds + 60)
+        if self.process.returncode != 0:
+            raise LoadError(f"wrk exited {self.process.returncode}: {' '.join(self.command)}\n{output}")
+        result = parse_wrk(output, self.connections)
+        if self.server_pid and result.requests:
+            used = cpu_seconds(self.server_pid) - self._cpu_before
+            result = replace(result, cpu_us_per_request=round(used / result.requests * 1e6, 1))
+        return result
+
+
 def run_wrk(
     url: str,
     *,
@@ -107,32 +166,22 @@ def run_wrk(
     script: Path | None = None,
     script_args: Sequence[str] = (),
     during: Callable[[], None] | None = None,
+    server_pid: int | None = None,
 ) -> LoadResult:
     """`wrk -t2 -c32 -dNs --latency` against `url`; `during` is called every 0.2 s meanwhile."""
-    command = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{max(connections, threads)}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "10s",
-        "--latency",
-    ]
-    if script is not None:
-        command += ["-s", str(script)]
-    command.append(url)
-    if script_args:
-        command += ["--", *script_args]
-    process = subprocess.Popen(  # noqa: S603 - wrk with arguments built here
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    run = WrkRun(
+        url,
+        seconds=seconds,
+        connections=connections,
+        threads=threads,
+        script=script,
+        script_args=script_args,
+        server_pid=server_pid,
     )
-    while during is not None and process.poll() is None:
+    while during is not None and run.running():
         during()
         time.sleep(0.2)
-    output, _ = process.communicate(timeout=seconds + 60)
-    if process.returncode != 0:
-        raise LoadError(f"wrk exited {process.returncode}: {' '.join(command)}\n{output}")
-    return parse_wrk(output, connections)
+    return run.result()
 
 
 def paced_pause_ms(target_rps: float, connections: int) -> int:

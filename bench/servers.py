@@ -28,7 +28,7 @@ UNSET = frozenset(
         "PLAN_TIMEZONE",
     }
 )
-INTERNAL_TOKEN = "bench-internal-token-7c2e"  # noqa: S105 - a throwaway token for local processes
+INTERNAL_TOKEN = "bench-internal-token-7c2e-0123456789abcdef"  # noqa: S105 - throwaway, local processes
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 """plan levels and full-text search
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-30 08:00:00
 
 `coach_plans.plan_levels` holds the levels read from the plan text (docs/levels.md), as JSON beside
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,16 @@ from coach_plans_api.app import create_app
 from tests.conftest import INTERNAL_TOKEN, PutPlan, make_settings, plan_body
 
 UNREACHABLE_PG = "postgresql+psycopg://postgres@127.0.0.1:1/test"
+
+
+def eventually(check: Callable[[], bool], limit: float = 10.0) -> bool:
+    """Poll `check` until it holds; the storage probe runs every 0.5 s (the limit is generous)."""
+    deadline = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_health_fields(api_client: TestClient, put_plan: PutPlan) -> None:
@@ -27,8 +39,10 @@ def test_health_fields(api_client: TestClient, put_plan: PutPlan) -> None:
         "uptime_seconds",
         "version",
         "instance_id",
+        "reason",
     }
     assert (body["status"], body["database_connected"], body["plans_count"]) == ("healthy", True, 1)
+    assert body["reason"] is None
     assert body["uptime_seconds"] >= 0
     assert body["version"] == "2.0.0"
     # Random per process, stable within it: `make run` tells its own API from another by it.
@@ -124,8 +138,9 @@ def test_corrupted_database_file_is_503(tmp_path: Path, sqlite_template: Path) -
     url = f"sqlite:///{db}"
     with TestClient(create_app(make_settings(url))) as client:
         _corrupt(url)
-        client.app.state.core.service.db.engine.dispose()  # type: ignore[attr-defined]
-        assert client.get("/health").status_code == 503
+        assert client.get("/api/coach-plans/?coach=d&date=2026-11-25").status_code == 503
+        assert eventually(lambda: client.get("/health").status_code == 503)
+        assert "not a SQLite database" in client.get("/health").json()["reason"]
         response = client.get("/api/coach-plans/?coach=d&date=2026-11-25")
         assert response.status_code == 503
         assert client.get("/api/v1/plans").status_code == 503
@@ -144,7 +159,6 @@ def test_cached_reads_survive_a_database_outage(tmp_path: Path, sqlite_template:
         )
         assert client.get("/api/coach-plans/?coach=d&date=2026-11-25").json()["plan"] == "cached"
         _corrupt(url)
-        client.app.state.core.service.db.engine.dispose()  # type: ignore[attr-defined]
         response = client.get("/api/coach-plans/?coach=d&date=2026-11-25")
         assert (response.status_code, response.json()["plan"]) == (200, "cached")
         assert client.get("/api/coach-plans/?coach=i&date=2026-11-25").status_code == 503

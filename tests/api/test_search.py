@@ -37,8 +37,8 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 def search(database: Database, query: str, **filters: Any) -> list[SearchHit]:
     filters.setdefault("limit", 20)
-    with database.read() as session:
-        return repository.search_plans(session, query=query, **filters)
+    with database.reading() as conn:
+        return repository.search_plans(conn, query=query, **filters)
 
 
 def coaches(hits: list[SearchHit]) -> list[str]:

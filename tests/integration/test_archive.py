@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import gzip
 import http.server
+import logging
 import sqlite3
 import struct
 import threading
@@ -146,6 +147,14 @@ def archiver_of(client: TestClient, clock: Clock) -> Archiver:
     return Archiver(client, clock)
 
 
+def stored_archive(client: TestClient) -> list[tuple[str, str | None]]:
+    """(archive_status, archive_error) of every stored chart, as the database has them."""
+    state = client.app.state.core  # type: ignore[attr-defined]
+    with state.service.db.reading() as conn:
+        rows = conn.all("SELECT archive_status, archive_error FROM plan_charts ORDER BY id")
+    return [(status, error) for status, error in rows]
+
+
 def charts_of(client: TestClient, date: str = "2026-11-25") -> list[dict[str, object]]:
     plan = client.get("/api/v1/plans", params={"date": date}).json()["items"][0]
     return list(plan["charts"])
@@ -191,11 +200,7 @@ def test_rejection_reasons_are_reported(client: TestClient, cdn: CDN) -> None:
         json=plan_body(charts=[f"{cdn.url}/big.png", f"{cdn.url}/renamed.png"]),
     )
     archiver_of(client, Clock()).run_once()
-    state = client.app.state.core  # type: ignore[attr-defined]
-    from coach_plans_api.models import Chart
-
-    with state.service.db.read() as session:
-        errors = [c.archive_error for c in session.query(Chart).order_by(Chart.id)]
+    errors = [error for _status, error in stored_archive(client)]
     assert "limit" in errors[0]
     assert "not a PNG, JPEG, GIF or WEBP image" in errors[1]
 
@@ -295,11 +300,7 @@ def elsewhere() -> Iterator[CDN]:
 def archive_status(client: TestClient, urls: list[str]) -> list[tuple[str, str | None]]:
     client.put("/internal/plans/d/2026-11-25", json=plan_body(charts=urls), headers=AUTH)
     Archiver(client, Clock()).run_once()
-    state = client.app.state.core  # type: ignore[attr-defined]
-    from coach_plans_api.models import Chart
-
-    with state.service.db.read() as session:
-        return [(c.archive_status, c.archive_error) for c in session.query(Chart).order_by(Chart.id)]
+    return stored_archive(client)
 
 
 def test_redirects_are_followed_only_on_the_allow_list(client: TestClient, cdn: CDN, elsewhere: CDN) -> None:
@@ -419,3 +420,27 @@ def test_host_star_allows_any_port_of_that_host_only(database_url: str, tmp_path
         statuses = archive_status(client, [f"{cdn.url}/a.png", elsewhere])
     assert statuses[0] == ("archived", None)
     assert statuses[1] == ("skipped", f"{elsewhere.split('/')[2]} is not in CHART_ALLOWED_HOSTS")
+
+
+def test_running_archiver_outlives_a_database_outage(
+    database_url: str, tmp_path: Path, cdn: CDN, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The storage probe refuses the archiver's reads while the file is away; it carries on after."""
+    path = Path(database_url.removeprefix("sqlite:///"))
+    settings = make_settings(
+        database_url,
+        chart_store_dir=tmp_path / "charts",
+        chart_allowed_hosts=cdn.host,
+        chart_archiver=True,
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="coach_plans_api.charts"),
+        TestClient(create_app(settings)) as client,
+    ):
+        path.rename(tmp_path / "aside.db")
+        client.app.state.core.archiver.wake()  # type: ignore[attr-defined]
+        _wait_for(lambda: "chart archiver: database unavailable" in caplog.text)
+        (tmp_path / "aside.db").replace(path)
+        _wait_for(lambda: client.get("/health").status_code == 200)
+        client.put("/internal/plans/d/2026-11-25", json=plan_body(charts=[f"{cdn.url}/a.png"]), headers=AUTH)
+        _wait_for(lambda: charts_of(client)[0]["archive_status"] == "archived")

@@ -79,3 +79,26 @@ def test_redis_down_degrades_to_misses() -> None:
     cache.put("k", body=b"x", etag="e", generation=0)
     assert cache.get("k") is None
     cache.invalidate()
+
+
+def test_in_process_cache_is_bounded_by_bytes_too() -> None:
+    cache = ReadCache(ttl=60, max_size=10_000, max_bytes=50_000)
+    for n in range(100):
+        cache.put(f"k{n}", body=b"x" * 1_000, etag='"e"', generation=0)
+    assert 0 < cache.size_bytes <= 50_000
+    assert len(cache) < 50
+    assert cache.get("k99") is not None  # the newest stay, the oldest went
+    assert cache.get("k0") is None
+    cache.put("too big", body=b"y" * 60_000, etag='"e"', generation=0)
+    assert cache.get("too big") is None
+
+
+def test_cache_follows_the_data_version() -> None:
+    version = [1]
+    cache = ReadCache(ttl=60, max_size=10)
+    cache.follow(lambda: version[0])
+    cache.put("k", body=b"old", etag='"e"', generation=cache.generation)
+    assert cache.get("k") is not None
+    version[0] += 1  # another process committed
+    assert cache.get("k") is None
+    assert cache.get("k", allow_stale=True) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -69,14 +69,6 @@ def test_stop_during_1000_writes_keeps_every_acknowledged_write(
                 break
     missing = {key: text for key, text in acknowledged.items() if stored.get(key) != text}
     assert missing == {}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-        return
-    yield request.getfixturevalue("postgres_url")
 
 
 def test_50_concurrent_writes_from_two_processes(

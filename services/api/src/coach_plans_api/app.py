@@ -38,6 +38,7 @@ from coach_plans_api.routes import charts, dashboard, internal, legacy, ops, v1
 from coach_plans_api.routes.deps import AppState
 from coach_plans_api.schemas import ErrorOut, PlanEvent
 from coach_plans_api.service import PlanService
+from coach_plans_api.storage import StorageMonitor
 
 log = logging.getLogger("coach_plans_api")
 DB_THREADS = 4
@@ -54,14 +55,31 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
     """Open the database, Redis, HTTP client, event broker and archiver; close them all after."""
     async with AsyncExitStack() as stack:
         db = Database(settings.sqlalchemy_url)
+        storage = StorageMonitor(db, bot_stale_seconds=settings.bot_stale_seconds)
+        # Its file handles go last: closing one releases the SQLite locks of the connections.
+        stack.callback(storage.close)
         stack.callback(db.dispose)
+        storage.start()
+        stack.callback(storage.stop)
         cache: Cache
         if settings.redis_url:
             shared = redis.Redis.from_url(settings.redis_url, socket_timeout=1)
             stack.callback(shared.close)
-            cache = RedisReadCache(shared, ttl=settings.cache_ttl_seconds, prefix=settings.redis_prefix)
+            cache = RedisReadCache(
+                shared,
+                ttl=settings.cache_ttl_seconds,
+                prefix=settings.redis_prefix,
+                max_size=settings.max_cache_size,
+                max_bytes=settings.cache_max_bytes,
+            )
         else:
-            cache = ReadCache(ttl=settings.cache_ttl_seconds, max_size=settings.max_cache_size)
+            cache = ReadCache(
+                ttl=settings.cache_ttl_seconds,
+                max_size=settings.max_cache_size,
+                max_bytes=settings.cache_max_bytes,
+            )
+        # A commit by any process (CLI, another replica) clears the cache before the next read.
+        cache.follow(storage.data_version)
         limiter = RateLimiter(
             settings.rate_limit_per_minute, redis_url=settings.redis_url, prefix=settings.redis_prefix
         )
@@ -81,7 +99,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
             events.publish(changes)
             archiver.wake()
 
-        service = PlanService(db=db, settings=settings, on_change=on_change)
+        service = PlanService(db=db, settings=settings, on_change=on_change, storage=storage)
 
         def plans_count() -> float:
             try:

@@ -1,7 +1,9 @@
-"""Read cache of rendered responses by request key, cleared on every write.
+"""Read cache of rendered responses by request key, cleared on every write by anyone.
 
-`ReadCache` lives in the process (TTL + LRU); `RedisReadCache` is shared by every API instance
-pointed at the same Redis, so a write through one instance is never answered stale by another.
+`ReadCache` lives in the process (TTL + LRU, bounded by entries and by bytes); `RedisReadCache` is
+shared by every API instance pointed at the same Redis, so a write through one instance is never
+answered stale by another. Both follow the database's data version (`follow`), so a commit by any
+process (the CLI, another replica) clears them before the next read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Protocol
 import redis
 
 log = logging.getLogger("coach_plans_api.cache")
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+# Bookkeeping per entry besides its key, body and ETag (the entry object, the dict slot).
+ENTRY_OVERHEAD = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,23 +42,67 @@ class Cache(Protocol):
 
     def invalidate(self) -> None: ...
 
+    def follow(self, version: Callable[[], int]) -> None: ...
 
-class ReadCache:
+
+class _Follower:
+    """Calls `invalidate` whenever the followed data version has changed since the last look."""
+
+    def __init__(self) -> None:
+        self._version: Callable[[], int] | None = None
+        self._seen: int | None = None
+
+    def follow(self, version: Callable[[], int]) -> None:
+        """Drop every entry whenever `version()` changes (a commit by any process)."""
+        self._version = version
+        self._seen = version()
+
+    def _catch_up(self) -> None:
+        if self._version is not None and self._version() != self._seen:
+            self.invalidate()
+
+    def _caught_up(self) -> None:
+        """After an invalidation: every change up to now is accounted for."""
+        if self._version is not None:
+            self._seen = self._version()
+
+    def invalidate(self) -> None:  # pragma: no cover - both caches define it
+        raise NotImplementedError
+
+
+class ReadCache(_Follower):
     """Thread-safe; expired entries stay (until evicted) to answer while the database is down."""
 
-    def __init__(self, *, ttl: float, max_size: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        ttl: float,
+        max_size: int,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
         self.ttl = ttl
         self.max_size = max_size
+        self.max_bytes = max_bytes
         self._clock = clock
         self._entries: OrderedDict[str, CachedResponse] = OrderedDict()
         self._lock = threading.Lock()
         self._generation = 0
+        self._bytes = 0
 
     @property
     def generation(self) -> int:
+        self._catch_up()
         return self._generation
 
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
     def get(self, key: str, *, allow_stale: bool = False) -> CachedResponse | None:
+        if not allow_stale:  # while the database is down, stale entries are all we have
+            self._catch_up()
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -65,36 +114,59 @@ class ReadCache:
 
     def put(self, key: str, *, body: bytes, etag: str, generation: int) -> None:
         """Store unless a write happened since the caller read (`generation` is then stale)."""
-        if self.ttl <= 0:
+        size = _size(key, body, etag)
+        if self.ttl <= 0 or size > self.max_bytes:
             return
         with self._lock:
             if generation != self._generation:
                 return
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= _size(key, old.body, old.etag)
             self._entries[key] = CachedResponse(body, etag, self._clock() + self.ttl)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_size:
-                self._entries.popitem(last=False)
+            self._bytes += size
+            while len(self._entries) > self.max_size or self._bytes > self.max_bytes:
+                evicted_key, evicted = self._entries.popitem(last=False)
+                self._bytes -= _size(evicted_key, evicted.body, evicted.etag)
 
     def invalidate(self) -> None:
+        self._caught_up()
         with self._lock:
             self._generation += 1
             self._entries.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
-# Store only if no write bumped the generation since the reader looked (atomic in Redis).
+def _size(key: str, body: bytes, etag: str) -> int:
+    return len(key) + len(body) + len(etag) + ENTRY_OVERHEAD
+
+
+# Every entry lives in one hash that a write deletes (UNLINK frees it at once), so superseded
+# entries are never left to expire. The hash expires TTL after it was started, so no entry
+# outlives the TTL; a byte counter and HLEN bound its size. KEYS: generation, entries.
 _PUT_IF_CURRENT = """
-if (redis.call('GET', KEYS[1]) or '0') == ARGV[1] then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-  return 1
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+local size = string.len(ARGV[2]) + string.len(ARGV[3])
+local used = tonumber(redis.call('HGET', KEYS[2], '\\0bytes') or '0')
+if used + size > tonumber(ARGV[5]) or redis.call('HLEN', KEYS[2]) > tonumber(ARGV[6]) then
+  return 0
 end
-return 0
+local started = redis.call('EXISTS', KEYS[2]) == 0
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HINCRBY', KEYS[2], '\\0bytes', size)
+if started then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+return 1
+"""
+_INVALIDATE = """
+redis.call('UNLINK', KEYS[2])
+return redis.call('INCR', KEYS[1])
 """
 
 
-class RedisReadCache:
+class RedisReadCache(_Follower):
     """The same contract over Redis; Redis trouble degrades to cache misses, never to errors."""
 
     def __init__(
@@ -103,26 +175,34 @@ class RedisReadCache:
         *,
         ttl: float,
         prefix: str = "coach-plans",
+        max_size: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.ttl = ttl
+        self.max_size = max_size
+        self.max_bytes = max_bytes
         self._redis = client
         self._clock = clock
-        self._gen_key = f"{prefix}:cache:generation"
-        self._prefix = f"{prefix}:cache:entry:"
+        self._keys = [f"{prefix}:cache:generation", f"{prefix}:cache:entries"]
         self._put = client.register_script(_PUT_IF_CURRENT)
+        self._invalidate = client.register_script(_INVALIDATE)
 
     @property
     def generation(self) -> int:
+        self._catch_up()
         try:
-            return int(self._redis.get(self._gen_key) or 0)
+            return int(self._redis.get(self._keys[0]) or 0)
         except redis.RedisError as exc:
             log.warning("redis unavailable, cache bypassed: %s", exc)
             return -1
 
     def get(self, key: str, *, allow_stale: bool = False) -> CachedResponse | None:
+        if not allow_stale:
+            self._catch_up()
         try:
-            generation, raw = self._redis.mget(self._gen_key, self._prefix + key)
+            raw = self._redis.hget(self._keys[1], key)
         except redis.RedisError as exc:
             log.warning("redis unavailable, cache bypassed: %s", exc)
             return None
@@ -130,8 +210,6 @@ class RedisReadCache:
             return None
         header, _, body = (raw if isinstance(raw, bytes) else raw.encode()).partition(b"\n")
         meta = json.loads(header)
-        if meta["g"] != int(generation or 0):
-            return None
         entry = CachedResponse(body, meta["e"], meta["x"])
         if not allow_stale and entry.expires_at <= self._clock():
             return None
@@ -140,17 +218,18 @@ class RedisReadCache:
     def put(self, key: str, *, body: bytes, etag: str, generation: int) -> None:
         if self.ttl <= 0 or generation < 0:
             return
-        meta = {"g": generation, "e": etag, "x": self._clock() + self.ttl}
-        value = json.dumps(meta).encode() + b"\n" + body
-        # Kept past its TTL (at least a day) to answer while the database is down.
-        keep_ms = int(max(self.ttl * 2, 86_400) * 1000)
+        value = json.dumps({"e": etag, "x": self._clock() + self.ttl}).encode() + b"\n" + body
         try:
-            self._put(keys=[self._gen_key, self._prefix + key], args=[generation, value, keep_ms])
+            self._put(
+                keys=self._keys,
+                args=[generation, key, value, max(1, int(self.ttl * 1000)), self.max_bytes, self.max_size],
+            )
         except redis.RedisError as exc:
             log.warning("redis unavailable, response not cached: %s", exc)
 
     def invalidate(self) -> None:
+        self._caught_up()
         try:
-            self._redis.incr(self._gen_key)
+            self._invalidate(keys=self._keys)
         except redis.RedisError as exc:
             log.error("redis unavailable: other instances may serve cached reads until TTL: %s", exc)

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from coach_plans_api import repository as repo
 from coach_plans_api.config import Settings
 from coach_plans_api.db import Database
+from coach_plans_api.errors import StorageUnavailable
 from coach_plans_api.models import ArchiveStatus
 
 log = logging.getLogger("coach_plans_api.charts")
@@ -186,8 +187,8 @@ class ChartArchiver:
                     for chart_id, url in await self._due(self._concurrency - len(self._in_flight)):
                         self._in_flight.add(chart_id)
                         tasks.start_soon(self._archive_in_background, chart_id, url)
-                except DBAPIError as exc:
-                    log.warning("chart archiver: database unavailable: %s", exc.orig)
+                except (DBAPIError, StorageUnavailable) as exc:
+                    _unavailable(exc)
                 with anyio.move_on_after(poll_seconds):
                     await self._wake.wait()
 
@@ -205,9 +206,11 @@ class ChartArchiver:
         if limit <= 0:
             return []
 
+        now, busy = self._now(), frozenset(self._in_flight)
+
         def query() -> list[tuple[int, str]]:
-            with self.db.read() as session:
-                return repo.charts_due(session, now=self._now(), limit=limit, exclude=self._in_flight)
+            with self.db.reading() as conn:
+                return repo.charts_due(conn, now=now, limit=limit, exclude=busy)
 
         return await anyio.to_thread.run_sync(query)
 
@@ -215,8 +218,8 @@ class ChartArchiver:
         try:
             await self._archive(chart_id, url)
             self._on_archived()
-        except DBAPIError as exc:
-            log.warning("chart archiver: database unavailable: %s", exc.orig)
+        except (DBAPIError, StorageUnavailable) as exc:
+            _unavailable(exc)  # recorded on a later attempt: the chart is still pending
         finally:
             self._in_flight.discard(chart_id)
             self._wake.set()  # a slot is free
@@ -294,25 +297,29 @@ class ChartArchiver:
         content_type: str | None = None,
         size: int | None = None,
     ) -> None:
-        def write() -> ArchiveStatus | None:
-            with self.db.write() as session:
-                chart = repo.chart_by_id(session, chart_id)
-                if chart is None:  # the plan's charts were replaced meanwhile
-                    return None
-                chart.archive_attempts += 1
-                chart.archive_error = error
-                final = status
-                if retry and chart.archive_attempts >= self.settings.chart_max_attempts:
-                    final = ArchiveStatus.failed
-                chart.archive_status = final
-                if final == ArchiveStatus.pending:
-                    delay = RETRY_BASE_SECONDS * 2 ** (chart.archive_attempts - 1)
-                    chart.archive_next_at = self._now() + dt.timedelta(seconds=delay)
-                if sha256 is not None:
-                    chart.sha256, chart.content_type, chart.size_bytes = sha256, content_type, size
-                return final
-
-        final = await anyio.to_thread.run_sync(write)
-        if final is not None:
+        # Through the writer (group commit): a transaction of its own per chart would take
+        # SQLite's write lock and pay an fsync each, stalling the plan writes queued behind it.
+        now = self._now()
+        final = await self.db.run_write_async(
+            lambda conn: repo.record_archive(
+                conn,
+                chart_id,
+                status=status,
+                error=error,
+                retry=retry,
+                now=now,
+                retry_base_seconds=RETRY_BASE_SECONDS,
+                max_attempts=self.settings.chart_max_attempts,
+                sha256=sha256,
+                content_type=content_type,
+                size=size,
+            )
+        )
+        if final is not None:  # None: the plan's charts were replaced meanwhile
             level = logging.INFO if final == ArchiveStatus.archived else logging.WARNING
             log.log(level, "chart %d %s%s", chart_id, final, f": {error}" if error else "")
+
+
+def _unavailable(exc: DBAPIError | StorageUnavailable) -> None:
+    reason = exc.detail if isinstance(exc, StorageUnavailable) else exc.orig
+    log.warning("chart archiver: database unavailable: %s", reason)

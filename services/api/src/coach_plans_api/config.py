@@ -54,7 +54,11 @@ YAML_SECTIONS: Sections = {
         "public_base_url": "public_base_url",
     },
     "logging": {"level": "log_level", "file": "log_file", "format": "log_format"},
-    "cache": {"ttl_seconds": "cache_ttl_seconds", "max_size": "max_cache_size"},
+    "cache": {
+        "ttl_seconds": "cache_ttl_seconds",
+        "max_size": "max_cache_size",
+        "max_bytes": "cache_max_bytes",
+    },
     "mock": {"enabled": "mock_mode", "mock_mode": "mock_mode", "days": None},
     "discord": None,
     "bot": None,
@@ -84,6 +88,8 @@ class Settings(FileSettings):
     log_format: Literal["text", "json"] = "text"
     cache_ttl_seconds: float = Field(3600, ge=0)
     max_cache_size: int = Field(100, ge=1)
+    # The read cache's size in bytes of responses (in the process, and in Redis when shared).
+    cache_max_bytes: int = Field(32 * 1024 * 1024, ge=0)
     rate_limit_per_minute: int = Field(1200, ge=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     bot_stale_seconds: float = Field(90, gt=0)

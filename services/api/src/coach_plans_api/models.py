@@ -177,6 +177,15 @@ class Revision(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class DatabaseIdentity(Base):
+    """One row naming this database, so the API can tell its file from another one put in its place."""
+
+    __tablename__ = "database_identity"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class BotHeartbeat(Base):
     __tablename__ = "bot_heartbeats"
 

@@ -251,6 +251,7 @@ class HealthOut(BaseModel):
     uptime_seconds: float
     version: str
     instance_id: str = Field(description="random per API process: tells which process answered")
+    reason: str | None = Field(None, description="why the database is unavailable; null when healthy")
 
 
 class MetricsOut(BaseModel):

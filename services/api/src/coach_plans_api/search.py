@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from coach_plans_api.models import Plan
+if TYPE_CHECKING:  # the repository imports this module
+    from coach_plans_api.repository import PlanRow
 
 # The database wraps each matched word in these (private-use characters, never typed by a coach);
 # `parse_snippet` turns them into offsets, so the snippet itself stays plain text.
@@ -18,7 +20,7 @@ _TERM = re.compile(r"\w+")
 class SearchHit:
     """A matching plan; `snippet[start:end]` for each highlight is a matched word; higher score is better."""
 
-    plan: Plan
+    plan: PlanRow
     snippet: str
     highlights: tuple[tuple[int, int], ...]
     score: float

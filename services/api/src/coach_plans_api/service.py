@@ -1,4 +1,16 @@
-"""The rules: coach and date parsing, validation, ownership, idempotency and revisions."""
+"""The rules: coach and date parsing, validation, ownership, idempotency and revisions.
+
+Reads map rows straight to the JSON the routes send (`*_json`), with no ORM objects and no
+validation of data we wrote ourselves; the model-returning methods are for the dashboard and the
+CLI. Writes run as one job each inside a write transaction (grouped with concurrent writes on
+SQLite, see `db.GroupCommit`).
+
+A write carries the Discord message id it came from. A write whose message id and payload equal
+those of the newest revision written for that message (of that plan, or of that coach and day for
+a PUT) is a retry: it changes nothing and answers what the first attempt answered, even when
+newer writes from other messages came since. The same message with another payload is the
+message edited in Discord: a new write.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +19,14 @@ import hashlib
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic_core import to_json
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session
 
 from coach_plans_api import repository as repo
 from coach_plans_api.config import Settings
@@ -25,11 +36,13 @@ from coach_plans_api.errors import (
     InvalidCursor,
     InvalidDate,
     NotFound,
+    StorageUnavailable,
     UnknownCoach,
     first_line,
     translate_database_error,
 )
-from coach_plans_api.models import ArchiveStatus, Chart, Plan, Revision, RevisionAction
+from coach_plans_api.models import ArchiveStatus, RevisionAction
+from coach_plans_api.repository import ChartRow, Conn, EventRow, PlanRow, RevisionRow
 from coach_plans_api.schemas import (
     MAX_ID,
     Actor,
@@ -48,6 +61,7 @@ from coach_plans_api.schemas import (
     PlanPut,
     RevisionOut,
 )
+from coach_plans_api.storage import StorageMonitor, StorageStatus
 from coach_plans_api.tickers import extract_tickers
 
 log = logging.getLogger("coach_plans_api.plans")
@@ -57,22 +71,23 @@ EVENT_TYPES: dict[RevisionAction, Literal["plan.created", "plan.updated", "plan.
     RevisionAction.delete: "plan.deleted",
 }
 _COACH = re.compile(r"^(?:coach[_ -]?)?([a-z0-9]+)$")
-COUNT_TTL_SECONDS = 10.0
+Json = dict[str, Any]
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def event_of(revision: Revision, plan: Plan) -> PlanEvent:
-    """The live event announcing a revision (its id orders events and resumes subscriptions)."""
-    return PlanEvent(
+def event_of(revision: EventRow) -> PlanEvent:
+    """The event announcing a revision, live or replayed (its id orders events and resumes
+    subscriptions); built from data we wrote ourselves, so not validated again."""
+    return PlanEvent.model_construct(
         type=EVENT_TYPES[revision.action],
-        id=revision.id,
-        plan_id=plan.id,
-        coach=plan.coach_name,
-        date=plan.date,
-        at=revision.created_at,
+        id=revision.revision_id,
+        plan_id=revision.plan_id,
+        coach=revision.coach,
+        date=revision.date,
+        at=revision.at,
     )
 
 
@@ -80,6 +95,15 @@ def event_of(revision: Revision, plan: Plan) -> PlanEvent:
 class WriteResult:
     plan: PlanOut
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """What a write job hands back from the writer: the answer and what to announce."""
+
+    plan: Json
+    created: bool
+    events: list[PlanEvent]
 
 
 class PlanService:
@@ -92,12 +116,14 @@ class PlanService:
         settings: Settings,
         on_change: Callable[[list[PlanEvent]], None] = lambda _events: None,
         now: Callable[[], dt.datetime] = utc_now,
+        storage: StorageMonitor | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.storage = storage or StorageMonitor(db, bot_stale_seconds=settings.bot_stale_seconds, now=now)
         self._on_change = on_change
         self._now = now
-        self._count: tuple[float, int] | None = None
+        self._base_url = settings.chart_base_url
 
     # --- parsing --------------------------------------------------------------------------
     def coach(self, raw: str) -> str:
@@ -125,59 +151,88 @@ class PlanService:
     def coaches(self) -> list[CoachOut]:
         return [CoachOut(coach=f"coach_{k}", key=k, name=n) for k, n in self.settings.roster.items()]
 
-    # --- reads ----------------------------------------------------------------------------
-    def legacy_plan(self, *, coach: str, date: dt.date) -> LegacyPlanOut:
-        with self._read() as session:
-            plan = repo.live_plan(session, coach=coach, date=date)
-            if plan is None:
-                raise NotFound(
-                    f"no plan for {coach} on {date}",
-                    extra={"plan": f"No plan available for {coach} on {date}", "charts": []},
-                )
-            return legacy_out(plan, self.settings.chart_base_url)
+    # --- reads: JSON for the routes -------------------------------------------------------
+    def legacy_plan_json(self, *, coach: str, date: dt.date) -> bytes:
+        return to_json(self._legacy_plan(coach=coach, date=date))
 
-    def legacy_all(self, date: dt.date) -> dict[str, LegacyPlanOut]:
-        with self._read() as session:
-            return {
-                p.coach_name: legacy_out(p, self.settings.chart_base_url)
-                for p in repo.live_plans_on(session, date)
-            }
+    def legacy_all_json(self, date: dt.date) -> bytes:
+        return to_json(self._legacy_all(date))
+
+    def plan_json(self, plan_id: int) -> bytes:
+        return to_json(self._plan(plan_id))
+
+    def revisions_json(self, plan_id: int) -> bytes:
+        return to_json({"plan_id": plan_id, "revisions": self._revisions(plan_id)})
+
+    def find_json(self, **filters: Any) -> bytes:
+        return to_json(self._find(**filters))
+
+    def history_json(self, *, coach: str, days: int) -> bytes:
+        return to_json({"coach": coach, "days": days, "plans": self._history(coach=coach, days=days)})
+
+    # --- reads: models for the dashboard and the CLI --------------------------------------
+    def find(self, **filters: Any) -> PlanPage:
+        """Live plans matching every filter given, newest first, a page at a time."""
+        return PlanPage.model_validate(self._find(**filters))
+
+    def plans_with_history(self, date: dt.date) -> dict[str, tuple[LegacyPlanOut, list[RevisionOut]]]:
+        """Each coach's live plan of the day with its revisions, read on one connection."""
+        with self._read() as conn:
+            shown = repo.shown_live_plans_on(conn, date)
+            revisions = repo.revisions_of_plans(conn, [s.plan.id for s in shown])
+        return {
+            s.plan.coach_name: (
+                LegacyPlanOut.model_validate(self._legacy_dict(s)),
+                [RevisionOut.model_validate(revision_dict(r)) for r in revisions[s.plan.id]],
+            )
+            for s in shown
+        }
 
     def events_after(self, revision_id: int, *, limit: int = 500) -> list[PlanEvent]:
         """The changes after revision `revision_id`, oldest first: what a subscriber missed."""
-        with self._read() as session:
-            return [
-                event_of(revision, plan)
-                for revision, plan in repo.revisions_after(session, revision_id, limit=limit)
-            ]
+        with self._read() as conn:
+            return [event_of(revision) for revision in repo.revisions_after(conn, revision_id, limit=limit)]
 
-    def plans_with_history(self, date: dt.date) -> dict[str, tuple[LegacyPlanOut, list[RevisionOut]]]:
-        """Each coach's live plan of the day with its revisions, read in one session."""
-        with self._read() as session:
-            plans = repo.live_plans_on(session, date)
-            revisions = repo.revisions_of_plans(session, [p.id for p in plans])
-            return {
-                p.coach_name: (
-                    legacy_out(p, self.settings.chart_base_url),
-                    [revision_out(r) for r in revisions[p.id]],
-                )
-                for p in plans
-            }
+    def health(self) -> StorageStatus:
+        """The storage probe's last verdict (no database round trip on the request path)."""
+        return self.storage.status
 
-    def plan(self, plan_id: int) -> PlanOut:
-        with self._read() as session:
-            plan = repo.plan_by_id(session, plan_id)
-            if plan is None or plan.deleted_at is not None:
+    def plans_count(self) -> int:
+        status = self.storage.status
+        if not status.ok:
+            raise StorageUnavailable(f"the plan database is unavailable: {status.reason}")
+        return status.plans or 0
+
+    # --- reads: the rows ------------------------------------------------------------------
+    def _legacy_plan(self, *, coach: str, date: dt.date) -> Json:
+        with self._read() as conn:
+            shown = repo.shown_live_plan(conn, coach=coach, date=date)
+        if shown is None:
+            raise NotFound(
+                f"no plan for {coach} on {date}",
+                extra={"plan": f"No plan available for {coach} on {date}", "charts": []},
+            )
+        return self._legacy_dict(shown)
+
+    def _legacy_all(self, date: dt.date) -> Json:
+        with self._read() as conn:
+            shown = repo.shown_live_plans_on(conn, date)
+        return {s.plan.coach_name: self._legacy_dict(s) for s in shown}
+
+    def _plan(self, plan_id: int) -> Json:
+        with self._read() as conn:
+            shown = repo.shown_plan(conn, plan_id)
+        if shown is None or shown.plan.deleted_at is not None:
+            raise NotFound(f"no plan with id {plan_id}")
+        return self._shown_dict(shown)
+
+    def _revisions(self, plan_id: int) -> list[Json]:
+        with self._read() as conn:
+            if repo.plan_by_id(conn, plan_id) is None:
                 raise NotFound(f"no plan with id {plan_id}")
-            return self.plan_out(plan)
+            return [revision_dict(r) for r in repo.revisions_of(conn, plan_id)]
 
-    def revisions(self, plan_id: int) -> list[RevisionOut]:
-        with self._read() as session:
-            if repo.plan_by_id(session, plan_id) is None:
-                raise NotFound(f"no plan with id {plan_id}")
-            return [revision_out(r) for r in repo.revisions_of(session, plan_id)]
-
-    def find(
+    def _find(
         self,
         *,
         coach: str | None = None,
@@ -189,12 +244,11 @@ class PlanService:
         ticker: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> PlanPage:
-        """Live plans matching every filter given, newest first, a page at a time."""
+    ) -> Json:
         after = decode_cursor(cursor) if cursor else None
-        with self._read() as session:
-            plans = repo.find_plans(
-                session,
+        with self._read() as conn:
+            rows = repo.find_plans(
+                conn,
                 coach=coach,
                 date_from=date_from,
                 date_to=date_to,
@@ -205,251 +259,357 @@ class PlanService:
                 after=after,
                 limit=limit + 1,
             )
-            items = [self.plan_out(p) for p in plans[:limit]]
-        next_cursor = encode_cursor(items[-1].date, items[-1].id) if len(plans) > limit else None
-        return PlanPage(items=items, next_cursor=next_cursor)
+        items = [self._shown_dict(shown) for shown in rows[:limit]]
+        last = rows[limit - 1].plan if len(rows) > limit else None
+        next_cursor = encode_cursor(last.date, last.id) if last is not None else None
+        return {"items": items, "next_cursor": next_cursor}
 
-    def history(self, *, coach: str, days: int) -> list[PlanOut]:
+    def _history(self, *, coach: str, days: int) -> list[Json]:
         today = self.today()
-        return self.find(
+        page = self._find(
             coach=coach, date_from=today - dt.timedelta(days=days - 1), date_to=today, limit=days
-        ).items
+        )
+        items: list[Json] = page["items"]
+        return items
 
-    def health(self) -> tuple[bool, int | None, bool]:
-        """(database reachable, live plans, bot heartbeat fresh); every call reads the database."""
-        since = self._now() - dt.timedelta(seconds=self.settings.bot_stale_seconds)
-        try:
-            with self.db.read() as session:
-                bot_ok = repo.bot_seen_since(session, since)
-                return True, self._plans_count(session), bot_ok
-        except DBAPIError as exc:
-            log.warning("health check: database unreachable: %s", exc.orig)
-            return False, None, False
+    def _legacy_dict(self, shown: repo.Shown) -> Json:
+        plan = shown.plan
+        return {
+            "plan": plan.plan_text,
+            "charts": [chart_url(c, self._base_url) for c in shown.charts],
+            "author": plan.author,
+            "timestamp": plan.created_at,
+            "id": plan.id,
+            "coach": plan.coach_name,
+            "date": plan.date,
+            "edited": plan.edited_at is not None,
+            "edited_at": plan.edited_at,
+            "channel": plan.channel,
+            "tickers": shown.tickers,
+        }
 
-    def plans_count(self) -> int:
-        with self._read() as session:
-            return self._plans_count(session)
+    def _shown_dict(self, shown: repo.Shown) -> Json:
+        return self._plan_dict(
+            shown.plan._asdict(),
+            charts=[chart_dict(c, self._base_url) for c in shown.charts],
+            tickers=shown.tickers,
+        )
 
-    def _plans_count(self, session: Session) -> int:
-        # Counting a million rows takes tens of milliseconds: health checks and metrics scrapes
-        # reuse a count up to COUNT_TTL_SECONDS old.
-        now = time.monotonic()
-        if self._count is None or now - self._count[0] > COUNT_TTL_SECONDS:
-            self._count = (now, repo.count_live_plans(session))
-        return self._count[1]
+    def _plan_dict(self, plan: Json, *, charts: list[Json], tickers: list[str]) -> Json:
+        coach: str = plan["coach_name"]
+        return {
+            "id": plan["id"],
+            "coach": coach,
+            "coach_display_name": self.settings.roster.get(coach.removeprefix("coach_"), coach),
+            "date": plan["date"],
+            "plan": plan["plan_text"],
+            "charts": charts,
+            "author": plan["author"],
+            "author_id": plan["author_id"],
+            "channel": plan["channel"],
+            "channel_id": plan["channel_id"],
+            "source_message_id": plan["source_message_id"],
+            "created_at": plan["created_at"],
+            "edited_at": plan["edited_at"],
+            "edited": plan["edited_at"] is not None,
+            "deleted_at": plan["deleted_at"],
+            "tickers": tickers,
+        }
 
     # --- writes ---------------------------------------------------------------------------
     def put_plan(self, *, coach: str, date: dt.date, body: PlanPut) -> WriteResult:
         """Create or replace the live plan of (coach, date); replacing is an edit."""
+        done = self._write(self._put_job(coach=coach, date=date, body=body))
+        return WriteResult(plan_model(done.plan), created=done.created)
+
+    async def put_json(self, *, coach: str, date: dt.date, body: PlanPut) -> tuple[bytes, bool]:
+        """`put_plan` for the routes: the answer as JSON, and whether the plan was created."""
+        done = await self._write_async(self._put_job(coach=coach, date=date, body=body))
+        return to_json(done.plan), done.created
+
+    def _put_job(self, *, coach: str, date: dt.date, body: PlanPut) -> Callable[[Conn], _Written]:
         digest = payload_hash("put", body.plan_text, body.charts)
-        with self._write() as session:
-            repo.lock_coach_date(session, coach=coach, date=date)
-            plan = repo.live_plan(session, coach=coach, date=date)
-            if plan is not None:
-                retried = retry_of(session, plan, body.message_id, digest)
-                if retried is not None:
-                    return WriteResult(self.plan_out(plan), created=retried.action == RevisionAction.create)
-                ensure_may_change(plan, body.actor)
-                self._edit(plan, text=body.plan_text, charts=body.charts)
-                plan.source_message_id = body.message_id
-                plan.channel = body.channel or plan.channel
-                plan.channel_id = body.channel_id or plan.channel_id
-                action = RevisionAction.edit
-            else:
-                plan = repo.add_plan(
-                    session,
-                    Plan(
-                        coach_name=coach,
-                        date=date,
-                        plan_text=body.plan_text,
-                        author=body.actor.display_name,
-                        author_id=body.actor.user_id,
-                        channel=body.channel,
-                        channel_id=body.channel_id,
-                        source_message_id=body.message_id,
-                        created_at=self._now(),
-                        charts=chart_rows(body.charts),
-                    ),
-                )
-                action = RevisionAction.create
-            event = self._revise(
-                session,
-                plan,
-                action=action,
-                actor=body.actor,
-                message_id=body.message_id,
-                digest=digest,
-            )
-            result = WriteResult(self.plan_out(plan), created=action == RevisionAction.create)
-        self._stored(result.plan, [event])
-        return result
+        return lambda conn: self._put(conn, coach=coach, date=date, body=body, digest=digest)
 
-    def patch_plan(self, plan_id: int, body: PlanPatch) -> PlanOut:
+    def _put(self, conn: Conn, *, coach: str, date: dt.date, body: PlanPut, digest: str) -> _Written:
+        repo.lock_coach_date(conn, coach=coach, date=date)
+        prior = repo.last_revision_of_message(conn, message_id=body.message_id, coach=coach, date=date)
+        if prior is not None and prior.payload_hash == digest:
+            return _Written(self._answer_of(conn, prior), prior.action == RevisionAction.create, [])
+        now = self._now()
+        live = repo.live_plan(conn, coach=coach, date=date)
+        if live is not None:
+            ensure_may_change(live, body.actor)
+            values: Json = {
+                "plan_text": body.plan_text,
+                "edited_at": now,
+                "source_message_id": body.message_id,
+                "channel": body.channel or live.channel,
+                "channel_id": body.channel_id or live.channel_id,
+            }
+            repo.update_plan(conn, live.id, values)
+            plan = {**live._asdict(), **values}
+            action = RevisionAction.edit
+        else:
+            values = {
+                "coach_name": coach,
+                "date": date,
+                "plan_text": body.plan_text,
+                "author": body.actor.display_name,
+                "author_id": body.actor.user_id,
+                "channel": body.channel,
+                "channel_id": body.channel_id,
+                "source_message_id": body.message_id,
+                "created_at": now,
+                "edited_at": None,
+                "deleted_at": None,
+            }
+            plan = {"id": repo.insert_plan(conn, values), **values}
+            action = RevisionAction.create
+        charts = self._set_charts(conn, plan["id"], body.charts, new=action == RevisionAction.create)
+        return self._revised(
+            conn,
+            plan,
+            charts,
+            action=action,
+            actor=body.actor,
+            message_id=body.message_id,
+            digest=digest,
+            now=now,
+        )
+
+    async def patch_json(self, plan_id: int, body: PlanPatch) -> bytes:
         digest = payload_hash("patch", body.plan_text, body.charts)
-        with self._write() as session:
-            plan = self._live_by_id(session, plan_id)
-            if retry_of(session, plan, body.message_id, digest) is not None:
-                return self.plan_out(plan)
-            ensure_may_change(plan, body.actor)
-            self._edit(plan, text=body.plan_text, charts=body.charts)
-            event = self._revise(
-                session,
-                plan,
-                action=RevisionAction.edit,
-                actor=body.actor,
-                message_id=body.message_id,
-                digest=digest,
-            )
-            out = self.plan_out(plan)
-        self._stored(out, [event])
-        return out
+        return to_json((await self._write_async(lambda conn: self._patch(conn, plan_id, body, digest))).plan)
 
-    def delete_plan(self, plan_id: int, body: PlanDelete) -> PlanOut:
-        with self._write() as session:
-            plan = repo.plan_by_id(session, plan_id)
-            if (
-                plan is not None
-                and plan.deleted_at is not None
-                and retry_of(session, plan, body.message_id, DELETE_DIGEST) is not None
-            ):
-                return self.plan_out(plan)
-            plan = self._live_by_id(session, plan_id)
-            ensure_may_change(plan, body.actor)
-            event = self._delete(session, plan, actor=body.actor, message_id=body.message_id)
-            out = self.plan_out(plan)
-        self._stored(out, [event])
-        return out
+    def _patch(self, conn: Conn, plan_id: int, body: PlanPatch, digest: str) -> _Written:
+        self._lock_plan(conn, plan_id)
+        prior = repo.last_revision_of_message(conn, message_id=body.message_id, plan_id=plan_id)
+        if prior is not None and prior.payload_hash == digest:
+            return _Written(self._answer_of(conn, prior), False, [])
+        live = self._live_by_id(conn, plan_id)
+        ensure_may_change(live, body.actor)
+        now = self._now()
+        values: Json = {"edited_at": now}
+        if body.plan_text is not None:
+            values["plan_text"] = body.plan_text
+        repo.update_plan(conn, plan_id, values)
+        plan = {**live._asdict(), **values}
+        if body.charts is not None:
+            charts = self._set_charts(conn, plan_id, body.charts, new=False)
+        else:
+            charts = [chart_dict(c, self._base_url) for c in repo.charts_of(conn, [plan_id]).get(plan_id, ())]
+        return self._revised(
+            conn,
+            plan,
+            charts,
+            action=RevisionAction.edit,
+            actor=body.actor,
+            message_id=body.message_id,
+            digest=digest,
+            now=now,
+        )
+
+    async def delete_json(self, plan_id: int, body: PlanDelete) -> bytes:
+        return to_json((await self._write_async(lambda conn: self._delete_one(conn, plan_id, body))).plan)
+
+    def _delete_one(self, conn: Conn, plan_id: int, body: PlanDelete) -> _Written:
+        self._lock_plan(conn, plan_id)
+        prior = repo.last_revision_of_message(conn, message_id=body.message_id, plan_id=plan_id)
+        if prior is not None and prior.payload_hash == DELETE_DIGEST:
+            return _Written(self._answer_of(conn, prior), False, [])
+        live = self._live_by_id(conn, plan_id)
+        ensure_may_change(live, body.actor)
+        return self._delete(conn, live, actor=body.actor, message_id=body.message_id)
 
     def clear(self, body: ClearIn) -> ClearOut:
         """Admin only: delete every live plan of a day (a retry reports the same plans)."""
         date = self.day(body.date)
         if not body.actor.is_admin:
             raise Forbidden("only an admin may clear a day's plans")
-        events: list[PlanEvent] = []
-        with self._write() as session:
-            done = {p.id for p in repo.plans_deleted_by_message(session, body.message_id) if p.date == date}
-            for plan in repo.live_plans_on(session, date):
-                events.append(self._delete(session, plan, actor=body.actor, message_id=body.message_id))
-                done.add(plan.id)
+
+        def clear_day(conn: Conn) -> tuple[set[int], list[PlanEvent]]:
+            done = {p.id for p in repo.plans_deleted_by_message(conn, body.message_id) if p.date == date}
+            if done:  # a retry: what the clear deleted then, and nothing posted since
+                return done, []
+            events: list[PlanEvent] = []
+            for row in repo.live_plans_on(conn, date):
+                repo.lock_coach_date(conn, coach=row.coach_name, date=row.date)
+                events += self._delete(conn, row, actor=body.actor, message_id=body.message_id).events
+                done.add(row.id)
+            return done, events
+
+        with storage_errors():
+            done, events = self.db.run_write(clear_day)
         if events:
             self._announce(events)
         log.info("plans cleared date=%s count=%d by=%s", date, len(done), body.actor.user_id)
         return ClearOut(date=date, deleted=len(done), plan_ids=sorted(done))
 
     def heartbeat(self, body: HeartbeatIn) -> None:
-        with self._write() as session:
-            repo.record_heartbeat(
-                session,
-                bot_id=body.bot_id,
-                connected=body.connected,
-                mock_mode=body.mock_mode,
-                at=self._now(),
+        at = self._now()
+        with storage_errors():
+            self.db.run_write(
+                lambda conn: repo.record_heartbeat(
+                    conn, bot_id=body.bot_id, connected=body.connected, mock_mode=body.mock_mode, at=at
+                )
             )
+        self.storage.probe()  # /health shows the bot's state at once (a heartbeat comes every 30 s)
 
-    # --- helpers --------------------------------------------------------------------------
-    def plan_out(self, plan: Plan) -> PlanOut:
-        key = plan.coach_name.removeprefix("coach_")
-        return PlanOut(
-            id=plan.id,
-            coach=plan.coach_name,
-            coach_display_name=self.settings.roster.get(key, plan.coach_name),
-            date=plan.date,
-            plan=plan.plan_text,
-            charts=[chart_out(c, self.settings.chart_base_url) for c in plan.charts],
-            author=plan.author,
-            author_id=plan.author_id,
-            channel=plan.channel,
-            channel_id=plan.channel_id,
-            source_message_id=plan.source_message_id,
-            created_at=plan.created_at,
-            edited_at=plan.edited_at,
-            edited=plan.edited_at is not None,
-            deleted_at=plan.deleted_at,
-            tickers=[t.ticker for t in plan.tickers],
-        )
+    # --- write helpers --------------------------------------------------------------------
+    def _write(self, job: Callable[[Conn], _Written]) -> _Written:
+        with storage_errors():
+            done = self.db.run_write(job)
+        if done.events:
+            self._stored(done.plan, done.events)
+        return done
 
-    def _live_by_id(self, session: Session, plan_id: int) -> Plan:
-        plan = repo.plan_by_id(session, plan_id)
-        if plan is None or plan.deleted_at is not None:
+    async def _write_async(self, job: Callable[[Conn], _Written]) -> _Written:
+        """The same, awaited on the event loop: no worker thread waits for the writer."""
+        with storage_errors():
+            done = await self.db.run_write_async(job)
+        if done.events:
+            self._stored(done.plan, done.events)
+        return done
+
+    def _lock_plan(self, conn: Conn, plan_id: int) -> None:
+        row = repo.plan_by_id(conn, plan_id)
+        if row is None:
             raise NotFound(f"no plan with id {plan_id}")
-        return plan
+        repo.lock_coach_date(conn, coach=row.coach_name, date=row.date)
 
-    def _edit(self, plan: Plan, *, text: str | None, charts: Sequence[ChartIn] | None) -> None:
-        if text is not None:
-            plan.plan_text = text
-        if charts is not None:
-            repo.replace_charts(plan, chart_rows(charts))
-        plan.edited_at = self._now()
+    def _live_by_id(self, conn: Conn, plan_id: int) -> PlanRow:
+        row = repo.plan_by_id(conn, plan_id)
+        if row is None or row.deleted_at is not None:
+            raise NotFound(f"no plan with id {plan_id}")
+        return row
 
-    def _delete(self, session: Session, plan: Plan, *, actor: Actor, message_id: str) -> PlanEvent:
-        plan.deleted_at = self._now()
-        return self._revise(
-            session,
+    def _set_charts(self, conn: Conn, plan_id: int, given: Sequence[ChartIn], *, new: bool) -> list[Json]:
+        """Store the given charts; charts equal to those stored keep their rows (and archive)."""
+        if not new:
+            stored = repo.charts_of(conn, [plan_id]).get(plan_id, [])
+            if [(c.chart_url, c.filename, c.content_type, c.size_bytes) for c in stored] == [
+                (c.url, c.filename, c.content_type, c.size_bytes) for c in given
+            ]:
+                return [chart_dict(c, self._base_url) for c in stored]
+            repo.delete_charts(conn, plan_id)
+        rows = chart_rows(given)
+        repo.insert_charts(conn, plan_id, rows)
+        return [
+            {
+                "url": row["chart_url"],
+                "order": row["chart_order"],
+                "filename": row["filename"],
+                "content_type": row["content_type"],
+                "size_bytes": row["size_bytes"],
+                "original_url": row["chart_url"],
+                "sha256": None,
+                "archive_status": ArchiveStatus.pending,
+            }
+            for row in rows
+        ]
+
+    def _delete(self, conn: Conn, live: PlanRow, *, actor: Actor, message_id: str) -> _Written:
+        now = self._now()
+        repo.update_plan(conn, live.id, {"deleted_at": now})
+        plan = {**live._asdict(), "deleted_at": now}
+        charts = [chart_dict(c, self._base_url) for c in repo.charts_of(conn, [live.id]).get(live.id, ())]
+        return self._revised(
+            conn,
             plan,
+            charts,
             action=RevisionAction.delete,
             actor=actor,
             message_id=message_id,
             digest=DELETE_DIGEST,
+            now=now,
         )
 
-    def _revise(
+    def _revised(
         self,
-        session: Session,
-        plan: Plan,
+        conn: Conn,
+        plan: Json,
+        charts: list[Json],
         *,
         action: RevisionAction,
         actor: Actor,
         message_id: str,
         digest: str,
-    ) -> PlanEvent:
-        """Record the write in history (a create or edit also re-tags tickers); its event."""
-        session.flush()
+        now: dt.datetime,
+    ) -> _Written:
+        """Record the write in history (a create or edit also re-tags tickers); the answer and event."""
+        symbols: list[str] = []
         if action != RevisionAction.delete:
-            repo.replace_tickers(session, plan, extract_tickers(plan.plan_text, self.settings.watchlist))
-        revision = Revision(
-            plan_id=plan.id,
-            action=action,
-            plan_text=plan.plan_text,
-            charts_json=json.dumps(
-                [chart_out(c, self.settings.chart_base_url).model_dump() for c in plan.charts]
-            ),
-            editor=actor.display_name,
-            editor_id=actor.user_id,
-            message_id=message_id,
-            payload_hash=digest,
-            created_at=self._now(),
+            symbols = extract_tickers(plan["plan_text"], self.settings.watchlist)
+            repo.set_tickers(conn, plan["id"], symbols, new=action == RevisionAction.create)
+        else:
+            symbols = repo.tickers_of(conn, [plan["id"]]).get(plan["id"], [])
+        revision_id = repo.insert_revision(
+            conn,
+            {
+                "plan_id": plan["id"],
+                "action": action,
+                "plan_text": plan["plan_text"],
+                "charts_json": json.dumps(charts),
+                "editor": actor.display_name,
+                "editor_id": actor.user_id,
+                "message_id": message_id,
+                "payload_hash": digest,
+                "created_at": now,
+            },
         )
-        repo.add_revision(session, revision)
-        return event_of(revision, plan)
+        event = event_of(EventRow(revision_id, action, plan["id"], plan["coach_name"], plan["date"], now))
+        created = action == RevisionAction.create
+        return _Written(self._plan_dict(plan, charts=charts, tickers=symbols), created, [event])
+
+    def _answer_of(self, conn: Conn, revision: RevisionRow) -> Json:
+        """What the write that left `revision` answered: the plan as that write left it."""
+        row = repo.plan_by_id(conn, revision.plan_id)
+        if row is None:  # pragma: no cover - revisions are deleted only with their plan
+            raise NotFound(f"no plan with id {revision.plan_id}")
+        if repo.latest_revision_id(conn, row.id) == revision.id:
+            shown = repo.shown_plan(conn, row.id)
+            assert shown is not None
+            return self._shown_dict(shown)
+        charts = [chart_of_revision(c) for c in json.loads(revision.charts_json)]
+        edited_at = revision.created_at if revision.action == RevisionAction.edit else None
+        history = [r for r in repo.revisions_of(conn, row.id) if r.id <= revision.id]
+        as_then = {
+            **row._asdict(),
+            "plan_text": revision.plan_text,
+            "edited_at": edited_at,
+            "deleted_at": None,
+            "source_message_id": next((r.message_id for r in reversed(history) if posted(r)), None),
+        }
+        return self._plan_dict(
+            as_then, charts=charts, tickers=extract_tickers(revision.plan_text, self.settings.watchlist)
+        )
 
     def _announce(self, events: list[PlanEvent]) -> None:
-        """After commit: the plan count is stale; caches, subscribers and the archiver hear of it."""
-        self._count = None
+        """After commit: the plan count moves; caches, subscribers and the archiver hear of it."""
+        delta = sum({"plan.created": 1, "plan.deleted": -1}.get(e.type, 0) for e in events)
+        if delta:
+            self.storage.plans_changed(delta)
         self._on_change(events)
 
-    def _stored(self, plan: PlanOut, events: list[PlanEvent]) -> None:
+    def _stored(self, plan: Json, events: list[PlanEvent]) -> None:
         """After commit: announce the change, log one line."""
         self._announce(events)
         log.info(
             "plan %s id=%d coach=%s date=%s length=%d charts=%d author_id=%s",
             {"plan.created": "stored", "plan.updated": "edited", "plan.deleted": "deleted"}[events[0].type],
-            plan.id,
-            plan.coach,
-            plan.date,
-            len(plan.plan),
-            len(plan.charts),
-            plan.author_id,
+            plan["id"],
+            plan["coach"],
+            plan["date"],
+            len(plan["plan"]),
+            len(plan["charts"]),
+            plan["author_id"],
         )
 
     @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with storage_errors(), self.db.read() as session:
-            yield session
-
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with storage_errors(), self.db.write() as session:
-            yield session
+    def _read(self) -> Iterator[Conn]:
+        with storage_errors(), self.db.reading() as conn:
+            yield conn
 
 
 @contextmanager
@@ -466,84 +626,82 @@ def storage_errors() -> Iterator[None]:
         raise error from exc
 
 
-def retry_of(session: Session, plan: Plan, message_id: str, digest: str) -> Revision | None:
-    """The plan's last revision if it came from this very write (same message, same payload)."""
-    last = repo.latest_revision(session, plan.id)
-    if last is not None and last.message_id == message_id and last.payload_hash == digest:
-        return last
-    return None
+def plan_model(plan: Json) -> PlanOut:
+    """A PlanOut of data we built ourselves: no validation."""
+    return PlanOut.model_construct(
+        **{**plan, "charts": [ChartOut.model_construct(**c) for c in plan["charts"]]}
+    )
 
 
-def ensure_may_change(plan: Plan, actor: Actor) -> None:
+def ensure_may_change(plan: PlanRow, actor: Actor) -> None:
     if actor.user_id != plan.author_id and not actor.is_admin:
         raise Forbidden(f"plan {plan.id} belongs to {plan.author}; only its author or an admin may change it")
 
 
-def chart_rows(charts: Sequence[ChartIn]) -> list[Chart]:
+def chart_rows(charts: Sequence[ChartIn]) -> list[Json]:
     return [
-        Chart(
-            chart_url=c.url,
-            chart_order=i,
-            filename=c.filename,
-            content_type=c.content_type,
-            size_bytes=c.size_bytes,
-        )
+        {
+            "chart_url": c.url,
+            "chart_order": i,
+            "filename": c.filename,
+            "content_type": c.content_type,
+            "size_bytes": c.size_bytes,
+        }
         for i, c in enumerate(charts)
     ]
 
 
-def chart_out(chart: Chart, base_url: str) -> ChartOut:
-    return ChartOut(
-        url=chart_url(chart, base_url),
-        order=chart.chart_order,
-        filename=chart.filename,
-        content_type=chart.content_type,
-        size_bytes=chart.size_bytes,
-        original_url=chart.chart_url,
-        sha256=chart.sha256,
-        archive_status=chart.archive_status,
-    )
+def chart_dict(chart: ChartRow, base_url: str) -> Json:
+    """A stored chart (row) as the API shows it."""
+    return {
+        "url": chart_url(chart, base_url),
+        "order": chart.chart_order,
+        "filename": chart.filename,
+        "content_type": chart.content_type,
+        "size_bytes": chart.size_bytes,
+        "original_url": chart.chart_url,
+        "sha256": chart.sha256,
+        "archive_status": chart.archive_status,
+    }
 
 
 EXTENSION_BY_TYPE = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 
 
-def chart_url(chart: Chart, base_url: str) -> str:
+def chart_url(chart: Any, base_url: str) -> str:
     """The archived copy's stable URL once there is one, else the original."""
     if chart.archive_status != ArchiveStatus.archived or chart.sha256 is None:
-        return chart.chart_url
+        return str(chart.chart_url)
     return f"{base_url}/charts/{chart.sha256}.{EXTENSION_BY_TYPE.get(chart.content_type or '', 'bin')}"
 
 
-def legacy_out(plan: Plan, base_url: str) -> LegacyPlanOut:
-    return LegacyPlanOut(
-        plan=plan.plan_text,
-        charts=[chart_url(c, base_url) for c in plan.charts],
-        author=plan.author,
-        timestamp=plan.created_at,
-        id=plan.id,
-        coach=plan.coach_name,
-        date=plan.date,
-        edited=plan.edited_at is not None,
-        edited_at=plan.edited_at,
-        channel=plan.channel,
-        tickers=[t.ticker for t in plan.tickers],
-    )
+def revision_dict(revision: RevisionRow) -> Json:
+    charts: list[Json] = json.loads(revision.charts_json)
+    return {
+        "id": revision.id,
+        "plan_id": revision.plan_id,
+        "action": revision.action,
+        "plan_text": revision.plan_text,
+        "charts": [chart_of_revision(c) for c in charts],
+        "editor": revision.editor,
+        "editor_id": revision.editor_id,
+        "message_id": revision.message_id,
+        "created_at": revision.created_at,
+    }
 
 
-def revision_out(revision: Revision) -> RevisionOut:
-    charts: list[dict[str, Any]] = json.loads(revision.charts_json)
-    return RevisionOut(
-        id=revision.id,
-        plan_id=revision.plan_id,
-        action=revision.action,
-        plan_text=revision.plan_text,
-        charts=[ChartOut(**c) for c in charts],
-        editor=revision.editor,
-        editor_id=revision.editor_id,
-        message_id=revision.message_id,
-        created_at=revision.created_at,
-    )
+def chart_of_revision(chart: Json) -> Json:
+    """A chart as a revision recorded it (revisions older than chart archival lack the last three)."""
+    return {
+        "url": chart["url"],
+        "order": chart["order"],
+        "filename": chart.get("filename"),
+        "content_type": chart.get("content_type"),
+        "size_bytes": chart.get("size_bytes"),
+        "original_url": chart.get("original_url"),
+        "sha256": chart.get("sha256"),
+        "archive_status": chart.get("archive_status", ArchiveStatus.pending),
+    }
 
 
 def payload_hash(action: str, text: str | None, charts: Sequence[ChartIn] | None) -> str:
@@ -556,6 +714,25 @@ def payload_hash(action: str, text: str | None, charts: Sequence[ChartIn] | None
 
 
 DELETE_DIGEST = payload_hash("delete", None, None)
+
+
+def posted(revision: RevisionRow) -> bool:
+    """Whether the revision came from a post (PUT), which sets the plan's source message."""
+    if revision.action == RevisionAction.create:
+        return True
+    charts = [
+        ChartIn.model_construct(
+            url=c.get("original_url") or c["url"],
+            filename=c.get("filename"),
+            content_type=c.get("content_type"),
+            size_bytes=c.get("size_bytes"),
+        )
+        for c in json.loads(revision.charts_json)
+    ]
+    return (
+        revision.action == RevisionAction.edit
+        and payload_hash("put", revision.plan_text, charts) == revision.payload_hash
+    )
 
 
 def encode_cursor(date: dt.date, plan_id: int) -> str:

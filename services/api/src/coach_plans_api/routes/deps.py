@@ -76,15 +76,25 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
-async def cached_json(request: Request, state: AppState, key: str, produce: Callable[[], bytes]) -> Response:
-    """Answer a read from the cache, else from `produce` (run off the event loop), with ETag."""
+async def cached_json(
+    request: Request, state: AppState, key: str, produce: Callable[[], bytes], *, lookup: bool = False
+) -> Response:
+    """Answer a read from the cache, else from `produce`, with ETag.
+
+    A `lookup` (one plan or one day by index) on SQLite runs right here: it takes less time than
+    handing it to a worker thread and back, and a thread fighting the event loop for the GIL made
+    every request slower (see docs/performance.md). Other reads run on the database threads.
+    """
     entry = state.cache.get(key)
     state.metrics.cache_lookup(hit=entry is not None)
     if entry is not None:
         return respond(request, entry.body, entry.etag)
     generation = state.cache.generation
     try:
-        body = await anyio.to_thread.run_sync(produce, limiter=state.db_threads)
+        if lookup and state.service.db.is_sqlite:
+            body = produce()
+        else:
+            body = await anyio.to_thread.run_sync(produce, limiter=state.db_threads)
     except StorageUnavailable:
         stale = state.cache.get(key, allow_stale=True)
         if stale is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import TypeAdapter
 
 from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
 from coach_plans_api.schemas import (
@@ -17,7 +16,6 @@ from coach_plans_api.schemas import (
 )
 
 router = APIRouter(prefix="/api/coach-plans", tags=["legacy"])
-_all_plans = TypeAdapter(dict[str, LegacyPlanOut])
 BAD_INPUT: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Unknown coach or invalid date"}
 }
@@ -43,9 +41,9 @@ async def get_plan(
     coach_name, day = service.coach(coach), service.day(date)
 
     def produce() -> bytes:
-        return service.legacy_plan(coach=coach_name, date=day).model_dump_json().encode()
+        return service.legacy_plan_json(coach=coach_name, date=day)
 
-    return await cached_json(request, state, f"legacy:{coach_name}:{day}", produce)
+    return await cached_json(request, state, f"legacy:{coach_name}:{day}", produce, lookup=True)
 
 
 # The old clients call the URL without the trailing slash too; answer it without a redirect.
@@ -65,9 +63,9 @@ async def get_all(request: Request, state: StateDep, service: ServiceDep, date: 
     day = service.day(date)
 
     def produce() -> bytes:
-        return _all_plans.dump_json(service.legacy_all(day))
+        return service.legacy_all_json(day)
 
-    return await cached_json(request, state, f"all:{day}", produce)
+    return await cached_json(request, state, f"all:{day}", produce, lookup=True)
 
 
 @router.get(
@@ -88,7 +86,6 @@ async def get_history(
     today = service.today()
 
     def produce() -> bytes:
-        plans = service.history(coach=coach_name, days=days)
-        return HistoryOut(coach=coach_name, days=days, plans=plans).model_dump_json().encode()
+        return service.history_json(coach=coach_name, days=days)
 
     return await cached_json(request, state, f"history:{coach_name}:{days}:{today}", produce)

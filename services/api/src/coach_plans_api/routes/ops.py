@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-import anyio
 import fastapi_offline
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -31,19 +30,19 @@ INSTANCE_ID = secrets.token_hex(8)
     operation_id="health",
 )
 async def health(state: StateDep) -> JSONResponse:
-    database_ok, plans, bot_ok = await anyio.to_thread.run_sync(
-        state.service.health, limiter=state.db_threads
-    )
+    """The storage probe's last verdict (at most `PROBE_INTERVAL` old): no query per request."""
+    storage = state.service.health()
     body = HealthOut(
-        status="healthy" if database_ok else "unhealthy",
-        bot_connected=bot_ok,
-        database_connected=database_ok,
-        plans_count=plans,
+        status="healthy" if storage.ok else "unhealthy",
+        bot_connected=storage.bot_connected,
+        database_connected=storage.ok,
+        plans_count=storage.plans if storage.ok else None,
         uptime_seconds=round(state.metrics.uptime(), 3),
         version=__version__,
         instance_id=INSTANCE_ID,
+        reason=storage.reason,
     )
-    return JSONResponse(body.model_dump(), status_code=200 if database_ok else 503)
+    return JSONResponse(body.model_dump(), status_code=200 if storage.ok else 503)
 
 
 @router.get(

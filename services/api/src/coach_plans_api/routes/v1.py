@@ -62,7 +62,7 @@ async def list_plans(
     symbol = ticker.lstrip("$").upper() if ticker else None
 
     def produce() -> bytes:
-        page = service.find(
+        return service.find_json(
             coach=coach_name,
             date_from=first,
             date_to=last,
@@ -73,7 +73,6 @@ async def list_plans(
             limit=limit,
             ticker=symbol,
         )
-        return page.model_dump_json().encode()
 
     key = f"v1:{coach_name}:{first}:{last}:{author}:{author_id}:{message_id}:{symbol}:{limit}:{cursor}"
     return await cached_json(request, state, key, produce)
@@ -88,7 +87,7 @@ async def list_plans(
 )
 async def get_plan(request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId) -> Response:
     return await cached_json(
-        request, state, f"plan:{plan_id}", lambda: service.plan(plan_id).model_dump_json().encode()
+        request, state, f"plan:{plan_id}", lambda: service.plan_json(plan_id), lookup=True
     )
 
 
@@ -101,7 +100,7 @@ async def get_plan(request: Request, state: StateDep, service: ServiceDep, plan_
 )
 async def get_revisions(request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId) -> Response:
     def produce() -> bytes:
-        return RevisionsOut(plan_id=plan_id, revisions=service.revisions(plan_id)).model_dump_json().encode()
+        return service.revisions_json(plan_id)
 
     return await cached_json(request, state, f"revisions:{plan_id}", produce)
 

@@ -1,0 +1,121 @@
+"""A retried write changes nothing and answers what it first answered, however late it comes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import plan_body
+
+URL = "/internal/plans/coach_d/2026-11-25"
+READ = "/api/coach-plans/?coach=d&date=2026-11-25"
+
+
+def actor(user_id: str = "1001", name: str = "Dan", is_admin: bool = False) -> dict[str, Any]:
+    return {"user_id": user_id, "display_name": name, "is_admin": is_admin}
+
+
+def revisions(client: TestClient, plan_id: int) -> list[dict[str, Any]]:
+    body: dict[str, Any] = client.get(f"/api/v1/plans/{plan_id}/revisions").json()
+    return body["revisions"]
+
+
+def test_late_put_retry_answers_its_first_answer_and_keeps_the_newer_plan(
+    api_client: TestClient, internal_headers: dict[str, str]
+) -> None:
+    a = plan_body(text="A: NVDA above 950", message_id="1", charts=["https://c.example/a.png"])
+    first = api_client.put(URL, json=a, headers=internal_headers)
+    second = api_client.put(
+        URL, json=plan_body(text="B: NVDA below 940", message_id="2"), headers=internal_headers
+    )
+    late = api_client.put(URL, json=a, headers=internal_headers)
+    assert (first.status_code, second.status_code, late.status_code) == (201, 200, 201)
+    assert late.json() == first.json()
+    assert api_client.get(READ).json()["plan"] == "B: NVDA below 940"
+    assert [r["message_id"] for r in revisions(api_client, first.json()["id"])] == ["1", "2"]
+
+
+def test_late_retry_of_a_middle_edit(api_client: TestClient, internal_headers: dict[str, str]) -> None:
+    api_client.put(URL, json=plan_body(text="one", message_id="1"), headers=internal_headers)
+    two = api_client.put(URL, json=plan_body(text="two NVDA", message_id="2"), headers=internal_headers)
+    api_client.put(URL, json=plan_body(text="three", message_id="3"), headers=internal_headers)
+    again = api_client.put(URL, json=plan_body(text="two NVDA", message_id="2"), headers=internal_headers)
+    assert (again.status_code, again.json()) == (200, two.json())
+    assert again.json()["tickers"] == ["NVDA"]
+    assert api_client.get(READ).json()["plan"] == "three"
+    assert len(revisions(api_client, two.json()["id"])) == 3
+
+
+def test_late_patch_retry(api_client: TestClient, internal_headers: dict[str, str]) -> None:
+    plan = api_client.put(URL, json=plan_body(text="posted", message_id="1"), headers=internal_headers).json()
+    path = f"/internal/plans/{plan['id']}"
+    x = {"plan_text": "edit x", "actor": actor(), "message_id": "2"}
+    first = api_client.patch(path, json=x, headers=internal_headers)
+    api_client.patch(
+        path, json={"plan_text": "edit y", "actor": actor(), "message_id": "3"}, headers=internal_headers
+    )
+    late = api_client.patch(path, json=x, headers=internal_headers)
+    assert (late.status_code, late.json()) == (200, first.json())
+    assert api_client.get(READ).json()["plan"] == "edit y"
+    assert len(revisions(api_client, plan["id"])) == 3
+
+
+def test_late_put_retry_does_not_bring_back_a_deleted_plan(
+    api_client: TestClient, internal_headers: dict[str, str]
+) -> None:
+    a = plan_body(text="A", message_id="1")
+    first = api_client.put(URL, json=a, headers=internal_headers)
+    deleted = api_client.request(
+        "DELETE",
+        f"/internal/plans/{first.json()['id']}",
+        json={"actor": actor(), "message_id": "2"},
+        headers=internal_headers,
+    )
+    assert deleted.status_code == 200
+    late = api_client.put(URL, json=a, headers=internal_headers)
+    assert (late.status_code, late.json()) == (201, first.json())
+    assert api_client.get(READ).status_code == 404
+
+
+def test_late_delete_retry_leaves_the_plan_posted_since(
+    api_client: TestClient, internal_headers: dict[str, str]
+) -> None:
+    old = api_client.put(URL, json=plan_body(text="old", message_id="1"), headers=internal_headers).json()
+    delete = {"actor": actor(), "message_id": "2"}
+    first = api_client.request(
+        "DELETE", f"/internal/plans/{old['id']}", json=delete, headers=internal_headers
+    )
+    new = api_client.put(URL, json=plan_body(text="new", message_id="3"), headers=internal_headers)
+    late = api_client.request("DELETE", f"/internal/plans/{old['id']}", json=delete, headers=internal_headers)
+    assert (late.status_code, late.json()) == (200, first.json())
+    assert new.status_code == 201
+    assert api_client.get(READ).json()["plan"] == "new"
+
+
+def test_late_clear_retry_leaves_the_plan_posted_since(
+    api_client: TestClient, internal_headers: dict[str, str]
+) -> None:
+    for coach in ("d", "i"):
+        api_client.put(
+            f"/internal/plans/{coach}/2026-11-25",
+            json=plan_body(message_id=str(ord(coach))),
+            headers=internal_headers,
+        )
+    clear = {"date": "2026-11-25", "actor": actor(is_admin=True), "message_id": "9"}
+    first = api_client.post("/internal/plans/clear", json=clear, headers=internal_headers)
+    api_client.put(URL, json=plan_body(text="after the clear", message_id="10"), headers=internal_headers)
+    late = api_client.post("/internal/plans/clear", json=clear, headers=internal_headers)
+    assert late.json() == first.json()
+    assert first.json()["deleted"] == 2
+    assert api_client.get(READ).json()["plan"] == "after the clear"
+
+
+def test_message_edited_back_in_discord_is_applied(
+    api_client: TestClient, internal_headers: dict[str, str]
+) -> None:
+    """Same message, text A, then A', then A again: the last is the poster's edit, not a retry."""
+    for text in ("A", "A prime", "A"):
+        response = api_client.put(URL, json=plan_body(text=text, message_id="1"), headers=internal_headers)
+        assert response.json()["plan"] == text
+    assert api_client.get(READ).json()["plan"] == "A"

@@ -1,0 +1,28 @@
+"""Catch-up re-reads old Discord messages: their late retries reach a real API and change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body
+
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+def test_replayed_messages_never_revert_a_newer_plan(
+    start_api: Callable[..., ServiceProcess], shared_database: str
+) -> None:
+    api = start_api(shared_database)
+    posts = [plan_body(text=f"version {n}: NVDA above {950 + n}", message_id=str(100 + n)) for n in range(4)]
+    with httpx.Client(base_url=api.url, headers=AUTH) as client:
+        answers = [client.put("/internal/plans/d/2026-11-25", json=post) for post in posts]
+        assert [a.status_code for a in answers] == [201, 200, 200, 200]
+        # The bot restarts and its catch-up sends every message of the day again, oldest first.
+        replayed = [client.put("/internal/plans/d/2026-11-25", json=post) for post in posts]
+        assert [(r.status_code, r.json()) for r in replayed] == [(a.status_code, a.json()) for a in answers]
+        plan = client.get("/api/coach-plans/?coach=d&date=2026-11-25").json()
+        assert plan["plan"] == "version 3: NVDA above 953"
+        revisions = client.get(f"/api/v1/plans/{plan['id']}/revisions").json()["revisions"]
+        assert [r["message_id"] for r in revisions] == ["100", "101", "102", "103"]
