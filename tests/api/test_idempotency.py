@@ -111,11 +111,69 @@ def test_late_clear_retry_leaves_the_plan_posted_since(
     assert api_client.get(READ).json()["plan"] == "after the clear"
 
 
+def edit(body: dict[str, Any], *, edited_at: str) -> dict[str, Any]:
+    """`body` as the bot sends it for an edit of the Discord message (its edit time)."""
+    return {**body, "message_edited_at": edited_at}
+
+
 def test_message_edited_back_in_discord_is_applied(
     api_client: TestClient, internal_headers: dict[str, str]
 ) -> None:
-    """Same message, text A, then A', then A again: the last is the poster's edit, not a retry."""
-    for text in ("A", "A prime", "A"):
-        response = api_client.put(URL, json=plan_body(text=text, message_id="1"), headers=internal_headers)
-        assert response.json()["plan"] == text
+    """Same message, text A, then A', then A again: each edit has its own time, so the last is
+    the poster's edit back, not a retry of the first post."""
+    bodies = [
+        plan_body(text="A", message_id="1"),
+        edit(plan_body(text="A prime", message_id="1"), edited_at="2026-11-25T13:00:00+00:00"),
+        edit(plan_body(text="A", message_id="1"), edited_at="2026-11-25T13:05:00+00:00"),
+    ]
+    for body in bodies:
+        response = api_client.put(URL, json=body, headers=internal_headers)
+        assert response.json()["plan"] == body["plan_text"]
     assert api_client.get(READ).json()["plan"] == "A"
+
+
+def test_late_retry_of_a_message_edited_since_changes_nothing(
+    api_client: TestClient, internal_headers: dict[str, str]
+) -> None:
+    """The first post and the first edit of a message, retried after later edits of it."""
+    post = plan_body(text="A: NVDA above 950", message_id="1")
+    first_edit = edit(plan_body(text="A': NVDA above 955", message_id="1"), edited_at="2026-11-25T13:00:00Z")
+    last_edit = edit(plan_body(text="A'': NVDA above 960", message_id="1"), edited_at="2026-11-25T13:05:00Z")
+    writes = (post, first_edit, last_edit)
+    answers = [api_client.put(URL, json=body, headers=internal_headers) for body in writes]
+    assert [a.status_code for a in answers] == [201, 200, 200]
+    late = [api_client.put(URL, json=body, headers=internal_headers) for body in (post, first_edit)]
+    assert [(r.status_code, r.json()) for r in late] == [(a.status_code, a.json()) for a in answers[:2]]
+    assert api_client.get(READ).json()["plan"] == "A'': NVDA above 960"
+    assert len(revisions(api_client, answers[0].json()["id"])) == 3
+
+
+def test_late_patch_retry_of_an_edited_message(
+    api_client: TestClient, internal_headers: dict[str, str]
+) -> None:
+    """The bot's edit path (PATCH by plan id): a late retry of an earlier edit changes nothing,
+    an edit back to that text (a new edit time) is applied."""
+    plan = api_client.put(URL, json=plan_body(text="posted", message_id="1"), headers=internal_headers).json()
+    path = f"/internal/plans/{plan['id']}"
+
+    def patch(text: str, edited_at: str) -> dict[str, Any]:
+        body = {"plan_text": text, "actor": actor(), "message_id": "1", "message_edited_at": edited_at}
+        response = api_client.patch(path, json=body, headers=internal_headers)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    x = patch("edit x", "2026-11-25T13:00:00Z")
+    patch("edit y", "2026-11-25T13:01:00Z")
+    assert patch("edit x", "2026-11-25T13:00:00Z") == x
+    assert api_client.get(READ).json()["plan"] == "edit y"
+    patch("edit x", "2026-11-25T13:02:00Z")
+    assert api_client.get(READ).json()["plan"] == "edit x"
+    assert len(revisions(api_client, plan["id"])) == 4
+
+
+def test_edit_time_must_carry_a_timezone(api_client: TestClient, internal_headers: dict[str, str]) -> None:
+    body = edit(plan_body(), edited_at="2026-11-25T13:00:00")
+    response = api_client.put(URL, json=body, headers=internal_headers)
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "message_edited_at"

@@ -327,11 +327,13 @@ async def test_edit_with_a_non_numeric_id(bot: CoachPlansBot, replies: Replies) 
 
 
 # --- the original message is edited or deleted -----------------------------------------------
-async def edit_message(message: discord.Message, content: str) -> None:
+async def edit_message(
+    message: discord.Message, content: str, *, edited_at: str = "2026-11-25T23:45:00+00:00"
+) -> None:
     data = backend.facts.dict_from_message(message)
     data.update(
         content=content,
-        edited_timestamp="2026-11-25T23:45:00+00:00",
+        edited_timestamp=edited_at,
         channel_id=message.channel.id,
         guild_id=message.guild.id if message.guild else None,
     )
@@ -350,6 +352,22 @@ async def test_editing_the_plan_message_updates_the_stored_plan(
     [stored] = await plans_on(api_reader)
     assert (stored["plan"], stored["edited"]) == ("NVDA above 955 (typo fixed)", True)
     assert replies()[0].startswith(f"✅ Plan #{stored['id']} updated from your edit — Coach D")
+
+
+async def test_editing_the_plan_message_back_to_an_earlier_text(
+    bot: CoachPlansBot, replies: Replies, api_reader: httpx.AsyncClient
+) -> None:
+    """Each edit has its own time: the API takes an edit back to an earlier edit's text for an
+    edit, not for a retry of that earlier edit."""
+    message = await dpytest.message("!plan d: NVDA above 950")
+    texts = ["NVDA above 955", "NVDA above 950", "NVDA above 955"]
+    for minute, text in zip((45, 50, 55), texts, strict=True):
+        await edit_message(message, f"!plan d: {text}", edited_at=f"2026-11-25T23:{minute}:00+00:00")
+
+    [stored] = await plans_on(api_reader)
+    assert stored["plan"] == "NVDA above 955"
+    revisions = (await api_reader.get(f"/api/v1/plans/{stored['id']}/revisions")).json()["revisions"]
+    assert [r["plan_text"] for r in revisions] == ["NVDA above 950", *texts]
 
 
 async def test_editing_a_message_into_a_bad_plan_is_reported(

@@ -26,3 +26,23 @@ def test_replayed_messages_never_revert_a_newer_plan(
         assert plan["plan"] == "version 3: NVDA above 953"
         revisions = client.get(f"/api/v1/plans/{plan['id']}/revisions").json()["revisions"]
         assert [r["message_id"] for r in revisions] == ["100", "101", "102", "103"]
+
+
+def test_replayed_edits_never_revert_a_newer_edit(
+    start_api: Callable[..., ServiceProcess], shared_database: str
+) -> None:
+    """One message posted, then edited twice in Discord; every write arrives again, late and out
+    of order (a proxy's retry, an outbox replay): the plan stays at the last edit."""
+    api = start_api(shared_database)
+    post = plan_body(text="NVDA above 950", message_id="300")
+    edits = [
+        {**plan_body(text=f"NVDA above {950 + n}", message_id="300"), "message_edited_at": edited_at}
+        for n, edited_at in ((1, "2026-11-25T13:01:00Z"), (2, "2026-11-25T13:02:00Z"))
+    ]
+    with httpx.Client(base_url=api.url, headers=AUTH) as client:
+        answers = [client.put("/internal/plans/d/2026-11-26", json=body) for body in (post, *edits)]
+        assert [a.status_code for a in answers] == [201, 200, 200]
+        for body, answer in reversed(list(zip((post, *edits), answers, strict=True))):
+            again = client.put("/internal/plans/d/2026-11-26", json=body)
+            assert (again.status_code, again.json()) == (answer.status_code, answer.json())
+        assert client.get("/api/coach-plans/?coach=d&date=2026-11-26").json()["plan"] == "NVDA above 952"

@@ -406,15 +406,17 @@ def latest_revision_id(conn: Conn, plan_id: int) -> int | None:
     return None if latest is None else int(latest)
 
 
-def last_revision_of_message(
+def revision_of_message(
     conn: Conn,
     *,
     message_id: str,
+    payload_hash: str,
     plan_id: int | None = None,
     coach: str | None = None,
     date: dt.date | None = None,
 ) -> RevisionRow | None:
-    """The newest revision written for this Discord message, of one plan or of (coach, date)."""
+    """The newest revision written for this Discord message with this payload, of one plan or of
+    (coach, date): the write it records, if any, is the one being retried."""
     params: Params
     if plan_id is not None:
         scope, params = "plan_id = :plan_id", {"plan_id": plan_id}
@@ -422,8 +424,9 @@ def last_revision_of_message(
         scope = "plan_id IN (SELECT id FROM coach_plans WHERE coach_name = :coach AND date = :date)"
         params = {"coach": coach, "date": conn.day(date) if date else None}
     row = conn.first(
-        f"{_REVISION} WHERE message_id = :message_id AND {scope} ORDER BY id DESC LIMIT 1",
-        {"message_id": message_id, **params},
+        f"{_REVISION} WHERE message_id = :message_id AND payload_hash = :payload_hash AND {scope}"
+        " ORDER BY id DESC LIMIT 1",
+        {"message_id": message_id, "payload_hash": payload_hash, **params},
     )
     return None if row is None else _revision(conn, row)
 

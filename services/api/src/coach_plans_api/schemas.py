@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,6 +27,9 @@ MAX_DECLARED_CHART_BYTES = 2**31 - 1
 MAX_HISTORY_DAYS = 365
 
 Snowflake = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
+# When a write comes from an edit of the Discord message: the edit's time. It makes each edit a
+# write of its own, so an edit back to an earlier text is not taken for a retry of that text.
+MessageEditedAt = Annotated[AwareDatetime | None, Field(examples=["2026-11-25T13:05:00+00:00"])]
 PlanText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PLAN_CHARS)]
 
 
@@ -106,6 +110,7 @@ class PlanPut(Strict):
     charts: list[ChartIn] = Field(default_factory=list, max_length=MAX_CHARTS)
     actor: Actor
     message_id: Snowflake
+    message_edited_at: MessageEditedAt = None
     channel: Annotated[str, StringConstraints(max_length=100)] | None = None
     channel_id: Snowflake | None = None
 
@@ -115,6 +120,7 @@ class PlanPatch(Strict):
     charts: list[ChartIn] | None = Field(default=None, max_length=MAX_CHARTS)
     actor: Actor
     message_id: Snowflake
+    message_edited_at: MessageEditedAt = None
 
 
 class PlanDelete(Strict):

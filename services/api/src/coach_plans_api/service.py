@@ -6,10 +6,11 @@ CLI. Writes run as one job each inside a write transaction (grouped with concurr
 SQLite, see `db.GroupCommit`).
 
 A write carries the Discord message id it came from. A write whose message id and payload equal
-those of the newest revision written for that message (of that plan, or of that coach and day for
-a PUT) is a retry: it changes nothing and answers what the first attempt answered, even when
-newer writes from other messages came since. The same message with another payload is the
-message edited in Discord: a new write.
+those of any revision written for that message (of that plan, or of that coach and day for a PUT)
+is a retry, however late: it changes nothing and answers what that write answered, even when newer
+writes came since, from other messages or from edits of the same one. The same message with
+another payload is the message edited in Discord: a new write. An edit carries the message's edit
+time (`message_edited_at`), so an edit back to an earlier text is a new write too, not a retry.
 """
 
 from __future__ import annotations
@@ -328,13 +329,15 @@ class PlanService:
         return to_json(done.plan), done.created
 
     def _put_job(self, *, coach: str, date: dt.date, body: PlanPut) -> Callable[[Conn], _Written]:
-        digest = payload_hash("put", body.plan_text, body.charts)
+        digest = payload_hash("put", body.plan_text, body.charts, edited_at=body.message_edited_at)
         return lambda conn: self._put(conn, coach=coach, date=date, body=body, digest=digest)
 
     def _put(self, conn: Conn, *, coach: str, date: dt.date, body: PlanPut, digest: str) -> _Written:
         repo.lock_coach_date(conn, coach=coach, date=date)
-        prior = repo.last_revision_of_message(conn, message_id=body.message_id, coach=coach, date=date)
-        if prior is not None and prior.payload_hash == digest:
+        prior = repo.revision_of_message(
+            conn, message_id=body.message_id, payload_hash=digest, coach=coach, date=date
+        )
+        if prior is not None:
             return _Written(self._answer_of(conn, prior), prior.action == RevisionAction.create, [])
         now = self._now()
         live = repo.live_plan(conn, coach=coach, date=date)
@@ -379,13 +382,15 @@ class PlanService:
         )
 
     async def patch_json(self, plan_id: int, body: PlanPatch) -> bytes:
-        digest = payload_hash("patch", body.plan_text, body.charts)
+        digest = payload_hash("patch", body.plan_text, body.charts, edited_at=body.message_edited_at)
         return to_json((await self._write_async(lambda conn: self._patch(conn, plan_id, body, digest))).plan)
 
     def _patch(self, conn: Conn, plan_id: int, body: PlanPatch, digest: str) -> _Written:
         self._lock_plan(conn, plan_id)
-        prior = repo.last_revision_of_message(conn, message_id=body.message_id, plan_id=plan_id)
-        if prior is not None and prior.payload_hash == digest:
+        prior = repo.revision_of_message(
+            conn, message_id=body.message_id, payload_hash=digest, plan_id=plan_id
+        )
+        if prior is not None:
             return _Written(self._answer_of(conn, prior), False, [])
         live = self._live_by_id(conn, plan_id)
         ensure_may_change(live, body.actor)
@@ -415,8 +420,10 @@ class PlanService:
 
     def _delete_one(self, conn: Conn, plan_id: int, body: PlanDelete) -> _Written:
         self._lock_plan(conn, plan_id)
-        prior = repo.last_revision_of_message(conn, message_id=body.message_id, plan_id=plan_id)
-        if prior is not None and prior.payload_hash == DELETE_DIGEST:
+        prior = repo.revision_of_message(
+            conn, message_id=body.message_id, payload_hash=DELETE_DIGEST, plan_id=plan_id
+        )
+        if prior is not None:
             return _Written(self._answer_of(conn, prior), False, [])
         live = self._live_by_id(conn, plan_id)
         ensure_may_change(live, body.actor)
@@ -704,12 +711,16 @@ def chart_of_revision(chart: Json) -> Json:
     }
 
 
-def payload_hash(action: str, text: str | None, charts: Sequence[ChartIn] | None) -> str:
-    payload = {
+def payload_hash(
+    action: str, text: str | None, charts: Sequence[ChartIn] | None, *, edited_at: dt.datetime | None = None
+) -> str:
+    payload: dict[str, Any] = {
         "action": action,
         "text": text,
         "charts": None if charts is None else [c.model_dump() for c in charts],
     }
+    if edited_at is not None:  # absent from writes that are not edits: their stored hashes stay valid
+        payload["edited_at"] = edited_at.isoformat()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

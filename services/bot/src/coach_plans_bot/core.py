@@ -310,14 +310,18 @@ class BotCore:
                 "source_message_id": str(message_id),
                 "coach": coach,
                 "date": date.isoformat(),
-                "body": self._plan_body(
-                    text=text,
-                    charts=charts,
-                    actor=actor,
-                    message_id=message_id,
-                    channel=channel,
-                    channel_id=channel_id,
-                ),
+                "body": {
+                    **self._plan_body(
+                        text=text,
+                        charts=charts,
+                        actor=actor,
+                        message_id=message_id,
+                        channel=channel,
+                        channel_id=channel_id,
+                    ),
+                    # Each edit is a write of its own, even one back to an earlier text.
+                    "message_edited_at": edited_at,
+                },
             },
             channel_id=channel_id,
             lanes=(plan_lane(coach, date), message_lane(message_id)),

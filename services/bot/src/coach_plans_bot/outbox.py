@@ -516,7 +516,8 @@ class Outbox:
             return await self._api.put_plan(
                 coach=payload["coach"], date=payload["date"], body=payload["body"]
             )
-        body = {key: payload["body"][key] for key in ("plan_text", "charts", "actor", "message_id")}
+        fields = ("plan_text", "charts", "actor", "message_id", "message_edited_at")
+        body = {key: payload["body"][key] for key in fields if key in payload["body"]}
         return await self._api.patch_plan(plans[0].id, body)
 
     async def _delete_by_message(self, payload: dict[str, Any]) -> dict[str, Any]:
