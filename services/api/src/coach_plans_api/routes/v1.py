@@ -117,7 +117,11 @@ async def plan_events(
     service: ServiceDep,
     last_event_id: Annotated[
         int | None,
-        Header(ge=0, description="the `id` of the last event received: every later change is sent first"),
+        Header(
+            ge=0,
+            le=MAX_ID,
+            description="the `id` of the last event received: every later change is sent first",
+        ),
     ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     async def missed(after: int) -> Sequence[PlanEvent]:
