@@ -265,7 +265,7 @@ class DiscordWebhookClient:
             result = self._clients[coach.base].get_plan(coach.name, day).to_legacy_dict()
         # The old client's contract: TradingAgents must never crash on a plan fetch, so even a
         # bug ends as a logged fallback instead of an exception.
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the legacy never-raise boundary; _failed logs it
             result = self._failed(what="plan fetch", base=coach.base, date=day, exc=exc, coach=coach.name)
             self._remember(coach, day, result, found=False)
             return result
@@ -315,7 +315,7 @@ class DiscordWebhookClient:
         try:
             answer = self._clients[base].get_all_plans(day)
             served = {normalise_coach(name): plan for name, plan in answer.items()}
-        except Exception as exc:  # never raise: see fetch_coach_plan
+        except Exception as exc:  # noqa: BLE001 - never raise: see fetch_coach_plan
             error = self._failed(what="all-plans fetch", base=base, date=day, exc=exc, coach="all coaches")
             failures = {coach.key: no_plan(coach.name, day, error["error"]) for coach in coaches}
             for coach in coaches:

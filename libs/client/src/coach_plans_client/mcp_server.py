@@ -198,9 +198,7 @@ def create_server(
     Raises ImportError (with the install command) when the ``mcp`` extra is missing.
     """
     try:
-        from mcp.server.mcpserver import Context, MCPServer
-        from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-        from mcp.types import ToolAnnotations
+        from mcp.server.mcpserver import MCPServer
     except ImportError as exc:
         raise ImportError(INSTALL_HINT) from exc
 
@@ -229,19 +227,25 @@ def create_server(
         lifespan=lifespan,
         log_level=log_level,
     )
+    _add_tools(server, shown_url)
+    _add_resources(server, shown_url)
+    return server
+
+
+def _add_tools(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None:
+    """``get_coach_plan``, ``search_plans`` and ``list_coaches``; errors explained for ``api_url``."""
+    from mcp.server.mcpserver import Context
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import ToolAnnotations
+
     read_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
     def tool_error(exc: CoachPlansError | ValueError) -> ToolError:
-        return ToolError(str(exc) if isinstance(exc, ValueError) else explain(exc, shown_url))
-
-    def resource_error(exc: CoachPlansError | ValueError) -> ResourceError:
-        return ResourceError(str(exc) if isinstance(exc, ValueError) else explain(exc, shown_url))
+        return ToolError(str(exc) if isinstance(exc, ValueError) else explain(exc, api_url))
 
     def check_days(days: int) -> None:
         if not 1 <= days <= MAX_DAYS:
             raise ValueError(f"days must be 1..{MAX_DAYS}, got {days}")
-
-    # -- tools ---------------------------------------------------------------------------------
 
     @server.tool(annotations=read_only)
     async def get_coach_plan(
@@ -298,7 +302,14 @@ def create_server(
             raise tool_error(exc) from None
         return {"coaches": [coach_json(coach) for coach in coaches]}
 
-    # -- resources -----------------------------------------------------------------------------
+
+def _add_resources(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None:
+    """The plans of a day and of a ticker; errors explained for ``api_url``."""
+    from mcp.server.mcpserver import Context
+    from mcp.server.mcpserver.exceptions import ResourceError
+
+    def resource_error(exc: CoachPlansError | ValueError) -> ResourceError:
+        return ResourceError(str(exc) if isinstance(exc, ValueError) else explain(exc, api_url))
 
     @server.resource(
         "coach-plans://plans/{date}",
@@ -333,8 +344,6 @@ def create_server(
             raise resource_error(exc) from None
         body = search_json(ticker, DEFAULT_TICKER_DAYS, last, plans)
         return json.dumps(body, indent=2, ensure_ascii=False)
-
-    return server
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -384,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.api_url, timeout=args.timeout, plan_timezone=args.timezone, log_level=args.log_level
         )
     except ImportError as exc:
-        print(f"coach-plans-mcp: {exc}", file=sys.stderr)
+        sys.stderr.write(f"coach-plans-mcp: {exc}\n")
         return 2
     try:
         if args.transport == "stdio":

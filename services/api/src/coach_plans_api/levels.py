@@ -390,9 +390,20 @@ class _Reader:
             phrase.condition, phrase.gap = condition, 0
 
     def _word(self, i: int) -> int:
-        token, low, phrase = self.tokens[i], self.tokens[i].low, self.phrase
+        """Read the word at ``i``; the index of the next token to read."""
+        token, low = self.tokens[i], self.tokens[i].low
         following = self.tokens[i + 1].low if i + 1 < len(self.tokens) else ""
-        previous = self._previous_word(i)
+        # The first reading that applies wins, in this order.
+        if self._phrase_flag(low, following):
+            return i + 1
+        if self._two_words(token, following):
+            return i + 2
+        self._one_word(i, following)
+        return i + 1
+
+    def _phrase_flag(self, low: str, following: str) -> bool:
+        """A word that only marks the phrase (a list separator, a negation, a blocker)."""
+        phrase = self.phrase
         if phrase.listing and low in _LIST_WORDS:
             phrase.separated = True
         elif low in _NEGATIONS:
@@ -401,18 +412,28 @@ class _Reader:
             phrase.negated = False
         elif low in _BLOCKERS and not (low == "loss" and following == "of"):
             phrase.blocked = True
-        elif low in ("scale", "take", "profit") and following in ("out", "profit", "profits", "target"):
+        else:
+            return False
+        return True
+
+    def _two_words(self, token: _Token, following: str) -> bool:
+        """A two-word phrase ("take profit", "loss of", "stop loss", "in play") read at once."""
+        low = token.low
+        if low in ("scale", "take", "profit") and following in ("out", "profit", "profits", "target"):
             self._role(token, "target", None)
-            return i + 2
         elif low == "loss" and following == "of":
             self._direction(token, "below")
-            return i + 2
         elif low == "stop" and following == "loss":
             self._role(token, "stop", None)
-            return i + 2
-        elif low in ("in", "for") and following == "play":
-            return i + 2
-        elif low == "for" or low == "sell":
+        elif not (low in ("in", "for") and following == "play"):
+            return False
+        return True
+
+    def _one_word(self, i: int, following: str) -> None:
+        """Any other word: a role, a direction, or filler between a role and its number."""
+        token, low, phrase = self.tokens[i], self.tokens[i].low, self.phrase
+        previous = self._previous_word(i)
+        if low == "for" or low == "sell":
             if self.last_kind == "entry" and phrase.role in (None, "entry"):
                 self._role(token, "target", None, weak=True)
         elif low == "to":
@@ -433,7 +454,6 @@ class _Reader:
                 self._role(token, kind, default, weak=low in _WEAK_ROLE_WORDS)
         elif low not in _FREE:
             self._filler()
-        return i + 1
 
     def _previous_word(self, i: int) -> str:
         for j in range(i - 1, max(i - 4, -1), -1):
@@ -446,22 +466,12 @@ class _Reader:
 
     # --- numbers -------------------------------------------------------------------------------
     def _number(self, i: int) -> int:
+        """Read the number at ``i``; the index of the next token to read."""
         token, phrase = self.tokens[i], self.phrase
         strike = self._strike(i)
         if strike is not None:
             return strike
-        if not self._is_price(i):
-            if self._is_period(i):
-                self._filler()
-            else:
-                self.phrase = _Phrase()
-            return i + 1
-        if phrase.blocked:
-            self.phrase = _Phrase()
-            return i + 1
-        after = self.tokens[i + 1] if i + 1 < len(self.tokens) else None
-        if after is not None and after.ticker is not None and phrase.condition == "at":
-            self.phrase = _Phrase()  # "buy 2 NVDA 950c": a count of contracts
+        if self._not_a_level(i):
             return i + 1
         if phrase.listing and phrase.separated and phrase.role is not None:
             value = token.value
@@ -471,7 +481,28 @@ class _Reader:
             return i + 1
         if phrase.listing:
             self.phrase = _Phrase()
-            phrase = self.phrase
+        return self._price_group(i)
+
+    def _not_a_level(self, i: int) -> bool:
+        """A number that names no level here (ending or keeping the phrase as it does)."""
+        if not self._is_price(i):
+            if self._is_period(i):
+                self._filler()
+            else:
+                self.phrase = _Phrase()
+            return True
+        if self.phrase.blocked:
+            self.phrase = _Phrase()
+            return True
+        after = self.tokens[i + 1] if i + 1 < len(self.tokens) else None
+        if after is not None and after.ticker is not None and self.phrase.condition == "at":
+            self.phrase = _Phrase()  # "buy 2 NVDA 950c": a count of contracts
+            return True
+        return False
+
+    def _price_group(self, i: int) -> int:
+        """A price, or prices joined by "/", with what the phrase or the words after them say."""
+        token, phrase = self.tokens[i], self.phrase
         group = [i]
         while (
             group[-1] + 2 < len(self.tokens)
