@@ -83,8 +83,9 @@ class FakeBot:
         (DiscordUnreachable("gone"), 1),
         (discord.LoginFailure("bad token"), 2),
         (discord.PrivilegedIntentsRequired(None), 2),
-        (discord.ConnectionClosed(_Socket(4004), shard_id=None, code=4004), 2),
-        (discord.ConnectionClosed(_Socket(4010), shard_id=None, code=4010), 1),
+        # discord.py wants an aiohttp socket, of which it reads only the close code.
+        (discord.ConnectionClosed(_Socket(4004), shard_id=None, code=4004), 2),  # type: ignore[arg-type]
+        (discord.ConnectionClosed(_Socket(4010), shard_id=None, code=4010), 1),  # type: ignore[arg-type]
         (None, 0),
     ],
 )

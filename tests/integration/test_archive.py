@@ -200,9 +200,11 @@ def test_rejection_reasons_are_reported(client: TestClient, cdn: CDN) -> None:
         json=plan_body(charts=[f"{cdn.url}/big.png", f"{cdn.url}/renamed.png"]),
     )
     archiver_of(client, Clock()).run_once()
-    errors = [error for _status, error in stored_archive(client)]
-    assert "limit" in errors[0]
-    assert "not a PNG, JPEG, GIF or WEBP image" in errors[1]
+    big, renamed = (error for _status, error in stored_archive(client))
+    assert big is not None
+    assert "limit" in big
+    assert renamed is not None
+    assert "not a PNG, JPEG, GIF or WEBP image" in renamed
 
 
 def test_expired_link_is_retried_with_backoff(client: TestClient, cdn: CDN) -> None:
