@@ -92,7 +92,7 @@ class FakeBot:
 async def test_exit_codes(settings: BotSettings, error: BaseException | None, code: int) -> None:
     fake = FakeBot(error)
 
-    assert await entry.run_discord(settings, asyncio.Event(), fake) == code  # type: ignore[arg-type]
+    assert await entry.run_discord(settings, stop=asyncio.Event(), bot=fake) == code  # type: ignore[arg-type]
     assert fake.closed
 
 
@@ -101,5 +101,5 @@ async def test_a_stop_signal_closes_the_bot_and_exits_0(settings: BotSettings) -
     stop = asyncio.Event()
     asyncio.get_running_loop().call_soon(stop.set)
 
-    assert await entry.run_discord(settings, stop, fake) == 0  # type: ignore[arg-type]
+    assert await entry.run_discord(settings, stop=stop, bot=fake) == 0  # type: ignore[arg-type]
     assert fake.closed

@@ -139,7 +139,7 @@ def coach_json(coach: Coach) -> CoachJSON:
     return {"coach": coach.coach, "key": coach.key, "name": coach.name}
 
 
-def search_json(ticker: str, days: int, last: dt.date, plans: list[Plan]) -> SearchJSON:
+def search_json(ticker: str, *, days: int, last: dt.date, plans: list[Plan]) -> SearchJSON:
     return {
         "ticker": normalise_ticker(ticker),
         "date_from": (last - dt.timedelta(days=days - 1)).isoformat(),
@@ -177,7 +177,7 @@ def parse_day(value: str | None, api: AsyncCoachPlansClient) -> dt.date:
         raise ValueError(f"date must be YYYY-MM-DD or 'today', got {value!r}") from None
 
 
-async def plans_of_day(api: AsyncCoachPlansClient, day: dt.date, coach: str | None = None) -> list[Plan]:
+async def plans_of_day(api: AsyncCoachPlansClient, day: dt.date, *, coach: str | None = None) -> list[Plan]:
     """Every plan of one day (one coach's if ``coach``), all pages."""
     return newest_first([plan async for plan in api.aiter_plans(coach=coach, date=day)])
 
@@ -263,7 +263,7 @@ def _add_tools(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None
                 # An empty coach filter would match every coach's plan.
                 raise ValueError("coach is required: coach_d, coach_i, ... (see list_coaches)")
             day = parse_day(date, api)
-            plans = await plans_of_day(api, day, coach)
+            plans = await plans_of_day(api, day, coach=coach)
         except (CoachPlansError, ValueError) as exc:
             raise tool_error(exc) from None
         if not plans:
@@ -291,7 +291,7 @@ def _add_tools(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None
             plans = await api.fetch_plans_for_ticker(ticker, days, as_of=last)
         except (CoachPlansError, ValueError) as exc:
             raise tool_error(exc) from None
-        return search_json(ticker, days, last, plans)
+        return search_json(ticker, days=days, last=last, plans=plans)
 
     @server.tool(annotations=read_only)
     async def list_coaches(ctx: Context[AsyncCoachPlansClient, Any]) -> RosterJSON:
@@ -342,7 +342,7 @@ def _add_resources(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> 
             plans = await api.fetch_plans_for_ticker(ticker, DEFAULT_TICKER_DAYS, as_of=last)
         except (CoachPlansError, ValueError) as exc:
             raise resource_error(exc) from None
-        body = search_json(ticker, DEFAULT_TICKER_DAYS, last, plans)
+        body = search_json(ticker, days=DEFAULT_TICKER_DAYS, last=last, plans=plans)
         return json.dumps(body, indent=2, ensure_ascii=False)
 
 
