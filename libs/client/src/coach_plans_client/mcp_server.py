@@ -7,12 +7,14 @@ Resources: ``coach-plans://plans/{date}`` (every coach's plan of a day) and
 ``coach-plans://tickers/{ticker}`` (plans mentioning a ticker, last 30 days).
 Tools: ``get_coach_plan``, ``search_plans``, ``list_coaches``.
 
-``mcp`` is imported inside :func:`create_server` only, so this module (and the rest of the
-package) imports without the extra and ``coach-plans-mcp`` can say what is missing.
+``mcp`` is imported only inside :func:`create_server` and the functions it calls, so this
+module (and the rest of the package) imports without the extra and ``coach-plans-mcp`` can say
+what is missing.
 """
 
 # No ``from __future__ import annotations`` here: the tools are closures whose annotations
-# (``Context`` is imported inside create_server) must be real objects for the SDK to read.
+# (``Context`` is imported inside the functions that add them) must be real objects for the SDK
+# to read.
 
 import argparse
 import datetime as dt
