@@ -256,9 +256,9 @@ def check_migration(url: str) -> None:
         migrate.upgrade(sa_url)
         migrate.check(sa_url)  # no drift: the search objects are the migration's own
         with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, plan_levels FROM coach_plans ORDER BY id"))
             # JSON text on SQLite, already decoded on PostgreSQL
-            rows = conn.execute(text("SELECT id, plan_levels FROM coach_plans ORDER BY id")).tuples()
-            stored: dict[int, str | list[dict[str, Any]]] = dict(rows.all())
+            stored: dict[int, str | list[dict[str, Any]]] = {plan_id: value for plan_id, value in rows}
         levels = {k: json.loads(v) if isinstance(v, str) else v for k, v in stored.items()}
         assert [(t["ticker"], t["bias"], len(t["levels"])) for t in levels[1]] == [
             ("NVDA", "long", 4),
