@@ -249,7 +249,8 @@ def measure_scale(
     hot_file = write_paths(workdir / "hot.txt", [hot])
     list_file = write_paths(workdir / f"list-{days}.txt", list_paths(today, days))
     history_file = write_paths(workdir / "history.txt", history_paths())
-    endpoints = [
+    # (what, key, a path or a file of paths, the Flask baseline's key)
+    endpoints: list[tuple[str, str, str | Path, str | None]] = [
         ("/api/coach-plans/ hot key", "hot", hot, "legacy"),
         ("/api/coach-plans/ spread of keys", "spread", spread_file, "legacy"),
         ("/api/coach-plans/all", "all", f"/api/coach-plans/all?date={today.isoformat()}", "all"),

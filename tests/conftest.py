@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -149,6 +149,15 @@ def api_app(api_settings: Settings) -> Iterator[FastAPI]:
 @pytest.fixture
 def api_client(api_app: FastAPI) -> TestClient:
     return TestClient(api_app)
+
+
+def as_httpx_client(client: TestClient) -> httpx.Client:
+    """The test client where our client takes an ``httpx.Client``, to run it against the app.
+
+    Starlette's TestClient subclasses httpx2's Client, which has httpx's request API (all our
+    client calls); the types differ only by the package they come from.
+    """
+    return cast(httpx.Client, client)
 
 
 PutPlan = Callable[..., dict[str, Any]]

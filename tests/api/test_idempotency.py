@@ -17,7 +17,7 @@ def actor(user_id: str = "1001", name: str = "Dan", is_admin: bool = False) -> d
 
 
 def revisions(client: TestClient, plan_id: int) -> list[dict[str, Any]]:
-    body: dict[str, Any] = client.get(f"/api/v1/plans/{plan_id}/revisions").json()
+    body: dict[str, list[dict[str, Any]]] = client.get(f"/api/v1/plans/{plan_id}/revisions").json()
     return body["revisions"]
 
 

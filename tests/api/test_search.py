@@ -256,7 +256,9 @@ def check_migration(url: str) -> None:
         migrate.upgrade(sa_url)
         migrate.check(sa_url)  # no drift: the search objects are the migration's own
         with engine.connect() as conn:
-            stored = dict(conn.execute(text("SELECT id, plan_levels FROM coach_plans ORDER BY id")).all())
+            rows = conn.execute(text("SELECT id, plan_levels FROM coach_plans ORDER BY id"))
+            # JSON text on SQLite, already decoded on PostgreSQL
+            stored: dict[int, str | list[dict[str, Any]]] = {plan_id: value for plan_id, value in rows}
         levels = {k: json.loads(v) if isinstance(v, str) else v for k, v in stored.items()}
         assert [(t["ticker"], t["bias"], len(t["levels"])) for t in levels[1]] == [
             ("NVDA", "long", 4),

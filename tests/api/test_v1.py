@@ -120,7 +120,7 @@ def test_coaches_come_from_configuration(api_client: TestClient) -> None:
 
 @pytest.mark.parametrize("last_event_id", ["-1", "2147483648", "99999999999999999999999", "1e5", "abc"])
 def test_last_event_id_out_of_range_is_422(api_client: TestClient, last_event_id: str) -> None:
-    """A revision id is 1..2³¹−1: anything else is refused before the stream opens (a number
+    """Last-Event-ID is 0..2^31-1: anything else is refused before the stream opens (a number
     past that once reached the database and broke the stream)."""
     response = api_client.get("/api/v1/events", headers={"Last-Event-ID": last_event_id})
     assert response.status_code == 422

@@ -171,7 +171,7 @@ async def bot(make_bot: MakeBot) -> CoachPlansBot:
 
 
 @pytest.fixture
-def replies() -> Iterator[Callable[[], list[str]]]:
+def replies() -> Callable[[], list[str]]:
     """Everything the bot sent since the last call."""
 
     def drain() -> list[str]:

@@ -65,8 +65,7 @@ async def plans_with_revisions(api: httpx.AsyncClient) -> dict[str, list[dict[st
 
 
 def channel_id() -> int:
-    channel: discord.TextChannel = dpytest.get_config().channels[0]
-    return channel.id
+    return dpytest.get_config().channels[0].id
 
 
 # --- through the bot, on the real API ----------------------------------------------------------

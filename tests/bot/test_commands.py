@@ -10,7 +10,7 @@ import discord.ext.test as dpytest
 import httpx
 import pytest
 from discord.ext import commands
-from discord.ext.test import backend
+from discord.ext.test import backend, factories
 
 from coach_plans_bot.bot import CoachPlansBot
 from coach_plans_bot.config import BotSettings
@@ -330,13 +330,14 @@ async def test_edit_with_a_non_numeric_id(bot: CoachPlansBot, replies: Replies) 
 async def edit_message(
     message: discord.Message, content: str, *, edited_at: str = "2026-11-25T23:45:00+00:00"
 ) -> None:
-    data = backend.facts.dict_from_message(message)
-    data.update(
-        content=content,
-        edited_timestamp=edited_at,
-        channel_id=message.channel.id,
-        guild_id=message.guild.id if message.guild else None,
-    )
+    data: dict[str, Any] = {
+        **factories.dict_from_message(message),
+        "content": content,
+        "edited_timestamp": edited_at,
+        "channel_id": message.channel.id,
+        "guild_id": message.guild.id if message.guild else None,
+    }
+    # discord.py types the gateway payload as a TypedDict; dpytest's factories build plain dicts.
     backend.get_state().parse_message_update(data)  # type: ignore[arg-type]
     await dpytest.run_all_events()
 

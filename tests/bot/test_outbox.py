@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -388,7 +389,7 @@ async def test_a_failing_writes_attempts_are_spaced_by_the_backoff_then_it_is_de
     outbox = outbox_for(
         store, ScriptedApi(), backoff=Backoff(base=1, factor=2, maximum=60), clock=lambda: now[0]
     )
-    outbox._api._client._transport = httpx.MockTransport(api)  # type: ignore[attr-defined]
+    outbox._api._client._transport = httpx.MockTransport(api)
     failing = await outbox.submit(
         key="1",
         operation=Operation.PUT_PLAN,
@@ -518,39 +519,36 @@ async def test_outbox_command_lists_retries_and_drops_dead_entries(
 
 
 def test_outbox_answers_for_dead_and_pending_entries() -> None:
-    base = {
-        "key": "1",
-        "channel_id": None,
-        "next_attempt_at": 0,
-        "error_status": 500,
-        "result": None,
-    }
     dead = OutboxEntry(
         id=4,
+        key="1",
         operation=Operation.PUT_PLAN,
         payload=PAYLOAD,
+        channel_id=None,
         status=Status.DEAD,
         attempts=5,
+        next_attempt_at=0,
         last_error="bug",
-        **base,
+        error_status=500,
+        result=None,
     )
-    patch = OutboxEntry(
+    patch = dataclasses.replace(
+        dead,
         id=5,
         operation=Operation.PATCH_PLAN,
         payload={"plan_id": 9},
         status=Status.PENDING,
         attempts=2,
         last_error="API unreachable",
-        **base,
     )
-    clear = OutboxEntry(
+    clear = dataclasses.replace(
+        dead,
         id=6,
         operation=Operation.CLEAR_DATE,
         payload={},
         status=Status.PENDING,
         attempts=0,
         last_error=None,
-        **base,
     )
 
     assert settled_notice(dead, Roster()) == (

@@ -18,7 +18,7 @@ def test_empty_lists_mean_open() -> None:
 
     assert policy.channel_allowed(123)
     assert policy.may_post_for(IVY, "coach_d")
-    policy.require_coach(IVY, "coach_d", "Coach D")
+    policy.require_coach(IVY, coach="coach_d", coach_name="Coach D")
 
 
 def test_empty_admin_list_does_not_make_everyone_admin() -> None:
@@ -48,7 +48,7 @@ def test_coach_posters_by_user_or_role_and_admins() -> None:
     assert policy.may_post_for(BOSS, "coach_d")  # admin
     assert policy.may_post_for(DAN, "coach_s")  # no list: open
     with pytest.raises(PermissionDenied, match="not allowed to post plans for Coach I"):
-        policy.require_coach(DAN, "coach_i", "Coach I")
+        policy.require_coach(DAN, coach="coach_i", coach_name="Coach I")
     assert policy.is_admin(BOSS)
 
 

@@ -83,15 +83,16 @@ class FakeBot:
         (DiscordUnreachable("gone"), 1),
         (discord.LoginFailure("bad token"), 2),
         (discord.PrivilegedIntentsRequired(None), 2),
-        (discord.ConnectionClosed(_Socket(4004), shard_id=None, code=4004), 2),
-        (discord.ConnectionClosed(_Socket(4010), shard_id=None, code=4010), 1),
+        # discord.py wants an aiohttp socket, of which it reads only the close code.
+        (discord.ConnectionClosed(_Socket(4004), shard_id=None, code=4004), 2),  # type: ignore[arg-type]
+        (discord.ConnectionClosed(_Socket(4010), shard_id=None, code=4010), 1),  # type: ignore[arg-type]
         (None, 0),
     ],
 )
 async def test_exit_codes(settings: BotSettings, error: BaseException | None, code: int) -> None:
     fake = FakeBot(error)
 
-    assert await entry.run_discord(settings, asyncio.Event(), fake) == code  # type: ignore[arg-type]
+    assert await entry.run_discord(settings, stop=asyncio.Event(), bot=fake) == code  # type: ignore[arg-type]
     assert fake.closed
 
 
@@ -100,5 +101,5 @@ async def test_a_stop_signal_closes_the_bot_and_exits_0(settings: BotSettings) -
     stop = asyncio.Event()
     asyncio.get_running_loop().call_soon(stop.set)
 
-    assert await entry.run_discord(settings, stop, fake) == 0  # type: ignore[arg-type]
+    assert await entry.run_discord(settings, stop=stop, bot=fake) == 0  # type: ignore[arg-type]
     assert fake.closed

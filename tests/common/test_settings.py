@@ -81,7 +81,10 @@ def test_one_file_with_variables_loads_the_same_in_both_services(environment: Pa
     assert bot.api_base_url == "http://api:5123"
     assert bot.discord_bot_token is not None
     assert bot.discord_bot_token.get_secret_value() == "discord-token"
-    assert (bot.allowed_channel_ids, bot.coach_allowed_ids) == ({123}, {"coach_d": {789}})
+    assert (bot.allowed_channel_ids, bot.coach_allowed_ids) == (
+        frozenset({123}),
+        {"coach_d": frozenset({789})},
+    )
     assert (bot.catchup_limit, bot.mock_days, bot.api_timeout_seconds) == (10, 2, 5)
 
 

@@ -25,7 +25,7 @@ import json
 import re
 import secrets
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ import discord.http
 import pytest
 import yarl
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 from discord.gateway import DiscordWebSocket
 
 JSON = "application/json"  # exactly: discord.py parses a body only with this Content-Type
@@ -159,9 +160,7 @@ class DiscordDouble:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:
@@ -314,7 +313,7 @@ class DiscordDouble:
 
     # --- REST ---------------------------------------------------------------------------------
     @web.middleware
-    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         finally:
@@ -337,13 +336,13 @@ class DiscordDouble:
                     status=429,
                     headers={**RATE_LIMIT_HEADERS, "Retry-After": str(retry_after)},
                 )
-        for method, pattern, route in self._routes():
-            if method == request.method and (match := re.fullmatch(pattern, path)):
+        for method, route_path, route in self._routes():
+            if method == request.method and (match := re.fullmatch(route_path, path)):
                 return await route(call, **match.groupdict())
         self.unknown_calls.append(call)
         return _json({"message": "404: Not Found", "code": 0}, status=404)
 
-    def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+    def _routes(self) -> list[tuple[str, str, Callable[..., Awaitable[web.Response]]]]:
         app = rf"/applications/{self.application_id}"
         return [
             ("GET", r"/users/@me", self._me),

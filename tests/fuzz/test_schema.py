@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.transport import Response
 from schemathesis.hooks import HookContext
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -41,11 +42,14 @@ atexit.register(_running.__exit__, None, None, None)
 EXAMPLES = 200
 # The event stream never ends by design; it has its own tests (tests/integration/test_events.py).
 schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path="/api/v1/events")
+# Case is generic over its operation's type, with four parameters schemathesis itself never
+# spells out; these tests take any operation of the schema.
+Case = schemathesis.Case[Any]
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-def use_real_coach(case: schemathesis.Case) -> None:
+def use_real_coach(case: Case) -> None:
     """Random path strings only ever meet the 400s (tested one by one elsewhere); a real
     coach and day let the generated bodies reach the write path."""
     if case.path_parameters and "coach" in case.path_parameters:
@@ -54,14 +58,14 @@ def use_real_coach(case: schemathesis.Case) -> None:
 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
+def test_api_conforms_to_its_schema(case: Case) -> None:
     use_real_coach(case)
     case.call_and_validate(headers=AUTH, checks=CHECKS)
 
 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=list(HealthCheck))
-def test_random_paths_never_reach_a_5xx(case: schemathesis.Case) -> None:
+def test_random_paths_never_reach_a_5xx(case: Case) -> None:
     """The same operations with the generated coach and date kept, however odd."""
     case.call_and_validate(headers=AUTH, checks=[not_a_server_error])
 
@@ -117,7 +121,7 @@ def flatmap_body(_ctx: HookContext, body: Any) -> st.SearchStrategy[Any]:
 @schema.hooks.apply(flatmap_query)
 @schema.parametrize()
 @settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=list(HealthCheck))
-def test_numbers_of_any_size_never_reach_a_5xx(case: schemathesis.Case) -> None:
+def test_numbers_of_any_size_never_reach_a_5xx(case: Case) -> None:
     use_real_coach(case)
     case.call_and_validate(headers=AUTH, checks=[not_a_server_error])
 
@@ -131,13 +135,13 @@ class APIWorkflow(schema.as_state_machine()):  # type: ignore[misc]
                 conn.execute(f"DELETE FROM {table}")
         app.state.core.cache.invalidate()
 
-    def before_call(self, case: schemathesis.Case) -> None:
+    def before_call(self, case: Case) -> None:
         use_real_coach(case)
 
-    def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+    def get_call_kwargs(self, case: Case) -> dict[str, object]:
         return {"headers": AUTH}
 
-    def validate_response(self, response: object, case: schemathesis.Case, **kwargs: object) -> None:
+    def validate_response(self, response: Response, case: Case, **kwargs: object) -> None:
         case.validate_response(response, checks=CHECKS)
 
 

@@ -47,8 +47,9 @@ def test_one_budget_across_instances_under_the_prefix(redis_namespace: RedisName
         assert wait is not None
         assert 1 <= wait <= 60
         assert one.hit("other") is None
-        keys = redis.Redis.from_url(redis_namespace.url).keys("*")
-        ours = [k for k in keys if k.startswith(f"{redis_namespace.prefix}:ratelimit".encode())]
+        keys = redis.Redis.from_url(redis_namespace.url, decode_responses=True).keys("*")
+        prefix = f"{redis_namespace.prefix}:ratelimit"
+        ours = [k for k in keys if isinstance(k, str) and k.startswith(prefix)]
         assert ours, "rate limit keys live under REDIS_PREFIX"
     finally:
         one.close()

@@ -20,7 +20,7 @@ def shared_backends(postgres_url: str, redis_namespace: RedisNamespace) -> tuple
 
 
 def test_write_on_one_instance_is_read_fresh_on_the_other(
-    start_api: Callable[..., ServiceProcess], shared_backends: tuple[str, str]
+    start_api: Callable[..., ServiceProcess], shared_backends: tuple[str, dict[str, str]]
 ) -> None:
     database_url, redis_env = shared_backends
     one = start_api(database_url, **redis_env, RATE_LIMIT_PER_MINUTE="0")
@@ -42,7 +42,7 @@ def test_write_on_one_instance_is_read_fresh_on_the_other(
 
 
 def test_rate_limit_counts_across_instances(
-    start_api: Callable[..., ServiceProcess], shared_backends: tuple[str, str]
+    start_api: Callable[..., ServiceProcess], shared_backends: tuple[str, dict[str, str]]
 ) -> None:
     database_url, redis_env = shared_backends
     one = start_api(database_url, **redis_env, RATE_LIMIT_PER_MINUTE="10")

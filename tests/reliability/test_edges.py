@@ -39,7 +39,7 @@ def _request_forgeries(api: ServiceProcess) -> None:
         for path in FORGERIES:
             assert client.get(path).status_code < 500
         # A request id with anything but plain characters is replaced, not echoed or logged.
-        response = client.get("/health", headers={"X-Request-ID": b"id\xc2\x85with NEL"})
+        response = client.get("/health", headers={b"X-Request-ID": b"id\xc2\x85with NEL"})
         assert response.headers["x-request-id"].isascii()
         assert " " not in response.headers["x-request-id"]
 

@@ -19,6 +19,7 @@ from coach_plans_client import (
     DiscordWebhookClient,
     NotFoundError,
 )
+from tests.conftest import as_httpx_client
 
 PutPlan = Callable[..., dict[str, Any]]
 DATE = "2026-11-25"
@@ -30,14 +31,14 @@ LEGACY_FIELDS = {"plan", "charts", "author", "timestamp", "id", "coach", "date",
 
 @pytest.fixture
 def client(api_client: TestClient) -> CoachPlansClient:
-    return CoachPlansClient(http_client=api_client, sleep=lambda seconds: None)
+    return CoachPlansClient(http_client=as_httpx_client(api_client), sleep=lambda seconds: None)
 
 
 @pytest.fixture
 def legacy(api_client: TestClient) -> DiscordWebhookClient:
     urls: dict[str, str | None] = {coach: f"{SERVER}/api/coach-plans/?coach={coach}" for coach in COACHES}
     urls["summary_webhook"] = "https://discord.com/api/webhooks/1/token"
-    return DiscordWebhookClient(urls, http_client=api_client, sleep=lambda seconds: None)
+    return DiscordWebhookClient(urls, http_client=as_httpx_client(api_client), sleep=lambda seconds: None)
 
 
 def statuses_of(api_client: TestClient) -> list[int]:
@@ -209,7 +210,7 @@ def test_old_webhooks_urls_reach_the_plans(api_client: TestClient, put_plan: Put
     put_plan("coach_d", DATE, text="NVDA above 950")
     legacy = DiscordWebhookClient(
         {"coach_d": f"{SERVER}/webhooks/", "coach_i": f"{SERVER}/webhooks/?coach=coach_i"},
-        http_client=api_client,
+        http_client=as_httpx_client(api_client),
     )
     plans = legacy.fetch_all_coach_plans(DATE)
     assert plans["coach_d_plan"] == "NVDA above 950"
@@ -222,7 +223,9 @@ def test_a_wrong_url_is_reported_not_taken_for_no_plan(
 ) -> None:
     put_plan("coach_d", DATE, text="NVDA above 950")
     wrong = f"{SERVER}/plans/api/coach-plans/"  # no such prefix on this server
-    legacy = DiscordWebhookClient({"coach_d": wrong}, http_client=api_client, sleep=lambda seconds: None)
+    legacy = DiscordWebhookClient(
+        {"coach_d": wrong}, http_client=as_httpx_client(api_client), sleep=lambda seconds: None
+    )
     with caplog.at_level(logging.WARNING, logger="coach_plans_client"):
         plan = legacy.fetch_coach_plan("coach_d", DATE)
         health = legacy.check_health()

@@ -17,6 +17,7 @@ from coach_plans_client import (
     CoachPlansClient,
     Plan,
 )
+from tests.conftest import as_httpx_client
 
 PutPlan = Callable[..., dict[str, Any]]
 AS_OF = dt.date(2026, 11, 25)
@@ -55,7 +56,7 @@ def test_sync_follows_pages_within_the_window_newest_first(
 ) -> None:
     requests: list[httpx.Request] = []
     api_client.event_hooks["request"].append(requests.append)
-    client = CoachPlansClient(http_client=api_client)
+    client = CoachPlansClient(http_client=as_httpx_client(api_client))
 
     plans = client.fetch_plans_for_ticker("NVDA", 30, as_of=AS_OF, page_size=2)
 
@@ -75,7 +76,7 @@ def test_sync_follows_pages_within_the_window_newest_first(
 
 
 def test_sync_days_window_and_ticker_forms(api_client: TestClient, stored: dict[str, int]) -> None:
-    client = CoachPlansClient(http_client=api_client)
+    client = CoachPlansClient(http_client=as_httpx_client(api_client))
 
     assert ids(client.fetch_plans_for_ticker("$nvda", 1, as_of=AS_OF)) == [
         stored["today_i"],
@@ -93,7 +94,7 @@ def test_default_window_ends_today_in_new_york(api_client: TestClient, put_plan:
     today = dt.datetime.now(ZoneInfo("America/New_York")).date()
     recent = put_plan("coach_d", today.isoformat(), text="$NVDA today")
     put_plan("coach_i", (today - dt.timedelta(days=40)).isoformat(), text="$NVDA long ago")
-    client = CoachPlansClient(http_client=api_client)
+    client = CoachPlansClient(http_client=as_httpx_client(api_client))
 
     assert client.today() == today
     assert ids(client.fetch_plans_for_ticker("NVDA")) == [recent["id"]]

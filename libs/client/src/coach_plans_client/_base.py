@@ -173,7 +173,7 @@ class BaseClient:
         return dt.datetime.now(self.plan_timezone).date()
 
     def _ticker_window(
-        self, ticker: str, days: int, as_of: str | dt.date | None, page_size: int
+        self, ticker: str, *, days: int, as_of: str | dt.date | None, page_size: int
     ) -> tuple[str, dt.date, dt.date]:
         """(symbol, first day, last day) of a ticker search; ValueError on bad arguments."""
         if days < 1:
@@ -262,7 +262,7 @@ class BaseClient:
     # -- outcomes ------------------------------------------------------------------------------
 
     @staticmethod
-    def _translate(exc: httpx.HTTPError | httpx.InvalidURL, method: str, url: str) -> CoachPlansError:
+    def _translate(exc: httpx.HTTPError | httpx.InvalidURL, *, method: str, url: str) -> CoachPlansError:
         if isinstance(exc, httpx.TimeoutException):
             return TimeoutError(f"timed out: {exc!r}", method=method, url=url)
         if isinstance(exc, httpx.TransportError | httpx.InvalidURL):
@@ -270,7 +270,7 @@ class BaseClient:
         return InvalidResponseError(f"unusable response: {exc!r}", method=method, url=url)
 
     @staticmethod
-    def _error_from_response(response: httpx.Response, method: str, url: str) -> APIError:
+    def _error_from_response(response: httpx.Response, *, method: str, url: str) -> APIError:
         status = response.status_code
         error: str | None = None
         detail = _snippet(response)
@@ -315,7 +315,7 @@ class BaseClient:
             self._cache.refresh(key)
             return stale.value
         if response.status_code not in accept:
-            raise self._error_from_response(response, method, url)
+            raise self._error_from_response(response, method=method, url=url)
         try:
             data = response.json()
         except (ValueError, UnicodeDecodeError):
@@ -332,7 +332,7 @@ class BaseClient:
         return data
 
     @staticmethod
-    def _parse(parse: Callable[[Any], T], data: Any, response: httpx.Response | None) -> T:
+    def _parse(parse: Callable[[Any], T], data: Any, *, response: httpx.Response | None) -> T:
         try:
             return parse(data)
         except ModelError as exc:
@@ -345,7 +345,7 @@ class BaseClient:
             ) from None
 
     @staticmethod
-    def _log_response(response: httpx.Response, attempt: int, started: float) -> None:
+    def _log_response(response: httpx.Response, *, attempt: int, started: float) -> None:
         logger.debug(
             "%s %s -> %s in %.1f ms (attempt %d)",
             response.request.method,
@@ -384,7 +384,7 @@ class Subscription:
             self.failures, self.open = 0, True
             logger.debug("event stream open: %s (after id %s)", self.url, self.last_event_id)
             return None
-        error = self.client._error_from_response(response, "GET", self.url)
+        error = self.client._error_from_response(response, method="GET", url=self.url)
         if response.status_code not in RETRY_STATUSES:
             raise error
         self._count_failure(error)
@@ -421,7 +421,7 @@ class Subscription:
             )
             return self._delay()
         assert exc is not None  # a stream that never opened cannot end cleanly
-        self._count_failure(self.client._translate(exc, "GET", self.url))
+        self._count_failure(self.client._translate(exc, method="GET", url=self.url))
         return self._delay()
 
     def not_a_stream(self, exc: Exception) -> InvalidResponseError:

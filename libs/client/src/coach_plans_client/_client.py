@@ -163,7 +163,7 @@ class CoachPlansClient(BaseClient):
         key: CacheKey | None = self._cache_key(path, query) if use_cache else None
         cached, stale, conditional = self._lookup(key)
         if cached is not None:
-            return self._parse(parse, cached, None)
+            return self._parse(parse, cached, response=None)
         url = self._url(path)
         attempt = 0
         while True:
@@ -183,9 +183,9 @@ class CoachPlansClient(BaseClient):
                     else None
                 )
                 if delay is None:
-                    raise self._translate(exc, "GET", str(httpx.URL(url, params=query))) from exc
+                    raise self._translate(exc, method="GET", url=str(httpx.URL(url, params=query))) from exc
             else:
-                self._log_response(response, attempt, started)
+                self._log_response(response, attempt=attempt, started=started)
                 delay = (
                     None
                     if response.status_code in accept
@@ -193,7 +193,7 @@ class CoachPlansClient(BaseClient):
                 )
                 if delay is None:
                     data = self._finish(response, key=key, stale=stale, accept=accept)
-                    return self._parse(parse, data, response)
+                    return self._parse(parse, data, response=response)
             self._sleep(delay)
             attempt += 1
 
@@ -265,7 +265,7 @@ class CoachPlansClient(BaseClient):
         "Today" is ``as_of`` if given, else today in ``plan_timezone``; ``days=1`` is that
         day alone. All pages are fetched (``page_size`` plans per request).
         """
-        symbol, first, last = self._ticker_window(ticker, days, as_of, page_size)
+        symbol, first, last = self._ticker_window(ticker, days=days, as_of=as_of, page_size=page_size)
         return newest_first(
             self.iter_plans(ticker=symbol, date_from=first, date_to=last, page_size=page_size)
         )
@@ -354,11 +354,11 @@ class CoachPlansClient(BaseClient):
             except SSEError as exc:
                 raise subscription.not_a_stream(exc) from exc
             except httpx.UnsupportedProtocol as exc:  # a wrong URL does not heal by waiting
-                raise self._translate(exc, "GET", subscription.url) from exc
+                raise self._translate(exc, method="GET", url=subscription.url) from exc
             except httpx.TransportError as exc:
                 wait = subscription.lost(exc)
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                raise self._translate(exc, "GET", subscription.url) from exc
+                raise self._translate(exc, method="GET", url=subscription.url) from exc
             self._sleep(wait)
 
 
@@ -419,7 +419,7 @@ class AsyncCoachPlansClient(BaseClient):
         key: CacheKey | None = self._cache_key(path, query) if use_cache else None
         cached, stale, conditional = self._lookup(key)
         if cached is not None:
-            return self._parse(parse, cached, None)
+            return self._parse(parse, cached, response=None)
         url = self._url(path)
         attempt = 0
         while True:
@@ -439,9 +439,9 @@ class AsyncCoachPlansClient(BaseClient):
                     else None
                 )
                 if delay is None:
-                    raise self._translate(exc, "GET", str(httpx.URL(url, params=query))) from exc
+                    raise self._translate(exc, method="GET", url=str(httpx.URL(url, params=query))) from exc
             else:
-                self._log_response(response, attempt, started)
+                self._log_response(response, attempt=attempt, started=started)
                 delay = (
                     None
                     if response.status_code in accept
@@ -449,7 +449,7 @@ class AsyncCoachPlansClient(BaseClient):
                 )
                 if delay is None:
                     data = self._finish(response, key=key, stale=stale, accept=accept)
-                    return self._parse(parse, data, response)
+                    return self._parse(parse, data, response=response)
             await self._sleep(delay)
             attempt += 1
 
@@ -519,7 +519,7 @@ class AsyncCoachPlansClient(BaseClient):
         "Today" is ``as_of`` if given, else today in ``plan_timezone``; ``days=1`` is that
         day alone. All pages are fetched (``page_size`` plans per request).
         """
-        symbol, first, last = self._ticker_window(ticker, days, as_of, page_size)
+        symbol, first, last = self._ticker_window(ticker, days=days, as_of=as_of, page_size=page_size)
         pages = self.aiter_plans(ticker=symbol, date_from=first, date_to=last, page_size=page_size)
         return newest_first([plan async for plan in pages])
 
@@ -603,9 +603,9 @@ class AsyncCoachPlansClient(BaseClient):
             except SSEError as exc:
                 raise subscription.not_a_stream(exc) from exc
             except httpx.UnsupportedProtocol as exc:  # a wrong URL does not heal by waiting
-                raise self._translate(exc, "GET", subscription.url) from exc
+                raise self._translate(exc, method="GET", url=subscription.url) from exc
             except httpx.TransportError as exc:
                 wait = subscription.lost(exc)
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                raise self._translate(exc, "GET", subscription.url) from exc
+                raise self._translate(exc, method="GET", url=subscription.url) from exc
             await self._sleep(wait)

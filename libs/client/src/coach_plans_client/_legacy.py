@@ -69,7 +69,7 @@ def _copy_plan(plan: PlanDict) -> PlanDict:
     return {key: value.copy() if isinstance(value, list | dict) else value for key, value in plan.items()}
 
 
-def no_plan(coach: str, date: str, error: str) -> PlanDict:
+def no_plan(*, coach: str, date: str, error: str) -> PlanDict:
     """The fallback every failure returns (its text starts with "No", so agents skip it)."""
     return {"plan": f"No plan available for {coach} on {date}", "charts": [], "error": error}
 
@@ -213,7 +213,7 @@ class DiscordWebhookClient:
         if isinstance(exc, NotFoundError) and is_no_plan_answer(exc):
             logger.info("no plan for %s on %s (%s %s -> 404)", coach, date, exc.method, exc.url)
             self._count(not_found=1)
-            return no_plan(coach, date, "not_found")
+            return no_plan(coach=coach, date=date, error="not_found")
         self._count(errors=1)
         if isinstance(exc, NotFoundError):
             # A 404 that is not the API's "no plan" answer: the URL reaches some other server or
@@ -227,7 +227,7 @@ class DiscordWebhookClient:
                 problem,
                 base,
             )
-            return no_plan(coach, date, "misconfigured")
+            return no_plan(coach=coach, date=date, error="misconfigured")
         if isinstance(exc, CoachPlansError):
             logger.warning(
                 "%s failed: coach=%s date=%s request=%s %s error=%s: %s",
@@ -239,9 +239,9 @@ class DiscordWebhookClient:
                 type(exc).__name__,
                 exc.message,
             )
-            return no_plan(coach, date, type(exc).__name__)
+            return no_plan(coach=coach, date=date, error=type(exc).__name__)
         logger.error("%s failed: coach=%s date=%s", what, coach, date, exc_info=exc)
-        return no_plan(coach, date, "internal_error")
+        return no_plan(coach=coach, date=date, error="internal_error")
 
     def _succeeded(self, base: str) -> None:
         with self._lock:
@@ -265,7 +265,7 @@ class DiscordWebhookClient:
             result = self._clients[coach.base].get_plan(coach.name, day).to_legacy_dict()
         # The old client's contract: TradingAgents must never crash on a plan fetch, so even a
         # bug ends as a logged fallback instead of an exception.
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the legacy never-raise boundary; _failed logs it
             result = self._failed(what="plan fetch", base=coach.base, date=day, exc=exc, coach=coach.name)
             self._remember(coach, day, result, found=False)
             return result
@@ -302,22 +302,24 @@ class DiscordWebhookClient:
             if len(coaches) == 1:
                 plans[coaches[0].key] = self._fetch_one(coaches[0], day)
             else:
-                plans.update(self._fetch_all_from(base, coaches, day))
+                plans.update(self._fetch_all_from(base, coaches=coaches, day=day))
         result: dict[str, Any] = {}
         for coach in self._coaches.values():
             result[f"{coach.key}_plan"] = plans[coach.key]["plan"]
             result[f"{coach.key}_charts"] = list(plans[coach.key].get("charts") or [])
         return result
 
-    def _fetch_all_from(self, base: str, coaches: list[_Coach], day: str) -> dict[str, PlanDict]:
+    def _fetch_all_from(self, base: str, *, coaches: list[_Coach], day: str) -> dict[str, PlanDict]:
         """One ``/all`` request for the coaches of one server not in the cache; by key."""
         started = time.perf_counter()
         try:
             answer = self._clients[base].get_all_plans(day)
             served = {normalise_coach(name): plan for name, plan in answer.items()}
-        except Exception as exc:  # never raise: see fetch_coach_plan
+        except Exception as exc:  # noqa: BLE001 - never raise: see fetch_coach_plan
             error = self._failed(what="all-plans fetch", base=base, date=day, exc=exc, coach="all coaches")
-            failures = {coach.key: no_plan(coach.name, day, error["error"]) for coach in coaches}
+            failures = {
+                coach.key: no_plan(coach=coach.name, date=day, error=error["error"]) for coach in coaches
+            }
             for coach in coaches:
                 self._remember(coach, day, failures[coach.key], found=False)
             return failures
@@ -336,7 +338,7 @@ class DiscordWebhookClient:
                 results[coach.key] = served[coach.name].to_legacy_dict()
             else:
                 self._count(not_found=1)
-                results[coach.key] = no_plan(coach.name, day, "not_found")
+                results[coach.key] = no_plan(coach=coach.name, date=day, error="not_found")
             self._remember(coach, day, results[coach.key], found=found)
         return results
 

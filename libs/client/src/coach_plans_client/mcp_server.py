@@ -7,12 +7,14 @@ Resources: ``coach-plans://plans/{date}`` (every coach's plan of a day) and
 ``coach-plans://tickers/{ticker}`` (plans mentioning a ticker, last 30 days).
 Tools: ``get_coach_plan``, ``search_plans``, ``list_coaches``.
 
-``mcp`` is imported inside :func:`create_server` only, so this module (and the rest of the
-package) imports without the extra and ``coach-plans-mcp`` can say what is missing.
+``mcp`` is imported only inside :func:`create_server` and the functions it calls, so this
+module (and the rest of the package) imports without the extra and ``coach-plans-mcp`` can say
+what is missing.
 """
 
 # No ``from __future__ import annotations`` here: the tools are closures whose annotations
-# (``Context`` is imported inside create_server) must be real objects for the SDK to read.
+# (``Context`` is imported inside the functions that add them) must be real objects for the SDK
+# to read.
 
 import argparse
 import datetime as dt
@@ -139,7 +141,7 @@ def coach_json(coach: Coach) -> CoachJSON:
     return {"coach": coach.coach, "key": coach.key, "name": coach.name}
 
 
-def search_json(ticker: str, days: int, last: dt.date, plans: list[Plan]) -> SearchJSON:
+def search_json(ticker: str, *, days: int, last: dt.date, plans: list[Plan]) -> SearchJSON:
     return {
         "ticker": normalise_ticker(ticker),
         "date_from": (last - dt.timedelta(days=days - 1)).isoformat(),
@@ -177,7 +179,7 @@ def parse_day(value: str | None, api: AsyncCoachPlansClient) -> dt.date:
         raise ValueError(f"date must be YYYY-MM-DD or 'today', got {value!r}") from None
 
 
-async def plans_of_day(api: AsyncCoachPlansClient, day: dt.date, coach: str | None = None) -> list[Plan]:
+async def plans_of_day(api: AsyncCoachPlansClient, day: dt.date, *, coach: str | None = None) -> list[Plan]:
     """Every plan of one day (one coach's if ``coach``), all pages."""
     return newest_first([plan async for plan in api.aiter_plans(coach=coach, date=day)])
 
@@ -198,9 +200,7 @@ def create_server(
     Raises ImportError (with the install command) when the ``mcp`` extra is missing.
     """
     try:
-        from mcp.server.mcpserver import Context, MCPServer
-        from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-        from mcp.types import ToolAnnotations
+        from mcp.server.mcpserver import MCPServer
     except ImportError as exc:
         raise ImportError(INSTALL_HINT) from exc
 
@@ -229,19 +229,25 @@ def create_server(
         lifespan=lifespan,
         log_level=log_level,
     )
+    _add_tools(server, shown_url)
+    _add_resources(server, shown_url)
+    return server
+
+
+def _add_tools(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None:
+    """``get_coach_plan``, ``search_plans`` and ``list_coaches``; errors explained for ``api_url``."""
+    from mcp.server.mcpserver import Context
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import ToolAnnotations
+
     read_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
     def tool_error(exc: CoachPlansError | ValueError) -> ToolError:
-        return ToolError(str(exc) if isinstance(exc, ValueError) else explain(exc, shown_url))
-
-    def resource_error(exc: CoachPlansError | ValueError) -> ResourceError:
-        return ResourceError(str(exc) if isinstance(exc, ValueError) else explain(exc, shown_url))
+        return ToolError(str(exc) if isinstance(exc, ValueError) else explain(exc, api_url))
 
     def check_days(days: int) -> None:
         if not 1 <= days <= MAX_DAYS:
             raise ValueError(f"days must be 1..{MAX_DAYS}, got {days}")
-
-    # -- tools ---------------------------------------------------------------------------------
 
     @server.tool(annotations=read_only)
     async def get_coach_plan(
@@ -259,7 +265,7 @@ def create_server(
                 # An empty coach filter would match every coach's plan.
                 raise ValueError("coach is required: coach_d, coach_i, ... (see list_coaches)")
             day = parse_day(date, api)
-            plans = await plans_of_day(api, day, coach)
+            plans = await plans_of_day(api, day, coach=coach)
         except (CoachPlansError, ValueError) as exc:
             raise tool_error(exc) from None
         if not plans:
@@ -287,7 +293,7 @@ def create_server(
             plans = await api.fetch_plans_for_ticker(ticker, days, as_of=last)
         except (CoachPlansError, ValueError) as exc:
             raise tool_error(exc) from None
-        return search_json(ticker, days, last, plans)
+        return search_json(ticker, days=days, last=last, plans=plans)
 
     @server.tool(annotations=read_only)
     async def list_coaches(ctx: Context[AsyncCoachPlansClient, Any]) -> RosterJSON:
@@ -298,7 +304,14 @@ def create_server(
             raise tool_error(exc) from None
         return {"coaches": [coach_json(coach) for coach in coaches]}
 
-    # -- resources -----------------------------------------------------------------------------
+
+def _add_resources(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None:
+    """The plans of a day and of a ticker; errors explained for ``api_url``."""
+    from mcp.server.mcpserver import Context
+    from mcp.server.mcpserver.exceptions import ResourceError
+
+    def resource_error(exc: CoachPlansError | ValueError) -> ResourceError:
+        return ResourceError(str(exc) if isinstance(exc, ValueError) else explain(exc, api_url))
 
     @server.resource(
         "coach-plans://plans/{date}",
@@ -331,10 +344,8 @@ def create_server(
             plans = await api.fetch_plans_for_ticker(ticker, DEFAULT_TICKER_DAYS, as_of=last)
         except (CoachPlansError, ValueError) as exc:
             raise resource_error(exc) from None
-        body = search_json(ticker, DEFAULT_TICKER_DAYS, last, plans)
+        body = search_json(ticker, days=DEFAULT_TICKER_DAYS, last=last, plans=plans)
         return json.dumps(body, indent=2, ensure_ascii=False)
-
-    return server
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -384,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.api_url, timeout=args.timeout, plan_timezone=args.timezone, log_level=args.log_level
         )
     except ImportError as exc:
-        print(f"coach-plans-mcp: {exc}", file=sys.stderr)
+        sys.stderr.write(f"coach-plans-mcp: {exc}\n")
         return 2
     try:
         if args.transport == "stdio":

@@ -114,7 +114,7 @@ class ReadCache(_Follower):
 
     def put(self, key: str, *, body: bytes, etag: str, generation: int) -> None:
         """Store unless a write happened since the caller read (`generation` is then stale)."""
-        size = _size(key, body, etag)
+        size = _size(key, body=body, etag=etag)
         if self.ttl <= 0 or size > self.max_bytes:
             return
         with self._lock:
@@ -122,12 +122,12 @@ class ReadCache(_Follower):
                 return
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= _size(key, old.body, old.etag)
+                self._bytes -= _size(key, body=old.body, etag=old.etag)
             self._entries[key] = CachedResponse(body, etag, self._clock() + self.ttl)
             self._bytes += size
             while len(self._entries) > self.max_size or self._bytes > self.max_bytes:
                 evicted_key, evicted = self._entries.popitem(last=False)
-                self._bytes -= _size(evicted_key, evicted.body, evicted.etag)
+                self._bytes -= _size(evicted_key, body=evicted.body, etag=evicted.etag)
 
     def invalidate(self) -> None:
         self._caught_up()
@@ -140,7 +140,7 @@ class ReadCache(_Follower):
         return len(self._entries)
 
 
-def _size(key: str, body: bytes, etag: str) -> int:
+def _size(key: str, *, body: bytes, etag: str) -> int:
     return len(key) + len(body) + len(etag) + ENTRY_OVERHEAD
 
 

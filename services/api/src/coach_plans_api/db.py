@@ -166,7 +166,8 @@ class GroupCommit:
                             raw.execute("SAVEPOINT write")
                         try:
                             result = job(conn)
-                        except BaseException as exc:
+                        # Not swallowed: the job's own caller gets it from its future.
+                        except BaseException as exc:  # noqa: BLE001
                             with conn.errors("ROLLBACK TO"):
                                 raw.execute("ROLLBACK TO write")
                                 raw.execute("RELEASE write")
@@ -188,7 +189,8 @@ class GroupCommit:
                         with suppress(self._db.driver_error):
                             raw.execute("ROLLBACK")
                     raise
-        except BaseException as exc:
+        # The writer thread must not die; every caller in the batch gets the failure instead.
+        except BaseException as exc:  # noqa: BLE001
             for _job, future in batch:
                 future.set_exception(exc)
             return

@@ -124,7 +124,7 @@ class StorageUnavailable(PlanError):
 class FrameworkError(PlanError):
     """A status the framework chose that has no domain meaning of its own (rare)."""
 
-    def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status_code: int, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail, headers=headers)
         self.status = status_code
 
@@ -215,7 +215,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", headers=headers)
     else:
-        error = FrameworkError(exc.status_code, str(exc.detail), headers)
+        error = FrameworkError(exc.status_code, str(exc.detail), headers=headers)
     return error_response(error)
 
 

@@ -227,7 +227,7 @@ def _number(raw: str, fraction: str | None) -> float:
     return float(raw.replace(",", "") + (fraction or ""))
 
 
-def _expand(low: float, high_text: str, high: float) -> float:
+def _expand(low: float, *, high_text: str, high: float) -> float:
     """Shorthand upper ends: "5950-75" is 5950-5975, "968/85" is 968/985."""
     digits = str(int(low))
     if high < low and "." not in high_text and len(high_text) < len(digits):
@@ -246,7 +246,7 @@ def _tokenize(text: str) -> list[_Token]:
             token.value = _number(match.group("a"), match.group("af"))
             if match.group("b"):
                 b_text = match.group("b").replace(",", "")
-                token.high = _expand(token.value, b_text, _number(b_text, match.group("bf")))
+                token.high = _expand(token.value, high_text=b_text, high=_number(b_text, match.group("bf")))
                 if token.high < token.value:  # "955-950" is the zone 950-955
                     token.value, token.high = token.high, token.value
             token.suffix = (match.group("suffix") or "").lower()
@@ -258,7 +258,7 @@ def _tokenize(text: str) -> list[_Token]:
     return tokens
 
 
-def _mark_structure(tokens: list[_Token], text: str, watchlist: frozenset[str]) -> None:
+def _mark_structure(tokens: list[_Token], text: str, *, watchlist: frozenset[str]) -> None:
     """Tickers, other subjects, clauses, sentences and parenthesis groups."""
     tickers = {start: ticker for ticker, start, _ in find_mentions(text, watchlist)}
     clause = sentence = 0
@@ -343,7 +343,7 @@ class _Reader:
             if token.kind == "punct":
                 self._punct(token)
             elif token.kind == "arrow":
-                self._role(token, "target", None, weak=True)
+                self._role(token, "target", weak=True)
             elif token.kind == "word" and not token.subject:
                 i = self._word(i)
                 continue
@@ -376,7 +376,9 @@ class _Reader:
         if self.phrase.gap > _MAX_GAP:
             self.phrase = _Phrase(negated=self.phrase.negated)
 
-    def _role(self, token: _Token, kind: Kind, condition: Condition | None, weak: bool = False) -> None:
+    def _role(
+        self, token: _Token, kind: Kind, *, condition: Condition | None = None, weak: bool = False
+    ) -> None:
         phrase = self.phrase
         if phrase.role is None and phrase.condition is None:
             phrase.start = token.start
@@ -385,14 +387,25 @@ class _Reader:
     def _direction(self, token: _Token, condition: Condition) -> None:
         phrase = self.phrase
         if phrase.role not in ("entry", "stop") or phrase.weak:
-            self._role(token, "entry", condition)
+            self._role(token, "entry", condition=condition)
         else:
             phrase.condition, phrase.gap = condition, 0
 
     def _word(self, i: int) -> int:
-        token, low, phrase = self.tokens[i], self.tokens[i].low, self.phrase
+        """Read the word at ``i``; the index of the next token to read."""
+        token, low = self.tokens[i], self.tokens[i].low
         following = self.tokens[i + 1].low if i + 1 < len(self.tokens) else ""
-        previous = self._previous_word(i)
+        # The first reading that applies wins, in this order.
+        if self._phrase_flag(low, following):
+            return i + 1
+        if self._two_words(token, following):
+            return i + 2
+        self._one_word(i, following)
+        return i + 1
+
+    def _phrase_flag(self, low: str, following: str) -> bool:
+        """A word that only marks the phrase (a list separator, a negation, a blocker)."""
+        phrase = self.phrase
         if phrase.listing and low in _LIST_WORDS:
             phrase.separated = True
         elif low in _NEGATIONS:
@@ -401,23 +414,33 @@ class _Reader:
             phrase.negated = False
         elif low in _BLOCKERS and not (low == "loss" and following == "of"):
             phrase.blocked = True
-        elif low in ("scale", "take", "profit") and following in ("out", "profit", "profits", "target"):
-            self._role(token, "target", None)
-            return i + 2
+        else:
+            return False
+        return True
+
+    def _two_words(self, token: _Token, following: str) -> bool:
+        """A two-word phrase ("take profit", "loss of", "stop loss", "in play") read at once."""
+        low = token.low
+        if low in ("scale", "take", "profit") and following in ("out", "profit", "profits", "target"):
+            self._role(token, "target")
         elif low == "loss" and following == "of":
             self._direction(token, "below")
-            return i + 2
         elif low == "stop" and following == "loss":
-            self._role(token, "stop", None)
-            return i + 2
-        elif low in ("in", "for") and following == "play":
-            return i + 2
-        elif low == "for" or low == "sell":
+            self._role(token, "stop")
+        elif not (low in ("in", "for") and following == "play"):
+            return False
+        return True
+
+    def _one_word(self, i: int, following: str) -> None:
+        """Any other word: a role, a direction, or filler between a role and its number."""
+        token, low, phrase = self.tokens[i], self.tokens[i].low, self.phrase
+        previous = self._previous_word(i)
+        if low == "for" or low == "sell":
             if self.last_kind == "entry" and phrase.role in (None, "entry"):
-                self._role(token, "target", None, weak=True)
+                self._role(token, "target", weak=True)
         elif low == "to":
             if previous in _MOVES and phrase.role not in ("stop", "target"):
-                self._role(token, "target", None, weak=True)
+                self._role(token, "target", weak=True)
         elif low in _PRONOUNS and previous in _DIRECTIONS:
             self.phrase = _Phrase()  # "above it": the level was named before
         elif low in _DIRECTIONS:
@@ -426,14 +449,13 @@ class _Reader:
                 condition = "reclaim"
             self._direction(token, condition)
         elif token.text in ("R", "S") and following == ":":
-            self._role(token, "resistance" if token.text == "R" else "support", None)
+            self._role(token, "resistance" if token.text == "R" else "support")
         elif low in _ROLE_WORDS:
             kind, default = _ROLE_WORDS[low]
             if not (low == "out" and previous in ("scale", "take")):
-                self._role(token, kind, default, weak=low in _WEAK_ROLE_WORDS)
+                self._role(token, kind, condition=default, weak=low in _WEAK_ROLE_WORDS)
         elif low not in _FREE:
             self._filler()
-        return i + 1
 
     def _previous_word(self, i: int) -> str:
         for j in range(i - 1, max(i - 4, -1), -1):
@@ -446,32 +468,45 @@ class _Reader:
 
     # --- numbers -------------------------------------------------------------------------------
     def _number(self, i: int) -> int:
+        """Read the number at ``i``; the index of the next token to read."""
         token, phrase = self.tokens[i], self.phrase
         strike = self._strike(i)
         if strike is not None:
             return strike
+        if self._not_a_level(i):
+            return i + 1
+        if phrase.listing and phrase.separated and phrase.role is not None:
+            value = token.value
+            if token.high is None and value < phrase.last_value:
+                value = _expand(phrase.last_value, high_text=token.text.lstrip("$"), high=value)
+            self._emit(
+                i, phrase.role, condition=phrase.condition, start=token.start, end=token.end, value=value
+            )
+            return i + 1
+        if phrase.listing:
+            self.phrase = _Phrase()
+        return self._price_group(i)
+
+    def _not_a_level(self, i: int) -> bool:
+        """A number that names no level here (ending or keeping the phrase as it does)."""
         if not self._is_price(i):
             if self._is_period(i):
                 self._filler()
             else:
                 self.phrase = _Phrase()
-            return i + 1
-        if phrase.blocked:
+            return True
+        if self.phrase.blocked:
             self.phrase = _Phrase()
-            return i + 1
+            return True
         after = self.tokens[i + 1] if i + 1 < len(self.tokens) else None
-        if after is not None and after.ticker is not None and phrase.condition == "at":
+        if after is not None and after.ticker is not None and self.phrase.condition == "at":
             self.phrase = _Phrase()  # "buy 2 NVDA 950c": a count of contracts
-            return i + 1
-        if phrase.listing and phrase.separated and phrase.role is not None:
-            value = token.value
-            if token.high is None and value < phrase.last_value:
-                value = _expand(phrase.last_value, token.text.lstrip("$"), value)
-            self._emit(i, phrase.role, phrase.condition, token.start, token.end, value=value)
-            return i + 1
-        if phrase.listing:
-            self.phrase = _Phrase()
-            phrase = self.phrase
+            return True
+        return False
+
+    def _price_group(self, i: int) -> int:
+        """A price, or prices joined by "/", with what the phrase or the words after them say."""
+        token, phrase = self.tokens[i], self.phrase
         group = [i]
         while (
             group[-1] + 2 < len(self.tokens)
@@ -483,7 +518,13 @@ class _Reader:
         if side is not None:  # a spread or a straddle leg list: "950/960c", "230/235 call spread"
             condition, end_index = side
             for j in group:
-                self._emit(j, "strike", condition, self.tokens[j].start, self.tokens[end_index].end)
+                self._emit(
+                    j,
+                    "strike",
+                    condition=condition,
+                    start=self.tokens[j].start,
+                    end=self.tokens[end_index].end,
+                )
                 self._vote_strike(j, condition)
             self.phrase = _Phrase()
             return end_index + 1
@@ -502,18 +543,19 @@ class _Reader:
             kind, condition_, end_index = postfix
             end = self.tokens[end_index].end
             for j in group:
-                self._emit(j, kind, condition_, self.tokens[j].start, end)
+                self._emit(j, kind, condition=condition_, start=self.tokens[j].start, end=end)
             self.phrase = _Phrase()
             return end_index + 1
         if phrase.role is None:
             return group[-1] + 1  # nothing names these numbers, and the rest of the list alike
-        self._emit(i, phrase.role, phrase.condition, phrase.start, token.end)
+        self._emit(i, phrase.role, condition=phrase.condition, start=phrase.start, end=token.end)
         return i + 1
 
     def _emit(
         self,
         i: int,
         kind: Kind,
+        *,
         condition: Condition | None,
         start: int,
         end: int,
@@ -578,7 +620,7 @@ class _Reader:
                 return None
         else:
             return None
-        self._emit(i, "strike", side, token.start, self.tokens[end_index].end)
+        self._emit(i, "strike", condition=side, start=token.start, end=self.tokens[end_index].end)
         if side is not None:
             self._vote_strike(i, side)
         self.phrase = _Phrase()
@@ -718,7 +760,7 @@ def _geometry(levels: list[Level]) -> Bias:
 def extract_levels(text: str, watchlist: frozenset[str]) -> list[TickerLevels]:
     """Per ticker, in order of first mention: its bias and its levels in text order."""
     tokens = _tokenize(text)
-    _mark_structure(tokens, text, watchlist)
+    _mark_structure(tokens, text, watchlist=watchlist)
     reader = _Reader(tokens)
     reader.read()
     resolved = _resolver(tokens)

@@ -581,14 +581,14 @@ def insert_plan(conn: Conn, values: Params) -> int:
 _UPDATABLE = ("plan_text", "edited_at", "deleted_at", "source_message_id", "channel", "channel_id")
 
 
-def update_plan(conn: Conn, plan_id: int, values: Params) -> None:
+def update_plan(conn: Conn, plan_id: int, *, values: Params) -> None:
     columns = [c for c in _UPDATABLE if c in values]
     params = {c: conn.time(values[c]) if c.endswith("_at") else values[c] for c in columns}
     assignments = ", ".join(f"{c} = :{c}" for c in columns)
     conn.run(f"UPDATE coach_plans SET {assignments} WHERE id = :id", {**params, "id": plan_id})
 
 
-def insert_charts(conn: Conn, plan_id: int, rows: Sequence[Params]) -> None:
+def insert_charts(conn: Conn, plan_id: int, *, rows: Sequence[Params]) -> None:
     conn.run_many(
         "INSERT INTO plan_charts (plan_id, chart_url, chart_order, filename, content_type, size_bytes,"
         " archive_status, archive_attempts) VALUES (:plan_id, :chart_url, :chart_order, :filename,"
@@ -601,7 +601,7 @@ def delete_charts(conn: Conn, plan_id: int) -> None:
     conn.run("DELETE FROM plan_charts WHERE plan_id = :id", {"id": plan_id})
 
 
-def set_tickers(conn: Conn, plan_id: int, symbols: list[str], *, new: bool) -> None:
+def set_tickers(conn: Conn, plan_id: int, *, symbols: list[str], new: bool) -> None:
     """Tag the plan with `symbols` (in order); a new plan has none to compare with."""
     if not new:
         if tickers_of(conn, [plan_id]).get(plan_id, []) == symbols:

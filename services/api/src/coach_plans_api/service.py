@@ -329,7 +329,9 @@ class PlanService:
         return to_json(done.plan), done.created
 
     def _put_job(self, *, coach: str, date: dt.date, body: PlanPut) -> Callable[[Conn], _Written]:
-        digest = payload_hash("put", body.plan_text, body.charts, edited_at=body.message_edited_at)
+        digest = payload_hash(
+            "put", text=body.plan_text, charts=body.charts, edited_at=body.message_edited_at
+        )
         return lambda conn: self._put(conn, coach=coach, date=date, body=body, digest=digest)
 
     def _put(self, conn: Conn, *, coach: str, date: dt.date, body: PlanPut, digest: str) -> _Written:
@@ -350,7 +352,7 @@ class PlanService:
                 "channel": body.channel or live.channel,
                 "channel_id": body.channel_id or live.channel_id,
             }
-            repo.update_plan(conn, live.id, values)
+            repo.update_plan(conn, live.id, values=values)
             plan = {**live._asdict(), **values}
             action = RevisionAction.edit
         else:
@@ -382,10 +384,14 @@ class PlanService:
         )
 
     async def patch_json(self, plan_id: int, body: PlanPatch) -> bytes:
-        digest = payload_hash("patch", body.plan_text, body.charts, edited_at=body.message_edited_at)
-        return to_json((await self._write_async(lambda conn: self._patch(conn, plan_id, body, digest))).plan)
+        digest = payload_hash(
+            "patch", text=body.plan_text, charts=body.charts, edited_at=body.message_edited_at
+        )
+        return to_json(
+            (await self._write_async(lambda conn: self._patch(conn, plan_id, body=body, digest=digest))).plan
+        )
 
-    def _patch(self, conn: Conn, plan_id: int, body: PlanPatch, digest: str) -> _Written:
+    def _patch(self, conn: Conn, plan_id: int, *, body: PlanPatch, digest: str) -> _Written:
         self._lock_plan(conn, plan_id)
         prior = repo.revision_of_message(
             conn, message_id=body.message_id, payload_hash=digest, plan_id=plan_id
@@ -398,7 +404,7 @@ class PlanService:
         values: Json = {"edited_at": now}
         if body.plan_text is not None:
             values["plan_text"] = body.plan_text
-        repo.update_plan(conn, plan_id, values)
+        repo.update_plan(conn, plan_id, values=values)
         plan = {**live._asdict(), **values}
         if body.charts is not None:
             charts = self._set_charts(conn, plan_id, body.charts, new=False)
@@ -416,9 +422,11 @@ class PlanService:
         )
 
     async def delete_json(self, plan_id: int, body: PlanDelete) -> bytes:
-        return to_json((await self._write_async(lambda conn: self._delete_one(conn, plan_id, body))).plan)
+        return to_json(
+            (await self._write_async(lambda conn: self._delete_one(conn, plan_id, body=body))).plan
+        )
 
-    def _delete_one(self, conn: Conn, plan_id: int, body: PlanDelete) -> _Written:
+    def _delete_one(self, conn: Conn, plan_id: int, *, body: PlanDelete) -> _Written:
         self._lock_plan(conn, plan_id)
         prior = repo.revision_of_message(
             conn, message_id=body.message_id, payload_hash=DELETE_DIGEST, plan_id=plan_id
@@ -501,7 +509,7 @@ class PlanService:
                 return [chart_dict(c, self._base_url) for c in stored]
             repo.delete_charts(conn, plan_id)
         rows = chart_rows(given)
-        repo.insert_charts(conn, plan_id, rows)
+        repo.insert_charts(conn, plan_id, rows=rows)
         return [
             {
                 "url": row["chart_url"],
@@ -518,7 +526,7 @@ class PlanService:
 
     def _delete(self, conn: Conn, live: PlanRow, *, actor: Actor, message_id: str) -> _Written:
         now = self._now()
-        repo.update_plan(conn, live.id, {"deleted_at": now})
+        repo.update_plan(conn, live.id, values={"deleted_at": now})
         plan = {**live._asdict(), "deleted_at": now}
         charts = [chart_dict(c, self._base_url) for c in repo.charts_of(conn, [live.id]).get(live.id, ())]
         return self._revised(
@@ -548,7 +556,7 @@ class PlanService:
         symbols: list[str] = []
         if action != RevisionAction.delete:
             symbols = extract_tickers(plan["plan_text"], self.settings.watchlist)
-            repo.set_tickers(conn, plan["id"], symbols, new=action == RevisionAction.create)
+            repo.set_tickers(conn, plan["id"], symbols=symbols, new=action == RevisionAction.create)
         else:
             symbols = repo.tickers_of(conn, [plan["id"]]).get(plan["id"], [])
         revision_id = repo.insert_revision(
@@ -712,7 +720,7 @@ def chart_of_revision(chart: Json) -> Json:
 
 
 def payload_hash(
-    action: str, text: str | None, charts: Sequence[ChartIn] | None, *, edited_at: dt.datetime | None = None
+    action: str, *, text: str | None, charts: Sequence[ChartIn] | None, edited_at: dt.datetime | None = None
 ) -> str:
     payload: dict[str, Any] = {
         "action": action,
@@ -724,7 +732,7 @@ def payload_hash(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-DELETE_DIGEST = payload_hash("delete", None, None)
+DELETE_DIGEST = payload_hash("delete", text=None, charts=None)
 
 
 def posted(revision: RevisionRow) -> bool:
@@ -742,7 +750,7 @@ def posted(revision: RevisionRow) -> bool:
     ]
     return (
         revision.action == RevisionAction.edit
-        and payload_hash("put", revision.plan_text, charts) == revision.payload_hash
+        and payload_hash("put", text=revision.plan_text, charts=charts) == revision.payload_hash
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -72,8 +73,8 @@ def schema_head(database: Database) -> str | None:
     """The newest migration this code knows, or None when the migrations are not installed."""
     try:
         return ScriptDirectory.from_config(migrate.alembic_config(database.url)).get_current_head()
-    except Exception as exc:
-        log.warning("schema revision not checked: migrations not found (%s)", exc)
+    except CommandError as exc:  # no migrations directory, or several heads in it
+        log.warning("schema revision not checked: %s", exc)
         return None
 
 

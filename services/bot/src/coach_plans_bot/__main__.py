@@ -71,7 +71,7 @@ INTENTS_REFUSED = (
 )
 
 
-async def run_discord(settings: BotSettings, stop: asyncio.Event, bot: CoachPlansBot) -> int:
+async def run_discord(settings: BotSettings, *, stop: asyncio.Event, bot: CoachPlansBot) -> int:
     """Connect to Discord until stopped; map failures to exit codes and one clear line each."""
     assert settings.discord_bot_token is not None
     runner = asyncio.create_task(bot.start(settings.discord_bot_token.get_secret_value()))
@@ -142,7 +142,7 @@ async def serve(settings: BotSettings) -> int:
     _install_signal_handlers(stop)
     if settings.mock_mode:
         return await run_mock(settings, stop)
-    return await run_discord(settings, stop, CoachPlansBot(settings))
+    return await run_discord(settings, stop=stop, bot=CoachPlansBot(settings))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -36,7 +36,7 @@ class ApiFailed(ApiError):
 class ApiRejected(ApiError):
     """The API refused the request for good (4xx): retrying will not help."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, *, code: str, detail: str) -> None:
         self.status = status
         self.code = code
         self.detail = detail
@@ -123,12 +123,12 @@ def _error_for(response: httpx.Response) -> ApiError:
     if status >= 500:
         return ApiFailed(status, f"API answered {status} {code}: {detail}")
     if status == 404:
-        return ApiNotFound(status, code, detail)
+        return ApiNotFound(status, code=code, detail=detail)
     if status == 403:
-        return ApiForbidden(status, code, detail)
+        return ApiForbidden(status, code=code, detail=detail)
     if status in (400, 413, 422):
-        return ApiInvalid(status, code, detail)
-    return ApiRejected(status, code, detail)
+        return ApiInvalid(status, code=code, detail=detail)
+    return ApiRejected(status, code=code, detail=detail)
 
 
 def _object(body: Any) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class PlanWrite(TypedDict):
 def _prepare(core: BotCore, post: PlanPost) -> tuple[PlanWrite, ChartSelection]:
     """Parse and check a post; the write's fields (as `submit_plan` takes them) and the charts kept."""
     request = parse_plan_args(post.args, roster=core.roster, today=core.today())
-    core.policy.require_coach(post.poster, request.coach.coach, request.coach.name)
+    core.policy.require_coach(post.poster, coach=request.coach.coach, coach_name=request.coach.name)
     selection = select_charts(post.attachments)
     actor = Actor(
         user_id=post.poster.user_id,

@@ -73,7 +73,7 @@ def daily_message_id(day: dt.date, coach_index: int) -> int:
     return discord.utils.time_snowflake(noon) + coach_index + 1
 
 
-def _png(width: int, height: int, rows: Sequence[bytes]) -> bytes:
+def _png(*, width: int, height: int, rows: Sequence[bytes]) -> bytes:
     """RGB rows as a PNG file (8-bit truecolour, no filter)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -85,7 +85,7 @@ def _png(width: int, height: int, rows: Sequence[bytes]) -> bytes:
 
 
 @functools.lru_cache(maxsize=64)
-def chart_png(seed: str, width: int = 480, height: int = 270) -> bytes:
+def chart_png(seed: str, *, width: int = 480, height: int = 270) -> bytes:
     """A candlestick chart on a grid as PNG bytes: the same picture for the same seed."""
     background, grid, up, down = b"\x16\x18\x1d", b"\x2a\x2e\x36", b"\x26\xa6\x9a", b"\xef\x53\x50"
     rows = [bytearray(background * width) for _ in range(height)]
@@ -113,7 +113,7 @@ def chart_png(seed: str, width: int = 480, height: int = 270) -> bytes:
             rows[y][3 * (left + 3) : 3 * (left + 4)] = colour
         for y in range(y_of(max(open_, close)), y_of(min(open_, close)) + 1):
             rows[y][3 * left : 3 * (left + 8)] = colour * 8
-    return _png(width, height, [bytes(row) for row in rows])
+    return _png(width=width, height=height, rows=[bytes(row) for row in rows])
 
 
 def chart_server_address(api_base_url: str) -> tuple[str, str]:

@@ -56,7 +56,7 @@ class PermissionPolicy:
             return True
         return poster.user_id in allowed or bool(allowed & poster.role_ids)
 
-    def require_coach(self, poster: Poster, coach: str, coach_name: str) -> None:
+    def require_coach(self, poster: Poster, *, coach: str, coach_name: str) -> None:
         """Raise PermissionDenied when the poster may not post for this coach."""
         if not self.may_post_for(poster, coach):
             raise PermissionDenied(f"You are not allowed to post plans for {coach_name}.")

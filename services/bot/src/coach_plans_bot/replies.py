@@ -55,7 +55,7 @@ def plan_line(plan: PlanView, roster: Roster) -> str:
     )
 
 
-def plan_listing(title: str, plans: Sequence[PlanView], roster: Roster, empty: str) -> list[str]:
+def plan_listing(title: str, plans: Sequence[PlanView], *, roster: Roster, empty: str) -> list[str]:
     """A titled list of plans, paginated into messages of at most 2,000 characters."""
     if not plans:
         return [f"{title}\n{empty}"]

@@ -88,7 +88,7 @@ async def cached_json(
     entry = state.cache.get(key)
     state.metrics.cache_lookup(hit=entry is not None)
     if entry is not None:
-        return respond(request, entry.body, entry.etag)
+        return respond(request, body=entry.body, etag=entry.etag)
     generation = state.cache.generation
     try:
         if lookup and state.service.db.is_sqlite:
@@ -100,13 +100,13 @@ async def cached_json(
         if stale is None:
             raise
         log.warning("database unavailable; serving %s from cache", key)
-        return respond(request, stale.body, stale.etag)
+        return respond(request, body=stale.body, etag=stale.etag)
     etag = etag_of(body)
     state.cache.put(key, body=body, etag=etag, generation=generation)
-    return respond(request, body, etag)
+    return respond(request, body=body, etag=etag)
 
 
-def respond(request: Request, body: bytes, etag: str) -> Response:
+def respond(request: Request, *, body: bytes, etag: str) -> Response:
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(body, media_type=JSON, headers={"ETag": etag})

@@ -31,7 +31,9 @@ class BrowseCog(PlanCommands, name="Browse"):
         core = self.bot.core
         day = optional_date(date, core.today())
         plans = await core.api.list_plans(date=day)
-        await send_pages(ctx, plan_listing(day_title("Plans for", day), plans, core.roster, "No plans yet."))
+        await send_pages(
+            ctx, plan_listing(day_title("Plans for", day), plans, roster=core.roster, empty="No plans yet.")
+        )
 
     @commands.hybrid_command(name="myplans")  # type: ignore[arg-type]
     @app_commands.describe(date="YYYY-MM-DD (default: your recent plans)")
@@ -46,7 +48,7 @@ class BrowseCog(PlanCommands, name="Browse"):
         else:
             plans = await core.api.list_plans(date=day, author_id=ctx.author.id)
         title = day_title("Your plans for", day) if day else "**Your recent plans**"
-        await send_pages(ctx, plan_listing(title, plans, core.roster, "You have no plans."))
+        await send_pages(ctx, plan_listing(title, plans, roster=core.roster, empty="You have no plans."))
 
     @commands.hybrid_command(name="history")  # type: ignore[arg-type]
     @app_commands.describe(coach="d, i, s, n (or coach_d …)", days="1..365 (default 7)")
@@ -57,7 +59,9 @@ class BrowseCog(PlanCommands, name="Browse"):
         span = parse_days(days)
         plans = await core.api.history(coach=found.coach, days=span)
         title = f"**{found.name}: plans of the last {span} day{'s' if span != 1 else ''}**"
-        await send_pages(ctx, plan_listing(title, plans, core.roster, "No plans in that period."))
+        await send_pages(
+            ctx, plan_listing(title, plans, roster=core.roster, empty="No plans in that period.")
+        )
 
 
 async def setup(bot: CoachPlansBot) -> None:
