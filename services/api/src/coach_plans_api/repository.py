@@ -98,6 +98,10 @@ class Conn:
     def day_out(self, value: Any) -> dt.date:
         return value if self.postgres else dt.date.fromisoformat(value)
 
+    def json_out(self, value: Any) -> Any:
+        """A JSON column's value: psycopg parses it, sqlite3 hands over the text."""
+        return json.loads(value) if isinstance(value, str) and not self.postgres else value
+
     def time_out(self, value: Any) -> dt.datetime | None:
         if value is None:
             return None
@@ -122,6 +126,7 @@ class PlanRow(NamedTuple):
     created_at: dt.datetime
     edited_at: dt.datetime | None
     deleted_at: dt.datetime | None
+    plan_levels: list[dict[str, Any]] | None = None  # None: not read yet (docs/levels.md)
 
 
 class ChartRow(NamedTuple):
@@ -150,7 +155,7 @@ class RevisionRow(NamedTuple):
 
 _COLUMNS = (
     "id, coach_name, date, plan_text, author, author_id, channel, channel_id,"
-    " source_message_id, created_at, edited_at, deleted_at"
+    " source_message_id, created_at, edited_at, deleted_at, plan_levels"
 )
 _PLAN = f"SELECT {_COLUMNS} FROM coach_plans"
 # A plan with its charts and tickers in one statement (one round trip): each as a JSON array of
@@ -203,6 +208,7 @@ def _plan(conn: Conn, row: tuple[Any, ...]) -> PlanRow:
         created_at,
         conn.time_out(row[10]),
         conn.time_out(row[11]),
+        conn.json_out(row[12]),
     )
 
 
@@ -221,7 +227,7 @@ def _chart(plan_id: int, row: Sequence[Any]) -> ChartRow:
 
 def _shown(conn: Conn, row: tuple[Any, ...]) -> Shown:
     plan = _plan(conn, row)
-    charts, tickers = row[12], row[13]
+    charts, tickers = row[13], row[14]
     if not conn.postgres:  # SQLite hands JSON over as text
         charts, tickers = json.loads(charts), json.loads(tickers)
     return Shown(
@@ -527,11 +533,17 @@ def search_plans(
     if not rows:
         return []
     ids, id_params = _in([row[0] for row in rows])
-    plans = {row[0]: _plan(conn, row) for row in conn.all(f"{_PLAN} WHERE id IN {ids}", id_params)}
+    statement = f"{_SHOWN[conn.postgres]} WHERE id IN {ids}"
+    plans = {shown.plan.id: shown for shown in (_shown(conn, row) for row in conn.all(statement, id_params))}
     hits = []
     for plan_id, score, marked in rows:
         snippet, highlights = parse_snippet(marked)
-        hits.append(SearchHit(plans[plan_id], snippet, highlights, float(score)))
+        shown = plans[plan_id]
+        hits.append(
+            SearchHit(
+                shown.plan, snippet, highlights, float(score), tuple(shown.charts), tuple(shown.tickers)
+            )
+        )
     return hits
 
 
@@ -566,21 +578,46 @@ def lock_coach_date(conn: Conn, *, coach: str, date: dt.date) -> None:
 def insert_plan(conn: Conn, values: Params) -> int:
     row = conn.first(
         "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id, channel, channel_id,"
-        " source_message_id, created_at, edited_at, deleted_at) VALUES (:coach_name, :date,"
+        " source_message_id, created_at, edited_at, deleted_at, plan_levels) VALUES (:coach_name, :date,"
         " :plan_text, :author, :author_id, :channel, :channel_id, :source_message_id, :created_at,"
-        " NULL, NULL) RETURNING id",
-        {**values, "date": conn.day(values["date"]), "created_at": conn.time(values["created_at"])},
+        " NULL, NULL, :plan_levels) RETURNING id",
+        {
+            **values,
+            "date": conn.day(values["date"]),
+            "created_at": conn.time(values["created_at"]),
+            "plan_levels": _json_in(values.get("plan_levels")),
+        },
     )
     assert row is not None
     return int(row[0])
 
 
-_UPDATABLE = ("plan_text", "edited_at", "deleted_at", "source_message_id", "channel", "channel_id")
+_UPDATABLE = (
+    "plan_text",
+    "plan_levels",
+    "edited_at",
+    "deleted_at",
+    "source_message_id",
+    "channel",
+    "channel_id",
+)
+
+
+def _json_in(value: Any) -> str | None:
+    """A JSON column's parameter: both drivers take the text (PostgreSQL casts it)."""
+    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 def update_plan(conn: Conn, plan_id: int, values: Params) -> None:
     columns = [c for c in _UPDATABLE if c in values]
-    params = {c: conn.time(values[c]) if c.endswith("_at") else values[c] for c in columns}
+    params = {
+        c: conn.time(values[c])
+        if c.endswith("_at")
+        else _json_in(values[c])
+        if c == "plan_levels"
+        else values[c]
+        for c in columns
+    }
     assignments = ", ".join(f"{c} = :{c}" for c in columns)
     conn.run(f"UPDATE coach_plans SET {assignments} WHERE id = :id", {**params, "id": plan_id})
 
