@@ -335,9 +335,8 @@ def test_search_endpoint_ranks_highlights_and_pages(api_client: TestClient, put_
     hit = first["items"][0]
     assert hit["plan"]["plan"] == "fade " * 5 + "AMD below 158"
     assert hit["plan"]["levels"][0]["ticker"] == "AMD"
-    assert hit["highlights"] and all(
-        hit["snippet"][start:end].lower() == "fade" for start, end in hit["highlights"]
-    )
+    assert hit["highlights"]
+    assert all(hit["snippet"][start:end].lower() == "fade" for start, end in hit["highlights"])
     seen, cursor = [], None
     while True:
         page = api_search(api_client, q="fade", limit=2, **({"cursor": cursor} if cursor else {}))
