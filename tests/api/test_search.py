@@ -256,7 +256,9 @@ def check_migration(url: str) -> None:
         migrate.upgrade(sa_url)
         migrate.check(sa_url)  # no drift: the search objects are the migration's own
         with engine.connect() as conn:
-            stored = dict(conn.execute(text("SELECT id, plan_levels FROM coach_plans ORDER BY id")).all())
+            stored: dict[int, Any] = dict(
+                conn.execute(text("SELECT id, plan_levels FROM coach_plans ORDER BY id")).all()
+            )
         levels = {k: json.loads(v) if isinstance(v, str) else v for k, v in stored.items()}
         assert [(t["ticker"], t["bias"], len(t["levels"])) for t in levels[1]] == [
             ("NVDA", "long", 4),
