@@ -5,7 +5,8 @@ Needs the optional extra (``pip install 'coach-plans-client[mcp]'``); run it as
 
 Resources: ``coach-plans://plans/{date}`` (every coach's plan of a day) and
 ``coach-plans://tickers/{ticker}`` (plans mentioning a ticker, last 30 days).
-Tools: ``get_coach_plan``, ``search_plans``, ``list_coaches``.
+Tools: ``get_coach_plan``, ``search_plans`` (by ticker), ``search_text`` (full text),
+``get_levels`` (a ticker's price levels of a day), ``list_coaches``.
 
 ``mcp`` is imported inside :func:`create_server` only, so this module (and the rest of the
 package) imports without the extra and ``coach-plans-mcp`` can say what is missing.
@@ -42,7 +43,7 @@ from ._errors import (
     TimeoutError,
 )
 from ._legacy import normalise_coach
-from ._models import Coach, Plan
+from ._models import Coach, Plan, SearchHit, TickerLevels
 
 if sys.version_info >= (3, 12):
     from typing import TypedDict
@@ -59,6 +60,8 @@ API_URL_ENV = "COACH_PLANS_API_URL"
 TIMEZONE_ENV = "PLAN_TIMEZONE"
 DEFAULT_TICKER_DAYS = 30
 MAX_DAYS = 365
+DEFAULT_SEARCH_HITS = 10
+MAX_SEARCH_HITS = 50
 INSTALL_HINT = "the MCP server needs the optional 'mcp' extra: pip install 'coach-plans-client[mcp]'"
 
 INSTRUCTIONS = """\
@@ -66,11 +69,33 @@ Coach Plans: the daily trading plans that four coaches post before the market op
 (coach_d technical, coach_i fundamental, coach_s sentiment, coach_n macro; list_coaches gives
 the roster). Dates are YYYY-MM-DD in the market time zone (America/New_York); "today" works too.
 - One ticker: search_plans(ticker="NVDA", days=30) -> plans mentioning it, newest first.
+- A ticker's levels: get_levels(ticker="NVDA", date="today") -> per coach, bias and levels.
+- Words or phrases: search_text(query="vwap reclaim", coach=None, date_from=None, date_to=None)
+  -> best matches first, each with a snippet whose matched words are **bold**.
 - One coach and day: get_coach_plan(coach="coach_d", date="2026-11-25").
 - Resources: coach-plans://plans/{date} (all coaches that day), coach-plans://tickers/{ticker}.
 A plan's `plan` is the coach's own text; `charts` are image URLs; `tickers` are the symbols
-tagged in it. A missing plan is reported as "No plan available for <coach> on <date>".
+tagged in it; `levels` are the price levels read from the text per ticker (kind entry, target,
+stop, support, resistance, pivot or strike; `text` is the phrase it came from). Levels are read
+by rules, not by a person: quote the plan's own words when it matters.
+A missing plan is reported as "No plan available for <coach> on <date>".
 """
+
+
+class LevelJSON(TypedDict):
+    """One price level; ``text`` is the phrase of the plan it was read from."""
+
+    kind: str
+    condition: str | None
+    value: float
+    high: float | None
+    text: str
+
+
+class TickerLevelsJSON(TypedDict):
+    ticker: str
+    bias: str
+    levels: list[LevelJSON]
 
 
 class PlanJSON(TypedDict):
@@ -86,6 +111,7 @@ class PlanJSON(TypedDict):
     author: str | None
     posted_at: str | None
     edited: bool
+    levels: list[TickerLevelsJSON]
 
 
 class CoachJSON(TypedDict):
@@ -106,6 +132,40 @@ class SearchJSON(TypedDict):
     plans: list[PlanJSON]
 
 
+class CoachLevelsJSON(TypedDict):
+    """One coach's take on a ticker that day; ``bias`` is null when the plan gives no levels."""
+
+    coach: str
+    coach_name: str | None
+    plan_id: int
+    bias: str | None
+    levels: list[LevelJSON]
+
+
+class LevelsJSON(TypedDict):
+    """The answer of ``get_levels``."""
+
+    ticker: str
+    date: str
+    coaches: list[CoachLevelsJSON]
+
+
+class HitJSON(TypedDict):
+    """A search hit: the plan, and a snippet with the matched words in **bold**."""
+
+    snippet: str
+    score: float
+    plan: PlanJSON
+
+
+class TextSearchJSON(TypedDict):
+    """The answer of ``search_text``."""
+
+    query: str
+    count: int
+    hits: list[HitJSON]
+
+
 class DayJSON(TypedDict):
     """The content of ``coach-plans://plans/{date}``."""
 
@@ -117,6 +177,19 @@ class RosterJSON(TypedDict):
     """The answer of ``list_coaches``."""
 
     coaches: list[CoachJSON]
+
+
+def levels_json(plan: Plan, levels: TickerLevels) -> list[LevelJSON]:
+    return [
+        {
+            "kind": level.kind,
+            "condition": level.condition,
+            "value": level.value,
+            "high": level.high,
+            "text": plan.plan[level.span[0] : level.span[1]],
+        }
+        for level in levels.levels
+    ]
 
 
 def plan_json(plan: Plan) -> PlanJSON:
@@ -132,6 +205,30 @@ def plan_json(plan: Plan) -> PlanJSON:
         "author": plan.author,
         "posted_at": plan.created_at.isoformat() if plan.created_at else None,
         "edited": plan.edited,
+        "levels": [{"ticker": t.ticker, "bias": t.bias, "levels": levels_json(plan, t)} for t in plan.levels],
+    }
+
+
+def marked_snippet(hit: SearchHit) -> str:
+    """The snippet with each highlighted range in **bold** (what a model reads as emphasis)."""
+    parts: list[str] = []
+    at = 0
+    for start, end in sorted(hit.highlights):
+        if start < at or end > len(hit.snippet):
+            continue  # overlapping or out of range: leave the text as it is
+        parts += [hit.snippet[at:start], "**", hit.snippet[start:end], "**"]
+        at = end
+    return "".join(parts) + hit.snippet[at:]
+
+
+def coach_levels_json(plan: Plan, ticker: str) -> CoachLevelsJSON:
+    found = plan.levels_of(ticker)
+    return {
+        "coach": plan.coach,
+        "coach_name": plan.coach_display_name,
+        "plan_id": plan.id,
+        "bias": found.bias if found else None,
+        "levels": levels_json(plan, found) if found else [],
     }
 
 
@@ -180,6 +277,12 @@ def parse_day(value: str | None, api: AsyncCoachPlansClient) -> dt.date:
 async def plans_of_day(api: AsyncCoachPlansClient, day: dt.date, coach: str | None = None) -> list[Plan]:
     """Every plan of one day (one coach's if ``coach``), all pages."""
     return newest_first([plan async for plan in api.aiter_plans(coach=coach, date=day)])
+
+
+async def plans_of_day_for_ticker(api: AsyncCoachPlansClient, day: dt.date, ticker: str) -> list[Plan]:
+    """Every plan of one day that mentions ``ticker``, all pages, by coach name."""
+    plans = [plan async for plan in api.aiter_plans(date=day, ticker=ticker)]
+    return sorted(plans, key=lambda plan: plan.coach)
 
 
 def create_server(
@@ -288,6 +391,62 @@ def create_server(
         except (CoachPlansError, ValueError) as exc:
             raise tool_error(exc) from None
         return search_json(ticker, days, last, plans)
+
+    @server.tool(annotations=read_only)
+    async def get_levels(
+        ctx: Context[AsyncCoachPlansClient, Any], ticker: str, date: str | None = None
+    ) -> LevelsJSON:
+        """A ticker's price levels in each coach's plan of one day.
+
+        ticker: "NVDA" or "$nvda". date: YYYY-MM-DD or "today" (default: today in
+        America/New_York). Each coach whose plan mentions the ticker is listed with a bias
+        (long, short, neutral; null when the plan names the ticker without levels) and levels
+        (kind entry, target, stop, support, resistance, pivot or strike; `text` is the phrase of
+        the plan it was read from). An empty list means no coach mentioned the ticker that day.
+        """
+        api = ctx.request_context.lifespan_context
+        try:
+            symbol = normalise_ticker(ticker)
+            day = parse_day(date, api)
+            plans = await plans_of_day_for_ticker(api, day, symbol)
+        except (CoachPlansError, ValueError) as exc:
+            raise tool_error(exc) from None
+        return {
+            "ticker": symbol,
+            "date": day.isoformat(),
+            "coaches": [coach_levels_json(plan, symbol) for plan in plans],
+        }
+
+    @server.tool(annotations=read_only)
+    async def search_text(
+        ctx: Context[AsyncCoachPlansClient, Any],
+        query: str,
+        coach: str | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        limit: int = DEFAULT_SEARCH_HITS,
+    ) -> TextSearchJSON:
+        """Full-text search over every coach's plans, best match first.
+
+        query: words to find, all required ("vwap reclaim"; "targets" also finds "target").
+        coach: only this coach ("coach_d", "d"). date_from / date_to: YYYY-MM-DD bounds.
+        limit: 1..50 hits (default 10). Each hit has the plan and a snippet with the matched
+        words in **bold**. To search by ticker symbol, search_plans is more precise.
+        """
+        api = ctx.request_context.lifespan_context
+        try:
+            if not 1 <= limit <= MAX_SEARCH_HITS:
+                raise ValueError(f"limit must be 1..{MAX_SEARCH_HITS}, got {limit}")
+            first = parse_day(date_from, api) if date_from else None
+            last = parse_day(date_to, api) if date_to else None
+            page = await api.search(query, coach=coach or None, date_from=first, date_to=last, limit=limit)
+        except (CoachPlansError, ValueError) as exc:
+            raise tool_error(exc) from None
+        hits: list[HitJSON] = [
+            {"snippet": marked_snippet(hit), "score": hit.score, "plan": plan_json(hit.plan)}
+            for hit in page.items
+        ]
+        return {"query": query, "count": len(hits), "hits": hits}
 
     @server.tool(annotations=read_only)
     async def list_coaches(ctx: Context[AsyncCoachPlansClient, Any]) -> RosterJSON:
