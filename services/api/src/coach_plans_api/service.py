@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic_core import to_json
 from sqlalchemy.exc import DBAPIError
@@ -93,6 +93,14 @@ def event_of(revision: EventRow) -> PlanEvent:
         date=revision.date,
         at=revision.at,
     )
+
+
+class DayPlan(NamedTuple):
+    """A coach's plan of a day as the dashboard shows it."""
+
+    plan: LegacyPlanOut
+    revisions: list[RevisionOut]
+    levels: list[TickerLevelsOut]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,15 +199,16 @@ class PlanService:
         """Live plans whose text matches the query, best first, a page at a time."""
         return SearchPage.model_validate(self._search(**filters))
 
-    def plans_with_history(self, date: dt.date) -> dict[str, tuple[LegacyPlanOut, list[RevisionOut]]]:
-        """Each coach's live plan of the day with its revisions, read on one connection."""
+    def plans_with_history(self, date: dt.date) -> dict[str, DayPlan]:
+        """Each coach's live plan of the day with its revisions and levels, read on one connection."""
         with self._read() as conn:
             shown = repo.shown_live_plans_on(conn, date)
             revisions = repo.revisions_of_plans(conn, [s.plan.id for s in shown])
         return {
-            s.plan.coach_name: (
+            s.plan.coach_name: DayPlan(
                 LegacyPlanOut.model_validate(self._legacy_dict(s)),
                 [RevisionOut.model_validate(revision_dict(r)) for r in revisions[s.plan.id]],
+                [TickerLevelsOut.model_validate(t) for t in self._levels_of(s.plan._asdict())],
             )
             for s in shown
         }
