@@ -111,6 +111,19 @@ def test_pages_follow_the_ranking_without_gaps_or_repeats(database: Database, pu
     assert [h.plan.id for p in pages for h in p] == [h.plan.id for h in everything]
 
 
+def test_ranks_the_newest_matches_only(database: Database, put_plan: PutPlan) -> None:
+    """The ranking looks at the newest `window` matches (after the filters), so its cost does not
+    grow with the number of plans; older plans are reached by narrowing the dates."""
+    ids = [
+        put_plan(date=f"2026-11-0{day}", text="fade " * (6 - day) + "AMD below 158")["id"]
+        for day in range(1, 6)
+    ]
+    assert [h.plan.id for h in search(database, "fade")] == ids  # most "fade" first: the oldest
+    assert [h.plan.id for h in search(database, "fade", window=3)] == ids[2:]
+    older = search(database, "fade", window=3, date_from=D("2026-11-01"), date_to=D("2026-11-02"))
+    assert [h.plan.id for h in older] == ids[:2]
+
+
 def test_follows_edits_made_in_sql_and_through_the_api(
     database: Database,
     engine: Engine,
