@@ -14,9 +14,10 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
 from coach_plans_api import migrate, repository
+from coach_plans_api.app import create_app
 from coach_plans_api.db import Database
 from coach_plans_api.search import SearchHit, fts5_query, parse_snippet, postgres_query
-from tests.conftest import PutPlan
+from tests.conftest import PutPlan, make_settings
 
 D = dt.date.fromisoformat
 
@@ -407,6 +408,13 @@ def test_search_endpoint_bad_input(
     assert response.status_code == status
     assert response.json()["error"] == error
     assert response.json()["detail"]
+
+
+def test_search_endpoint_is_rate_limited(database_url: str) -> None:
+    with TestClient(create_app(make_settings(database_url, rate_limit_per_minute=2))) as client:
+        statuses = [client.get("/api/v1/search", params={"q": "vwap"}).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert client.get("/search", params={"q": "vwap"}).status_code == 429  # the page too
 
 
 def test_search_endpoint_takes_any_query(api_client: TestClient, put_plan: PutPlan) -> None:
