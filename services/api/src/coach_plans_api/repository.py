@@ -469,7 +469,7 @@ def charts_due(
 # SQLite the matched words counted by highlight(), saturated and normalised by length like
 # BM25 without its inverse document frequency (every word of the query is required anyway).
 # Only the page's rows get a snippet. `{where}` and `{page}` are filled from fixed fragments.
-SEARCH_WINDOW = 1000
+SEARCH_WINDOW = 500
 _SEARCH_POSTGRES = """
     SELECT hit.id, hit.score, ts_headline('english', hit.plan_text, hit.q, :headline)
     FROM (
