@@ -36,7 +36,7 @@ from bench.profiling import profile
 from bench.reads import SPREAD_KEYS, Baselines, compare_scales, measure_baselines, measure_scale
 from bench.report import Report, fmt_plans, machine_info, markdown_table, summary, write_docs
 from bench.servers import REPO, Server, migrate_api
-from bench.writes import WRITE_CONNECTIONS, measure_bot, measure_writes
+from bench.writes import WRITE_CONNECTIONS, measure_bot, measure_extraction, measure_writes
 
 RESULTS = REPO / "bench" / "results"
 DOCS = REPO / "docs" / "performance.md"
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         baselines = measure_baselines(plan, workdir, today, report)
+        measure_extraction(report)
         backends: list[Callable[[], Backend]] = [lambda: sqlite_backend(workdir, today)]
         if not args.no_postgres:
             backends.append(lambda: postgres_backend(today))

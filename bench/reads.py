@@ -27,6 +27,18 @@ BARE_SHARE = 0.70
 PACED_P99_MS = 10.0
 HEALTH_P99_MS = 10.0
 LIST_P99_MS = 20.0
+SEARCH_P99_MS = 20.0
+# Seeded plans all share one text (bench/seed.py): every word below but "squeeze" matches every
+# plan, so these are the worst case for ranking, which scores every match.
+SEARCH_QUERIES = (
+    "vwap reclaim",
+    "breakout",
+    "targets stop",
+    "fade",
+    "NVDA long",
+    "yesterday high",
+    "squeeze",
+)
 RSS_MIB = 150.0
 SCALE_FACTOR = 1.5
 PACED_CONNECTIONS = 32
@@ -75,6 +87,26 @@ def list_paths(today: dt.date, days: int) -> list[str]:
                     f"/api/v1/plans?coach={coach}&to={last.isoformat()}",
                     f"/api/v1/plans?date={last.isoformat()}",
                     f"/api/v1/plans?from={first.isoformat()}&to={last.isoformat()}",
+                ]
+            )
+        )
+    return paths
+
+
+def search_paths(today: dt.date, days: int) -> list[str]:
+    """What people and agents search: a few words, alone or with a coach or a 30-day window."""
+    rng = random.Random(9)
+    paths = []
+    for _ in range(SPREAD_KEYS):
+        query = rng.choice(SEARCH_QUERIES).replace(" ", "+")
+        coach, last = rng.choice(seed.COACHES), seed.day_of(today, rng.randrange(days))
+        first = last - dt.timedelta(days=30)
+        paths.append(
+            rng.choice(
+                [
+                    f"/api/v1/search?q={query}&limit={rng.randint(10, 30)}",
+                    f"/api/v1/search?q={query}&coach={coach}&date_to={last.isoformat()}",
+                    f"/api/v1/search?q={query}&date_from={first.isoformat()}&date_to={last.isoformat()}",
                 ]
             )
         )
@@ -249,6 +281,7 @@ def measure_scale(
     hot_file = write_paths(workdir / "hot.txt", [hot])
     list_file = write_paths(workdir / f"list-{days}.txt", list_paths(today, days))
     history_file = write_paths(workdir / "history.txt", history_paths())
+    search_file = write_paths(workdir / f"search-{days}.txt", search_paths(today, days))
     # (what, key, a path or a file of paths, the Flask baseline's key)
     endpoints: list[tuple[str, str, str | Path, str | None]] = [
         ("/api/coach-plans/ hot key", "hot", hot, "legacy"),
@@ -257,6 +290,7 @@ def measure_scale(
         ("/api/v1/plans", "v1", "/api/v1/plans", None),
         ("/api/v1/plans spread of filters", "v1-spread", list_file, None),
         ("/api/coach-plans/history spread", "history", history_file, None),
+        ("/api/v1/search spread of queries", "search", search_file, None),
         ("/health alone", "health", "/health", "health"),
     ]
     with api(backend, workdir, f"api-{backend.name}-{plans}") as server:
@@ -285,7 +319,13 @@ def measure_scale(
                 flask_key=flask_key,
                 flask_factor=FLASK_FACTOR if key in ("hot", "all") else None,
                 bare=key in ("hot", "all"),
-                p99_ms=LIST_P99_MS if big and key in ("v1", "v1-spread", "history") else None,
+                p99_ms=(
+                    LIST_P99_MS
+                    if big and key in ("v1", "v1-spread", "history")
+                    else SEARCH_P99_MS
+                    if big and key == "search"
+                    else None
+                ),
             )
             report.add(line, name=f"read {key} {label}", backend=backend.name, plans=plans, **data)
         rss_met = max(peak) <= RSS_MIB

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import sqlite3
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import psycopg
+
+from coach_plans_api.levels import extract_levels, levels_to_json
+from coach_plans_api.tickers import DEFAULT_WATCHLIST, parse_watchlist
 
 COACHES = ("coach_d", "coach_i", "coach_s", "coach_n")
 AUTHOR_ID = "900000000000000001"
@@ -47,6 +52,14 @@ def plan_text(coach: str, day: dt.date) -> str:
     return PLAN_TEXT.format(coach=coach, day=day.isoformat())
 
 
+@cache
+def levels_json() -> str:
+    """The levels the API stores with each seeded plan (the same for all: coach names and dates
+    have one length, so the spans match too). Without them every read would extract them again."""
+    text = plan_text(COACHES[0], CREATED_AT.date())
+    return json.dumps(levels_to_json(extract_levels(text, parse_watchlist(DEFAULT_WATCHLIST))))
+
+
 def charts_json(coach: str, day: dt.date) -> str:
     """The revision's chart list, in the same JSON the API writes."""
     return (
@@ -72,10 +85,19 @@ def seed_sqlite(path: Path, *, today: dt.date, start: int, stop: int) -> int:
         conn.execute("BEGIN")
         conn.executemany(
             "INSERT INTO coach_plans (id, coach_name, date, plan_text, author, author_id, channel,"
-            " channel_id, source_message_id, created_at) VALUES (?, ?, ?, ?, 'Dan', ?,"
-            " 'trading-plans', '777', ?, ?)",
+            " channel_id, source_message_id, created_at, plan_levels) VALUES (?, ?, ?, ?, 'Dan', ?,"
+            " 'trading-plans', '777', ?, ?, ?)",
             (
-                (pid, coach, day.isoformat(), plan_text(coach, day), AUTHOR_ID, str(10**17 + pid), created)
+                (
+                    pid,
+                    coach,
+                    day.isoformat(),
+                    plan_text(coach, day),
+                    AUTHOR_ID,
+                    str(10**17 + pid),
+                    created,
+                    levels_json(),
+                )
                 for pid, coach, day in _rows(today, start, stop)
             ),
         )
@@ -136,10 +158,10 @@ def seed_postgres(url: str, *, today: dt.date, start: int, stop: int) -> int:
         _copy(
             cur,
             "COPY coach_plans (id, coach_name, date, plan_text, author, author_id, channel,"
-            " channel_id, source_message_id, created_at) FROM STDIN",
+            " channel_id, source_message_id, created_at, plan_levels) FROM STDIN",
             (
                 f"{pid}\t{coach}\t{day.isoformat()}\t{plan_text(coach, day)}\tDan\t{AUTHOR_ID}\t"
-                f"trading-plans\t777\t{10**17 + pid}\t{created}\n"
+                f"trading-plans\t777\t{10**17 + pid}\t{created}\t{levels_json()}\n"
                 for pid, coach, day in _rows(today, start, stop)
             ),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import statistics
 import time
 from pathlib import Path
 
@@ -23,6 +24,47 @@ BOT_FIRST_DAY = dt.date(1200, 1, 1)
 WRITES_PER_SECOND = 1000.0
 WRITE_P99_MS = 50.0
 BOT_P99_MS = 20.0
+EXTRACTION_US = 1000.0  # what reading a plan's levels may add to a write
+EXTRACTION_CALLS = 500
+EXTRACTION_REPEATS = 7
+# A plan of typical length (300-400 characters) in a coach's usual style, beside the seeded one.
+TYPICAL_PLAN = (
+    "Gap up expected after CPI at 8:30 ET. $NVDA long above 950 on a reclaim of the VWAP, targets "
+    "968/985, stop 938 (2 contracts, 1R). AMD: watch the 165 breakout, fade below 158. SPY 600 puts "
+    "if 595-598 support breaks; TSLA no trade unless it clears 352, then 360 next. RSI 61 on the "
+    "daily, 20-day EMA at 942. Trim into the close."
+)
+
+
+def measure_extraction(report: Report) -> None:
+    """CPU time of reading a plan's levels, which every create and edit does before it queues for
+    the writer: the best of a few repeats (other work on the machine only adds to it)."""
+    from coach_plans_api.levels import extract_levels, levels_to_json
+    from coach_plans_api.tickers import DEFAULT_WATCHLIST, parse_watchlist
+
+    watchlist = parse_watchlist(DEFAULT_WATCHLIST)
+    for what, text in (
+        ("seeded plan", seed.plan_text(seed.COACHES[0], seed.CREATED_AT.date())),
+        ("typical plan", TYPICAL_PLAN),
+    ):
+        per_call = []
+        for _ in range(EXTRACTION_REPEATS):
+            started = time.process_time()
+            for _ in range(EXTRACTION_CALLS):
+                levels_to_json(extract_levels(text, watchlist))
+            per_call.append((time.process_time() - started) / EXTRACTION_CALLS * 1e6)
+        best, median = min(per_call), statistics.median(per_call)
+        met = median <= EXTRACTION_US
+        report.add(
+            f"write levels extraction per plan ({what}, {len(text)} characters, in-process CPU time):"
+            f" best {best:,.0f} µs  median {median:,.0f} µs of {EXTRACTION_REPEATS} x {EXTRACTION_CALLS}"
+            f"  [target ≤ {EXTRACTION_US:,.0f} µs: {verdict(met)}]",
+            name=f"extraction {what}",
+            characters=len(text),
+            best_us=round(best, 1),
+            median_us=round(median, 1),
+            targets={f"extraction <= {EXTRACTION_US:.0f} us": met},
+        )
 
 
 def measure_writes(server: Server, label: str, backend: str, plan: Plan, report: Report) -> None:

@@ -14,9 +14,10 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
 from coach_plans_api import migrate, repository
+from coach_plans_api.app import create_app
 from coach_plans_api.db import Database
 from coach_plans_api.search import SearchHit, fts5_query, parse_snippet, postgres_query
-from tests.conftest import PutPlan
+from tests.conftest import PutPlan, make_settings
 
 D = dt.date.fromisoformat
 
@@ -109,6 +110,19 @@ def test_pages_follow_the_ranking_without_gaps_or_repeats(database: Database, pu
         after = (page[-1].score, page[-1].plan.id)
     assert [len(p) for p in pages] == [3, 3, 1]
     assert [h.plan.id for p in pages for h in p] == [h.plan.id for h in everything]
+
+
+def test_ranks_the_newest_matches_only(database: Database, put_plan: PutPlan) -> None:
+    """The ranking looks at the newest `window` matches (after the filters), so its cost does not
+    grow with the number of plans; older plans are reached by narrowing the dates."""
+    ids = [
+        put_plan(date=f"2026-11-0{day}", text="fade " * (6 - day) + "AMD below 158")["id"]
+        for day in range(1, 6)
+    ]
+    assert [h.plan.id for h in search(database, "fade")] == ids  # most "fade" first: the oldest
+    assert [h.plan.id for h in search(database, "fade", window=3)] == ids[2:]
+    older = search(database, "fade", window=3, date_from=D("2026-11-01"), date_to=D("2026-11-02"))
+    assert [h.plan.id for h in older] == ids[:2]
 
 
 def test_follows_edits_made_in_sql_and_through_the_api(
@@ -319,3 +333,97 @@ def test_search_objects_exist_at_head(engine: Engine) -> None:
             assert generated == "ALWAYS"
             indexes = {i["name"] for i in inspect(engine).get_indexes("coach_plans")}
             assert "ix_coach_plans_plan_search" in indexes
+
+
+# --- GET /api/v1/search ---------------------------------------------------------------------------
+def api_search(api_client: TestClient, **params: Any) -> dict[str, Any]:
+    response = api_client.get("/api/v1/search", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_search_endpoint_ranks_highlights_and_pages(api_client: TestClient, put_plan: PutPlan) -> None:
+    for day in range(1, 6):
+        put_plan(coach="d", date=f"2026-11-{day:02d}", text="fade " * day + "AMD below 158")
+    put_plan(coach="i", date="2026-11-03", text="NVDA long above 950, targets 968/985")
+    first = api_search(api_client, q="fade", limit=2)
+    hit = first["items"][0]
+    assert hit["plan"]["plan"] == "fade " * 5 + "AMD below 158"
+    assert hit["plan"]["levels"][0]["ticker"] == "AMD"
+    assert hit["highlights"]
+    assert all(hit["snippet"][start:end].lower() == "fade" for start, end in hit["highlights"])
+    seen, cursor = [], None
+    while True:
+        page = api_search(api_client, q="fade", limit=2, **({"cursor": cursor} if cursor else {}))
+        seen += [h["plan"]["date"] for h in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == [f"2026-11-{day:02d}" for day in range(5, 0, -1)]
+    filtered = api_search(api_client, q="fade", coach="D", date_from="2026-11-02", date_to="2026-11-03")
+    assert [h["plan"]["date"] for h in filtered["items"]] == ["2026-11-03", "2026-11-02"]
+    assert api_search(api_client, q="targets", coach="i")["items"][0]["plan"]["coach"] == "coach_i"
+    assert api_search(api_client, q="targets", coach="s") == {"items": [], "next_cursor": None}
+    head = api_client.head("/api/v1/search", params={"q": "fade"})
+    assert (head.status_code, head.content) == (200, b"")
+
+
+def test_search_endpoint_follows_edits_and_deletes(
+    api_client: TestClient, put_plan: PutPlan, internal_headers: dict[str, str]
+) -> None:
+    plan = put_plan(text="squeeze setup on SMCI")
+    assert len(api_search(api_client, q="squeeze")["items"]) == 1  # now cached
+    actor = {"user_id": "1001", "display_name": "Dan"}
+    edit = {"plan_text": "gap fill on COIN", "actor": actor, "message_id": "71"}
+    assert api_client.patch(f"/internal/plans/{plan['id']}", json=edit, headers=internal_headers).is_success
+    assert api_search(api_client, q="squeeze")["items"] == []
+    [hit] = api_search(api_client, q="gap fill")["items"]
+    assert hit["plan"]["tickers"] == ["COIN"]
+    gone = {"actor": actor, "message_id": "72"}
+    assert api_client.request(
+        "DELETE", f"/internal/plans/{plan['id']}", json=gone, headers=internal_headers
+    ).is_success
+    assert api_search(api_client, q="gap fill")["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "error"),
+    [
+        ({}, 422, "validation_error"),
+        ({"q": ""}, 422, "validation_error"),
+        ({"q": "x" * 201}, 422, "validation_error"),
+        ({"q": "x", "limit": 0}, 422, "validation_error"),
+        ({"q": "x", "limit": 101}, 422, "validation_error"),
+        ({"q": "x", "cursor": "nonsense"}, 400, "invalid_cursor"),
+        ({"q": "x", "cursor": "nan_5"}, 400, "invalid_cursor"),
+        ({"q": "x", "cursor": "1.5_99999999999"}, 400, "invalid_cursor"),
+        ({"q": "x", "coach": "zz"}, 400, "unknown_coach"),
+        ({"q": "x", "date_from": "2026-02-30"}, 400, "invalid_date"),
+    ],
+)
+def test_search_endpoint_bad_input(
+    api_client: TestClient, params: dict[str, Any], status: int, error: str
+) -> None:
+    response = api_client.get("/api/v1/search", params=params)
+    assert response.status_code == status
+    assert response.json()["error"] == error
+    assert response.json()["detail"]
+
+
+def test_search_endpoint_is_rate_limited(database_url: str) -> None:
+    with TestClient(create_app(make_settings(database_url, rate_limit_per_minute=2))) as client:
+        statuses = [client.get("/api/v1/search", params={"q": "vwap"}).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert client.get("/search", params={"q": "vwap"}).status_code == 429  # the page too
+
+
+def test_search_endpoint_takes_any_query(api_client: TestClient, put_plan: PutPlan) -> None:
+    put_plan(text="NVDA long above 950; AMD below 158")
+    for query in HOSTILE:
+        response = api_client.get("/api/v1/search", params={"q": query})
+        assert response.status_code < 500, (query[:20], response.text)
+        if response.status_code == 200:
+            assert all(h["plan"]["plan"].startswith("NVDA") for h in response.json()["items"])
+        else:
+            assert set(response.json()) >= {"error", "detail"}
+    assert len(api_search(api_client, q='"NVDA* ((')["items"]) == 1

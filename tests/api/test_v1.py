@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from tests.conftest import PutPlan
 
@@ -125,3 +126,75 @@ def test_last_event_id_out_of_range_is_422(api_client: TestClient, last_event_id
     response = api_client.get("/api/v1/events", headers={"Last-Event-ID": last_event_id})
     assert response.status_code == 422
     assert response.json()["fields"][0]["field"] == "header.last-event-id"
+
+
+LEGACY_FIELDS = {
+    "plan",
+    "charts",
+    "author",
+    "timestamp",
+    "id",
+    "coach",
+    "date",
+    "edited",
+    "edited_at",
+    "channel",
+}
+NVDA_PLAN = "NVDA long above 950, targets 968/985, stop 938; fade AMD below 158"
+
+
+def _levels(plan: dict[str, Any]) -> list[tuple[str, str, list[tuple[str, float]]]]:
+    return [
+        (t["ticker"], t["bias"], [(level["kind"], level["value"]) for level in t["levels"]])
+        for t in plan["levels"]
+    ]
+
+
+def test_levels_are_read_on_write_and_again_on_edit(
+    api_client: TestClient, put_plan: PutPlan, internal_headers: dict[str, str]
+) -> None:
+    written = put_plan(text=NVDA_PLAN)
+    expected = [
+        ("NVDA", "long", [("entry", 950.0), ("target", 968.0), ("target", 985.0), ("stop", 938.0)]),
+        ("AMD", "short", [("entry", 158.0)]),
+    ]
+    assert _levels(written) == expected
+    entry = written["levels"][0]["levels"][0]
+    assert entry["condition"] == "above"
+    assert NVDA_PLAN[slice(*entry["span"])] == "long above 950"
+    assert _levels(api_client.get(f"/api/v1/plans/{written['id']}").json()) == expected
+    assert _levels(api_client.get("/api/v1/plans").json()["items"][0]) == expected
+
+    edit = {
+        "plan_text": "TSLA short below 340, target 320",
+        "actor": {"user_id": "1001", "display_name": "Dan"},
+    }
+    patched = api_client.patch(
+        f"/internal/plans/{written['id']}", json={**edit, "message_id": "61"}, headers=internal_headers
+    ).json()
+    replaced = [("TSLA", "short", [("entry", 340.0), ("target", 320.0)])]
+    assert _levels(patched) == replaced
+    assert _levels(api_client.get(f"/api/v1/plans/{written['id']}").json()) == replaced
+    assert _levels(put_plan(text="no levels today, just watching")) == []
+
+
+def test_legacy_urls_do_not_show_levels(api_client: TestClient, put_plan: PutPlan) -> None:
+    put_plan(text=NVDA_PLAN, date="2026-11-25")
+    plan = api_client.get("/api/coach-plans/", params={"coach": "d", "date": "2026-11-25"}).json()
+    assert set(plan) == LEGACY_FIELDS | {"tickers"}
+    day = api_client.get("/api/coach-plans/all", params={"date": "2026-11-25"}).json()
+    assert set(day["coach_d"]) == LEGACY_FIELDS | {"tickers"}
+    history = api_client.get("/api/coach-plans/history", params={"coach": "d", "days": 365}).json()
+    assert all("levels" not in p for p in history["plans"])
+
+
+def test_a_plan_stored_without_levels_is_read_on_the_way_out(
+    api_client: TestClient, put_plan: PutPlan, database_url: str
+) -> None:
+    """Rows written before levels were stored (or by hand) have NULL: they are read, not left empty."""
+    written = put_plan(text=NVDA_PLAN)
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE coach_plans SET plan_levels = NULL WHERE id = :id"), {"id": written["id"]})
+    engine.dispose()
+    assert _levels(api_client.get(f"/api/v1/plans/{written['id']}").json()) == _levels(written)

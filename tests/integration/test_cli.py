@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -115,10 +116,14 @@ def test_import_legacy_twice(tmp_path: Path, sqlite_template: Path) -> None:
             "SELECT coach_name, date, plan_text, author FROM coach_plans ORDER BY id"
         ).fetchall()
         charts = conn.execute("SELECT chart_url FROM plan_charts").fetchall()
+        levels = dict(conn.execute("SELECT date, plan_levels FROM coach_plans WHERE coach_name = 'coach_d'"))
     assert len(rows) == 4
     assert ("coach_d", "2024-05-10", "NVDA above 950, add on reclaim of 960", "Dan") in rows
     assert ("coach_n", "2024-05-13", "Macro: 10y above 4.5 is risk-off", "legacy import") in rows
     assert charts == [("https://cdn.discordapp.com/attachments/1/2/nvda.png",)]
+    # Imported plans get their levels like any write (the importer writes through the service).
+    assert json.loads(levels["2024-05-10"])[0]["ticker"] == "NVDA"
+    assert [lv["value"] for lv in json.loads(levels["2024-05-10"])[0]["levels"]] == [950.0, 960.0]
 
 
 def test_import_rejects_a_non_object_file(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ async def test_lists_its_tools_and_resource_templates(plans_server: Server, mode
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         templates = (await client.list_resource_templates()).resource_templates
 
-    assert set(tools) == {"get_coach_plan", "search_plans", "list_coaches"}
+    assert set(tools) == {"get_coach_plan", "search_plans", "search_text", "get_levels", "list_coaches"}
     assert tools["get_coach_plan"].input_schema["required"] == ["coach"]
     assert set(tools["search_plans"].input_schema["properties"]) == {"ticker", "days", "as_of"}
     assert all(tool.annotations and tool.annotations.read_only_hint for tool in tools.values())
@@ -88,6 +88,15 @@ async def test_get_coach_plan(plans_server: Server, mode: str, put_plan: PutPlan
         "charts": CHARTS,
         "author": "Dan",
         "edited": False,
+        "levels": [
+            {
+                "ticker": "NVDA",
+                "bias": "neutral",
+                "levels": [
+                    {"kind": "entry", "condition": "above", "value": 950.0, "high": None, "text": "above 950"}
+                ],
+            }
+        ],
     }
 
 
@@ -174,6 +183,56 @@ async def test_search_plans_errors_are_tool_errors(
     assert message in text_of(result)
 
 
+async def test_get_levels(plans_server: Server, mode: str, put_plan: PutPlan) -> None:
+    put_plan("coach_d", DATE, text="NVDA long above 950, targets 968/985, stop 938; fade AMD below 158")
+    put_plan("coach_s", DATE, text="Watching NVDA into earnings, no levels from me")
+    put_plan("coach_i", DATE, text="$AMD only")
+    put_plan("coach_n", "2025-06-13", text="NVDA short below 900")
+
+    async with connect(plans_server, mode) as client:
+        found = ok(await client.call_tool("get_levels", {"ticker": "$nvda", "date": DATE}))
+        none = ok(await client.call_tool("get_levels", {"ticker": "TSLA", "date": DATE}))
+        bad = await client.call_tool("get_levels", {"ticker": " ", "date": DATE})
+
+    assert (found["ticker"], found["date"]) == ("NVDA", DATE)
+    by_coach = {c["coach"]: c for c in found["coaches"]}
+    assert set(by_coach) == {"coach_d", "coach_s"}
+    assert by_coach["coach_d"]["bias"] == "long"
+    assert [(lv["kind"], lv["value"], lv["text"]) for lv in by_coach["coach_d"]["levels"]] == [
+        ("entry", 950.0, "long above 950"),
+        ("target", 968.0, "targets 968"),
+        ("target", 985.0, "985"),
+        ("stop", 938.0, "stop 938"),
+    ]
+    assert (by_coach["coach_s"]["bias"], by_coach["coach_s"]["levels"]) == (None, [])
+    assert none == {"ticker": "TSLA", "date": DATE, "coaches": []}
+    assert bad.is_error
+    assert "ticker must not be empty" in text_of(bad)
+
+
+async def test_search_text(plans_server: Server, mode: str, put_plan: PutPlan) -> None:
+    best = put_plan("coach_d", DATE, text="VWAP reclaim on NVDA, then VWAP reclaim on AMD")
+    other = put_plan("coach_i", "2025-06-13", text="NVDA above 950 after a VWAP reclaim")
+    put_plan("coach_s", DATE, text="nothing about it")
+
+    async with connect(plans_server, mode) as client:
+        found = ok(await client.call_tool("search_text", {"query": "vwap reclaim"}))
+        filtered = ok(
+            await client.call_tool("search_text", {"query": "reclaim", "coach": "i", "date_to": "2025-06-13"})
+        )
+        hostile = ok(await client.call_tool("search_text", {"query": '"NEAR( vwap*'}))
+        too_many = await client.call_tool("search_text", {"query": "vwap", "limit": 51})
+
+    assert found["count"] == 2
+    assert [hit["plan"]["id"] for hit in found["hits"]] == [best["id"], other["id"]]
+    assert "**VWAP** **reclaim**" in found["hits"][0]["snippet"]
+    assert found["hits"][0]["score"] > found["hits"][1]["score"]
+    assert [hit["plan"]["id"] for hit in filtered["hits"]] == [other["id"]]
+    assert hostile["count"] == 0
+    assert too_many.is_error
+    assert "limit must be 1..50" in text_of(too_many)
+
+
 async def test_list_coaches(plans_server: Server, mode: str) -> None:
     async with connect(plans_server, mode) as client:
         coaches = ok(await client.call_tool("list_coaches", {}))
@@ -246,6 +305,8 @@ UNREACHABLE = f"The Coach Plans API at {DOWN} is unreachable"
         ("get_coach_plan", {"coach": "coach_d", "date": DATE}),
         ("search_plans", {"ticker": "NVDA", "days": 7}),
         ("list_coaches", {}),
+        ("get_levels", {"ticker": "NVDA"}),
+        ("search_text", {"query": "vwap"}),
     ],
 )
 async def test_tools_report_an_unreachable_api(mode: str, tool: str, arguments: dict[str, Any]) -> None:
@@ -258,7 +319,7 @@ async def test_tools_report_an_unreachable_api(mode: str, tool: str, arguments: 
         assert "COACH_PLANS_API_URL" in text
         assert "Traceback" not in text
         # The server survives the failure and keeps answering.
-        assert len((await client.list_tools()).tools) == 3
+        assert len((await client.list_tools()).tools) == 5
 
 
 @pytest.mark.parametrize("uri", [f"coach-plans://plans/{DATE}", "coach-plans://tickers/NVDA"])

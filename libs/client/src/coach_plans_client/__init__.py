@@ -13,7 +13,20 @@ from ._errors import (
     TimeoutError,
 )
 from ._legacy import DiscordWebhookClient
-from ._models import Chart, Coach, CoachPlan, Health, Plan, PlanEvent, PlanPage, Revision
+from ._models import (
+    Chart,
+    Coach,
+    CoachPlan,
+    Health,
+    Level,
+    Plan,
+    PlanEvent,
+    PlanPage,
+    Revision,
+    SearchHit,
+    SearchPage,
+    TickerLevels,
+)
 
 # Exported by 2.0 and kept importable for code written against it, but internals rather than
 # part of the documented surface (``mock_mode=True`` replaces the mock transport).
@@ -36,13 +49,17 @@ __all__ = [
     "DiscordWebhookClient",
     "Health",
     "InvalidResponseError",
+    "Level",
     "NotFoundError",
     "Plan",
     "PlanEvent",
     "PlanPage",
     "RateLimitError",
     "Revision",
+    "SearchHit",
+    "SearchPage",
     "ServerError",
+    "TickerLevels",
     "TimeoutError",
     "__version__",
 ]

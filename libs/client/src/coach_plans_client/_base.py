@@ -41,6 +41,8 @@ DEFAULT_BASE_URL = "http://localhost:5000"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_PLAN_TIMEZONE = "America/New_York"
 MAX_PAGE_SIZE = 200  # the API's upper bound for ``limit``
+MAX_SEARCH_PAGE_SIZE = 100  # the same for a search
+SEARCH_PATH = "/api/v1/search"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 EVENTS_PATH = "/api/v1/events"
@@ -183,17 +185,17 @@ class BaseClient:
         return normalise_ticker(ticker), last - dt.timedelta(days=days - 1), last
 
     @staticmethod
-    def _check_page_size(page_size: int) -> None:
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+    def _check_page_size(page_size: int, upper: int = MAX_PAGE_SIZE) -> None:
+        if not 1 <= page_size <= upper:
+            raise ValueError(f"page_size must be 1..{upper}, got {page_size}")
 
-    def _next_cursor(self, cursor: str, seen: set[str]) -> str:
+    def _next_cursor(self, cursor: str, seen: set[str], path: str = "/api/v1/plans") -> str:
         # A server handing back a cursor it already gave would page forever.
         if cursor in seen:
             raise InvalidResponseError(
                 f"pagination does not advance: cursor {cursor!r} repeated",
                 method="GET",
-                url=self._url("/api/v1/plans"),
+                url=self._url(path),
             )
         seen.add(cursor)
         return cursor

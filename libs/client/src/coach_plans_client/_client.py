@@ -24,6 +24,8 @@ from ._base import (
     DEFAULT_PLAN_TIMEZONE,
     EVENTS_TIMEOUT,
     MAX_PAGE_SIZE,
+    MAX_SEARCH_PAGE_SIZE,
+    SEARCH_PATH,
     BaseClient,
     CacheKey,
     Params,
@@ -40,6 +42,8 @@ from ._models import (
     PlanEvent,
     PlanPage,
     Revision,
+    SearchHit,
+    SearchPage,
 )
 
 __all__ = ["AsyncCoachPlansClient", "CoachPlansClient"]
@@ -94,6 +98,25 @@ def _plans_params(
         "to": date_to,
         "author": author,
         "ticker": ticker,
+        "limit": limit,
+        "cursor": cursor,
+    }
+
+
+def _search_params(
+    query: str,
+    *,
+    coach: str | None,
+    date_from: DateLike | None,
+    date_to: DateLike | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Params:
+    return {
+        "q": query,
+        "coach": coach,
+        "date_from": date_from,
+        "date_to": date_to,
         "limit": limit,
         "cursor": cursor,
     }
@@ -303,6 +326,45 @@ class CoachPlansClient(BaseClient):
             if not page.next_cursor:
                 return
             cursor = self._next_cursor(page.next_cursor, seen)
+
+    def search(
+        self,
+        query: str,
+        *,
+        coach: str | None = None,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SearchPage:
+        """One page of plans whose text has every word of ``query``, best match first, each with a
+        highlighted snippet; pass ``page.next_cursor`` as ``cursor`` for more (``limit`` 1..100)."""
+        params = _search_params(
+            query, coach=coach, date_from=date_from, date_to=date_to, limit=limit, cursor=cursor
+        )
+        return self._get(SEARCH_PATH, params, SearchPage.from_json)
+
+    def iter_search(
+        self,
+        query: str,
+        *,
+        coach: str | None = None,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        page_size: int = MAX_SEARCH_PAGE_SIZE,
+    ) -> Iterator[SearchHit]:
+        """Every hit of a search, best first, fetching page after page; stop iterating to stop."""
+        self._check_page_size(page_size, MAX_SEARCH_PAGE_SIZE)
+        seen: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = self.search(
+                query, coach=coach, date_from=date_from, date_to=date_to, limit=page_size, cursor=cursor
+            )
+            yield from page.items
+            if not page.next_cursor:
+                return
+            cursor = self._next_cursor(page.next_cursor, seen, SEARCH_PATH)
 
     def get_plan_by_id(self, plan_id: int) -> Plan:
         """One plan by id; NotFoundError for unknown or deleted plans."""
@@ -557,6 +619,46 @@ class AsyncCoachPlansClient(BaseClient):
             if not page.next_cursor:
                 return
             cursor = self._next_cursor(page.next_cursor, seen)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        coach: str | None = None,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SearchPage:
+        """One page of plans whose text has every word of ``query``, best match first, each with a
+        highlighted snippet; pass ``page.next_cursor`` as ``cursor`` for more (``limit`` 1..100)."""
+        params = _search_params(
+            query, coach=coach, date_from=date_from, date_to=date_to, limit=limit, cursor=cursor
+        )
+        return await self._get(SEARCH_PATH, params, SearchPage.from_json)
+
+    async def aiter_search(
+        self,
+        query: str,
+        *,
+        coach: str | None = None,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        page_size: int = MAX_SEARCH_PAGE_SIZE,
+    ) -> AsyncIterator[SearchHit]:
+        """Every hit of a search, best first, fetching page after page; stop iterating to stop."""
+        self._check_page_size(page_size, MAX_SEARCH_PAGE_SIZE)
+        seen: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = await self.search(
+                query, coach=coach, date_from=date_from, date_to=date_to, limit=page_size, cursor=cursor
+            )
+            for hit in page.items:
+                yield hit
+            if not page.next_cursor:
+                return
+            cursor = self._next_cursor(page.next_cursor, seen, SEARCH_PATH)
 
     async def get_plan_by_id(self, plan_id: int) -> Plan:
         """One plan by id; NotFoundError for unknown or deleted plans."""

@@ -8,7 +8,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Chart", "Coach", "CoachPlan", "Health", "Plan", "PlanPage", "Revision"]
+__all__ = [
+    "Chart",
+    "Coach",
+    "CoachPlan",
+    "Health",
+    "Level",
+    "Plan",
+    "PlanPage",
+    "Revision",
+    "SearchHit",
+    "SearchPage",
+    "TickerLevels",
+]
 
 
 class ModelError(ValueError):
@@ -56,6 +68,24 @@ def _opt_float(data: Mapping[str, Any], key: str) -> float | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ModelError(f"{key!r}: expected a number, got {value!r}")
     return float(value)
+
+
+def _float(data: Mapping[str, Any], key: str) -> float:
+    value = _opt_float(data, key)
+    if value is None:
+        raise ModelError(f"{key!r}: missing")
+    return value
+
+
+def _span(value: Any, key: str) -> tuple[int, int]:
+    """A ``[start, end)`` pair of character offsets."""
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in value)
+    ):
+        raise ModelError(f"{key!r}: expected [start, end], got {value!r}")
+    return int(value[0]), int(value[1])
 
 
 def _bool(data: Mapping[str, Any], key: str) -> bool:
@@ -145,6 +175,70 @@ class Chart:
         )
 
 
+LevelKind = Literal["entry", "target", "stop", "support", "resistance", "pivot", "strike"]
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A price level read from a plan's text: ``plan.plan[start:end]`` (``span``) is the phrase.
+
+    ``kind`` is ``entry`` (entries and triggers), ``target``, ``stop``, ``support``,
+    ``resistance``, ``pivot`` or ``strike``; ``condition`` says how an entry triggers
+    (``above``, ``below``, ``reclaim``, ``break``, ``at``), a stop's side, or a strike's
+    ``call``/``put``; ``high`` is the top of a zone ("950-955").
+    """
+
+    kind: str
+    value: float
+    high: float | None = None
+    condition: str | None = None
+    span: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Level:
+        obj = _mapping(data, "level")
+        return cls(
+            kind=_str(obj, "kind"),
+            value=_float(obj, "value"),
+            high=_opt_float(obj, "high"),
+            condition=_opt_str(obj, "condition"),
+            span=_span(obj.get("span"), "span"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TickerLevels:
+    """One ticker's bias (``long``, ``short`` or ``neutral``) and its levels in text order."""
+
+    ticker: str
+    bias: str
+    levels: tuple[Level, ...] = ()
+
+    def of_kind(self, kind: LevelKind) -> tuple[Level, ...]:
+        return tuple(level for level in self.levels if level.kind == kind)
+
+    @property
+    def entries(self) -> tuple[Level, ...]:
+        return self.of_kind("entry")
+
+    @property
+    def targets(self) -> tuple[Level, ...]:
+        return self.of_kind("target")
+
+    @property
+    def stops(self) -> tuple[Level, ...]:
+        return self.of_kind("stop")
+
+    @classmethod
+    def from_json(cls, data: Any) -> TickerLevels:
+        obj = _mapping(data, "ticker levels")
+        return cls(
+            ticker=_str(obj, "ticker"),
+            bias=_str(obj, "bias"),
+            levels=tuple(Level.from_json(level) for level in _list(obj, "levels")),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class CoachPlan:
     """A plan in the legacy shape served by ``/api/coach-plans/`` (charts are plain URLs)."""
@@ -214,6 +308,13 @@ class Plan:
     deleted_at: dt.datetime | None = None
     tickers: tuple[str, ...] = ()
     """Symbols the API tagged in the plan text (``("NVDA", "AMD")``); empty from older servers."""
+    levels: tuple[TickerLevels, ...] = ()
+    """Per ticker, the bias and price levels the API read from the text; empty from older servers."""
+
+    def levels_of(self, ticker: str) -> TickerLevels | None:
+        """The levels of one ticker (``NVDA`` or ``$nvda``), or None if the plan gives none."""
+        symbol = ticker.strip().lstrip("$").upper()
+        return next((t for t in self.levels if t.ticker == symbol), None)
 
     @classmethod
     def from_json(cls, data: Any) -> Plan:
@@ -235,6 +336,10 @@ class Plan:
             edited=_bool(obj, "edited"),
             deleted_at=_opt_datetime(obj, "deleted_at"),
             tickers=_str_tuple(obj, "tickers"),
+            levels=tuple(
+                TickerLevels.from_json(t)
+                for t in (_list(obj, "levels") if obj.get("levels") is not None else ())
+            ),
         )
 
 
@@ -250,6 +355,47 @@ class PlanPage:
         obj = _mapping(data, "page")
         return cls(
             items=tuple(Plan.from_json(item) for item in _list(obj, "items")),
+            next_cursor=_opt_str(obj, "next_cursor"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A plan whose text matched a search, best first.
+
+    ``snippet`` is plain text cut from the plan around the matches; each ``(start, end)`` of
+    ``highlights`` marks a matched word in it (``snippet[start:end]``). ``score`` orders the hits
+    of one search (higher is better).
+    """
+
+    plan: Plan
+    snippet: str
+    highlights: tuple[tuple[int, int], ...] = ()
+    score: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: Any) -> SearchHit:
+        obj = _mapping(data, "search hit")
+        return cls(
+            plan=Plan.from_json(obj.get("plan")),
+            snippet=_str(obj, "snippet"),
+            highlights=tuple(_span(pair, "highlights") for pair in _list(obj, "highlights")),
+            score=_opt_float(obj, "score") or 0.0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of ``/api/v1/search``; pass ``next_cursor`` back to get the next one."""
+
+    items: tuple[SearchHit, ...]
+    next_cursor: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> SearchPage:
+        obj = _mapping(data, "search page")
+        return cls(
+            items=tuple(SearchHit.from_json(item) for item in _list(obj, "items")),
             next_cursor=_opt_str(obj, "next_cursor"),
         )
 

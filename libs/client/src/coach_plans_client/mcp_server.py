@@ -5,7 +5,8 @@ Needs the optional extra (``pip install 'coach-plans-client[mcp]'``); run it as
 
 Resources: ``coach-plans://plans/{date}`` (every coach's plan of a day) and
 ``coach-plans://tickers/{ticker}`` (plans mentioning a ticker, last 30 days).
-Tools: ``get_coach_plan``, ``search_plans``, ``list_coaches``.
+Tools: ``get_coach_plan``, ``search_plans`` (by ticker), ``search_text`` (full text),
+``get_levels`` (a ticker's price levels of a day), ``list_coaches``.
 
 ``mcp`` is imported only inside :func:`create_server` and the functions it calls, so this
 module (and the rest of the package) imports without the extra and ``coach-plans-mcp`` can say
@@ -44,7 +45,7 @@ from ._errors import (
     TimeoutError,
 )
 from ._legacy import normalise_coach
-from ._models import Coach, Plan
+from ._models import Coach, Plan, SearchHit, TickerLevels
 
 if sys.version_info >= (3, 12):
     from typing import TypedDict
@@ -54,6 +55,8 @@ else:
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import ToolAnnotations
 
 __all__ = ["API_URL_ENV", "DEFAULT_TICKER_DAYS", "MAX_DAYS", "create_server", "main"]
 
@@ -61,6 +64,8 @@ API_URL_ENV = "COACH_PLANS_API_URL"
 TIMEZONE_ENV = "PLAN_TIMEZONE"
 DEFAULT_TICKER_DAYS = 30
 MAX_DAYS = 365
+DEFAULT_SEARCH_HITS = 10
+MAX_SEARCH_HITS = 50
 INSTALL_HINT = "the MCP server needs the optional 'mcp' extra: pip install 'coach-plans-client[mcp]'"
 
 INSTRUCTIONS = """\
@@ -68,11 +73,33 @@ Coach Plans: the daily trading plans that four coaches post before the market op
 (coach_d technical, coach_i fundamental, coach_s sentiment, coach_n macro; list_coaches gives
 the roster). Dates are YYYY-MM-DD in the market time zone (America/New_York); "today" works too.
 - One ticker: search_plans(ticker="NVDA", days=30) -> plans mentioning it, newest first.
+- A ticker's levels: get_levels(ticker="NVDA", date="today") -> per coach, bias and levels.
+- Words or phrases: search_text(query="vwap reclaim", coach=None, date_from=None, date_to=None)
+  -> best matches first, each with a snippet whose matched words are **bold**.
 - One coach and day: get_coach_plan(coach="coach_d", date="2026-11-25").
 - Resources: coach-plans://plans/{date} (all coaches that day), coach-plans://tickers/{ticker}.
 A plan's `plan` is the coach's own text; `charts` are image URLs; `tickers` are the symbols
-tagged in it. A missing plan is reported as "No plan available for <coach> on <date>".
+tagged in it; `levels` are the price levels read from the text per ticker (kind entry, target,
+stop, support, resistance, pivot or strike; `text` is the phrase it came from). Levels are read
+by rules, not by a person: quote the plan's own words when it matters.
+A missing plan is reported as "No plan available for <coach> on <date>".
 """
+
+
+class LevelJSON(TypedDict):
+    """One price level; ``text`` is the phrase of the plan it was read from."""
+
+    kind: str
+    condition: str | None
+    value: float
+    high: float | None
+    text: str
+
+
+class TickerLevelsJSON(TypedDict):
+    ticker: str
+    bias: str
+    levels: list[LevelJSON]
 
 
 class PlanJSON(TypedDict):
@@ -88,6 +115,7 @@ class PlanJSON(TypedDict):
     author: str | None
     posted_at: str | None
     edited: bool
+    levels: list[TickerLevelsJSON]
 
 
 class CoachJSON(TypedDict):
@@ -108,6 +136,40 @@ class SearchJSON(TypedDict):
     plans: list[PlanJSON]
 
 
+class CoachLevelsJSON(TypedDict):
+    """One coach's take on a ticker that day; ``bias`` is null when the plan gives no levels."""
+
+    coach: str
+    coach_name: str | None
+    plan_id: int
+    bias: str | None
+    levels: list[LevelJSON]
+
+
+class LevelsJSON(TypedDict):
+    """The answer of ``get_levels``."""
+
+    ticker: str
+    date: str
+    coaches: list[CoachLevelsJSON]
+
+
+class HitJSON(TypedDict):
+    """A search hit: the plan, and a snippet with the matched words in **bold**."""
+
+    snippet: str
+    score: float
+    plan: PlanJSON
+
+
+class TextSearchJSON(TypedDict):
+    """The answer of ``search_text``."""
+
+    query: str
+    count: int
+    hits: list[HitJSON]
+
+
 class DayJSON(TypedDict):
     """The content of ``coach-plans://plans/{date}``."""
 
@@ -119,6 +181,19 @@ class RosterJSON(TypedDict):
     """The answer of ``list_coaches``."""
 
     coaches: list[CoachJSON]
+
+
+def levels_json(plan: Plan, levels: TickerLevels) -> list[LevelJSON]:
+    return [
+        {
+            "kind": level.kind,
+            "condition": level.condition,
+            "value": level.value,
+            "high": level.high,
+            "text": plan.plan[level.span[0] : level.span[1]],
+        }
+        for level in levels.levels
+    ]
 
 
 def plan_json(plan: Plan) -> PlanJSON:
@@ -134,6 +209,30 @@ def plan_json(plan: Plan) -> PlanJSON:
         "author": plan.author,
         "posted_at": plan.created_at.isoformat() if plan.created_at else None,
         "edited": plan.edited,
+        "levels": [{"ticker": t.ticker, "bias": t.bias, "levels": levels_json(plan, t)} for t in plan.levels],
+    }
+
+
+def marked_snippet(hit: SearchHit) -> str:
+    """The snippet with each highlighted range in **bold** (what a model reads as emphasis)."""
+    parts: list[str] = []
+    at = 0
+    for start, end in sorted(hit.highlights):
+        if start < at or end > len(hit.snippet):
+            continue  # overlapping or out of range: leave the text as it is
+        parts += [hit.snippet[at:start], "**", hit.snippet[start:end], "**"]
+        at = end
+    return "".join(parts) + hit.snippet[at:]
+
+
+def coach_levels_json(plan: Plan, ticker: str) -> CoachLevelsJSON:
+    found = plan.levels_of(ticker)
+    return {
+        "coach": plan.coach,
+        "coach_name": plan.coach_display_name,
+        "plan_id": plan.id,
+        "bias": found.bias if found else None,
+        "levels": levels_json(plan, found) if found else [],
     }
 
 
@@ -184,6 +283,12 @@ async def plans_of_day(api: AsyncCoachPlansClient, day: dt.date, *, coach: str |
     return newest_first([plan async for plan in api.aiter_plans(coach=coach, date=day)])
 
 
+async def plans_of_day_for_ticker(api: AsyncCoachPlansClient, day: dt.date, ticker: str) -> list[Plan]:
+    """Every plan of one day that mentions ``ticker``, all pages, by coach name."""
+    plans = [plan async for plan in api.aiter_plans(date=day, ticker=ticker)]
+    return sorted(plans, key=lambda plan: plan.coach)
+
+
 def create_server(
     api_url: str | None = None,
     *,
@@ -230,20 +335,33 @@ def create_server(
         log_level=log_level,
     )
     _add_tools(server, shown_url)
+    _add_level_tools(server, shown_url)
     _add_resources(server, shown_url)
     return server
+
+
+def _tool_error(exc: CoachPlansError | ValueError, api_url: str) -> "ToolError":
+    """What a tool tells the agent: a bad argument as it is, an API failure explained for ``api_url``."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    return ToolError(str(exc) if isinstance(exc, ValueError) else explain(exc, api_url))
+
+
+def _read_only() -> "ToolAnnotations":
+    from mcp.types import ToolAnnotations
+
+    return ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
 def _add_tools(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None:
     """``get_coach_plan``, ``search_plans`` and ``list_coaches``; errors explained for ``api_url``."""
     from mcp.server.mcpserver import Context
     from mcp.server.mcpserver.exceptions import ToolError
-    from mcp.types import ToolAnnotations
 
-    read_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+    read_only = _read_only()
 
-    def tool_error(exc: CoachPlansError | ValueError) -> ToolError:
-        return ToolError(str(exc) if isinstance(exc, ValueError) else explain(exc, api_url))
+    def tool_error(exc: CoachPlansError | ValueError) -> "ToolError":
+        return _tool_error(exc, api_url)
 
     def check_days(days: int) -> None:
         if not 1 <= days <= MAX_DAYS:
@@ -303,6 +421,72 @@ def _add_tools(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None
         except CoachPlansError as exc:
             raise tool_error(exc) from None
         return {"coaches": [coach_json(coach) for coach in coaches]}
+
+
+def _add_level_tools(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None:
+    """``get_levels`` and ``search_text``: the plans read as data; errors explained for ``api_url``."""
+    from mcp.server.mcpserver import Context
+
+    read_only = _read_only()
+
+    def tool_error(exc: CoachPlansError | ValueError) -> "ToolError":
+        return _tool_error(exc, api_url)
+
+    @server.tool(annotations=read_only)
+    async def get_levels(
+        ctx: Context[AsyncCoachPlansClient, Any], ticker: str, date: str | None = None
+    ) -> LevelsJSON:
+        """A ticker's price levels in each coach's plan of one day.
+
+        ticker: "NVDA" or "$nvda". date: YYYY-MM-DD or "today" (default: today in
+        America/New_York). Each coach whose plan mentions the ticker is listed with a bias
+        (long, short, neutral; null when the plan names the ticker without levels) and levels
+        (kind entry, target, stop, support, resistance, pivot or strike; `text` is the phrase of
+        the plan it was read from). An empty list means no coach mentioned the ticker that day.
+        """
+        api = ctx.request_context.lifespan_context
+        try:
+            symbol = normalise_ticker(ticker)
+            day = parse_day(date, api)
+            plans = await plans_of_day_for_ticker(api, day, symbol)
+        except (CoachPlansError, ValueError) as exc:
+            raise tool_error(exc) from None
+        return {
+            "ticker": symbol,
+            "date": day.isoformat(),
+            "coaches": [coach_levels_json(plan, symbol) for plan in plans],
+        }
+
+    @server.tool(annotations=read_only)
+    async def search_text(
+        ctx: Context[AsyncCoachPlansClient, Any],
+        query: str,
+        coach: str | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        limit: int = DEFAULT_SEARCH_HITS,
+    ) -> TextSearchJSON:
+        """Full-text search over every coach's plans, best match first.
+
+        query: words to find, all required ("vwap reclaim"; "targets" also finds "target").
+        coach: only this coach ("coach_d", "d"). date_from / date_to: YYYY-MM-DD bounds.
+        limit: 1..50 hits (default 10). Each hit has the plan and a snippet with the matched
+        words in **bold**. To search by ticker symbol, search_plans is more precise.
+        """
+        api = ctx.request_context.lifespan_context
+        try:
+            if not 1 <= limit <= MAX_SEARCH_HITS:
+                raise ValueError(f"limit must be 1..{MAX_SEARCH_HITS}, got {limit}")
+            first = parse_day(date_from, api) if date_from else None
+            last = parse_day(date_to, api) if date_to else None
+            page = await api.search(query, coach=coach or None, date_from=first, date_to=last, limit=limit)
+        except (CoachPlansError, ValueError) as exc:
+            raise tool_error(exc) from None
+        hits: list[HitJSON] = [
+            {"snippet": marked_snippet(hit), "score": hit.score, "plan": plan_json(hit.plan)}
+            for hit in page.items
+        ]
+        return {"query": query, "count": len(hits), "hits": hits}
 
 
 def _add_resources(server: "MCPServer[AsyncCoachPlansClient]", api_url: str) -> None:

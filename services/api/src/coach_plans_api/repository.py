@@ -98,6 +98,10 @@ class Conn:
     def day_out(self, value: Any) -> dt.date:
         return value if self.postgres else dt.date.fromisoformat(value)
 
+    def json_out(self, value: Any) -> Any:
+        """A JSON column's value: psycopg parses it, sqlite3 hands over the text."""
+        return json.loads(value) if isinstance(value, str) and not self.postgres else value
+
     def time_out(self, value: Any) -> dt.datetime | None:
         if value is None:
             return None
@@ -122,6 +126,7 @@ class PlanRow(NamedTuple):
     created_at: dt.datetime
     edited_at: dt.datetime | None
     deleted_at: dt.datetime | None
+    plan_levels: list[dict[str, Any]] | None = None  # None: not read yet (docs/levels.md)
 
 
 class ChartRow(NamedTuple):
@@ -150,7 +155,7 @@ class RevisionRow(NamedTuple):
 
 _COLUMNS = (
     "id, coach_name, date, plan_text, author, author_id, channel, channel_id,"
-    " source_message_id, created_at, edited_at, deleted_at"
+    " source_message_id, created_at, edited_at, deleted_at, plan_levels"
 )
 _PLAN = f"SELECT {_COLUMNS} FROM coach_plans"
 # A plan with its charts and tickers in one statement (one round trip): each as a JSON array of
@@ -203,6 +208,7 @@ def _plan(conn: Conn, row: tuple[Any, ...]) -> PlanRow:
         created_at,
         conn.time_out(row[10]),
         conn.time_out(row[11]),
+        conn.json_out(row[12]),
     )
 
 
@@ -221,7 +227,7 @@ def _chart(plan_id: int, row: Sequence[Any]) -> ChartRow:
 
 def _shown(conn: Conn, row: tuple[Any, ...]) -> Shown:
     plan = _plan(conn, row)
-    charts, tickers = row[12], row[13]
+    charts, tickers = row[13], row[14]
     if not conn.postgres:  # SQLite hands JSON over as text
         charts, tickers = json.loads(charts), json.loads(tickers)
     return Shown(
@@ -458,32 +464,51 @@ def charts_due(
     return [(int(chart_id), str(url)) for chart_id, url in rows]
 
 
-# Full-text search: only the page's rows get a snippet (the ranked ids are chosen first,
-# highlighted after). `{where}` and `{page}` are filled from fixed fragments only.
+# Full-text search. Ranking looks at the newest `SEARCH_WINDOW` matching plans only (after the
+# filters), so a search costs the same at a million plans as at a thousand: finding the newest
+# matches walks the index from its end and stops, where ranking every match would read every
+# plan holding a common word (seconds at a million plans; docs/levels.md). The score needs no
+# count over the whole index either (SQLite's bm25() needs one): on PostgreSQL `ts_rank`; on
+# SQLite the matched words counted by highlight(), saturated and normalised by length like
+# BM25 without its inverse document frequency (every word of the query is required anyway).
+# Only the page's rows get a snippet. `{where}` and `{page}` are filled from fixed fragments.
+SEARCH_WINDOW = 500
 _SEARCH_POSTGRES = """
     SELECT hit.id, hit.score, ts_headline('english', hit.plan_text, hit.q, :headline)
     FROM (
         SELECT * FROM (
             SELECT p.id, p.plan_text, q, ts_rank(p.plan_search, q)::float8 AS score
-            FROM coach_plans AS p, websearch_to_tsquery('english', :match) AS q
-            WHERE p.plan_search @@ q AND {where}
+            FROM (
+                SELECT p.id, p.plan_text, p.plan_search FROM coach_plans AS p
+                WHERE p.plan_search @@ websearch_to_tsquery('english', :match) AND {where}
+                ORDER BY p.id DESC LIMIT :window
+            ) AS p, websearch_to_tsquery('english', :match) AS q
         ) AS ranked {page}
         ORDER BY score DESC, id DESC LIMIT :limit
     ) AS hit
     ORDER BY hit.score DESC, hit.id DESC
 """
 _SEARCH_SQLITE = """
-    WITH hit AS MATERIALIZED (
+    WITH recent AS MATERIALIZED (
+        SELECT p.id, highlight(coach_plans_fts, 0, :mark_start, '') AS text
+        FROM coach_plans_fts CROSS JOIN coach_plans AS p ON p.id = coach_plans_fts.rowid
+        WHERE coach_plans_fts MATCH :match AND {where}
+        ORDER BY coach_plans_fts.rowid DESC LIMIT :window
+    ),
+    counted AS MATERIALIZED (
+        SELECT id, length(text) - length(replace(text, :mark_start, '')) AS words, length(text) AS size
+        FROM recent
+    ),
+    hit AS MATERIALIZED (
         SELECT * FROM (
-            SELECT p.id, -bm25(coach_plans_fts) AS score
-            FROM coach_plans_fts JOIN coach_plans AS p ON p.id = coach_plans_fts.rowid
-            WHERE coach_plans_fts MATCH :match AND {where}
+            SELECT id, words * 2.2 / (words + 1.2 * (0.25 + 0.75 * size / 400.0)) AS score FROM counted
         ) {page}
         ORDER BY score DESC, id DESC LIMIT :limit
     )
     SELECT hit.id, hit.score, snippet(coach_plans_fts, 0, :mark_start, :mark_end, '…', 24)
-    FROM hit JOIN coach_plans_fts ON coach_plans_fts.rowid = hit.id
+    FROM coach_plans_fts CROSS JOIN hit ON hit.id = coach_plans_fts.rowid
     WHERE coach_plans_fts MATCH :match
+        AND coach_plans_fts.rowid BETWEEN (SELECT min(id) FROM hit) AND (SELECT max(id) FROM hit)
     ORDER BY hit.score DESC, hit.id DESC
 """
 _HEADLINE = (
@@ -501,13 +526,15 @@ def search_plans(
     date_to: dt.date | None = None,
     limit: int,
     after: tuple[float, int] | None = None,
+    window: int = SEARCH_WINDOW,
 ) -> list[SearchHit]:
-    """Live plans whose text matches `query`, best first (then newest id), each with a highlighted
-    snippet; `after` is the (score, plan id) of the last hit of the previous page."""
+    """Of the newest `window` live plans whose text matches `query`, the best first (then newest
+    id), each with a highlighted snippet; `after` is the (score, plan id) of the last hit of the
+    previous page."""
     match = postgres_query(query) if conn.postgres else fts5_query(query)
     if not match.strip():
         return []
-    params: Params = {"match": match, "limit": limit}
+    params: Params = {"match": match, "limit": limit, "window": window}
     filters = ["p.deleted_at IS NULL"]
     for condition, name, value in (
         ("p.coach_name = :coach", "coach", coach),
@@ -517,6 +544,17 @@ def search_plans(
         if value is not None:
             filters.append(condition)
             params[name] = value
+    if not conn.postgres and date_from is not None and date_to is not None:
+        # The index is walked from the newest plan id: start it at the range's own ids, which
+        # follow the dates closely, instead of skipping every newer match one by one.
+        low, high = conn.first(
+            "SELECT min(id), max(id) FROM coach_plans WHERE date >= :date_from AND date <= :date_to",
+            {"date_from": params["date_from"], "date_to": params["date_to"]},
+        ) or (None, None)
+        if low is None:
+            return []
+        filters.append("coach_plans_fts.rowid BETWEEN :low_id AND :high_id")
+        params["low_id"], params["high_id"] = low, high
     page = ""
     if after is not None:
         page = "WHERE score < :after_score OR (score = :after_score AND id < :after_id)"
@@ -530,11 +568,17 @@ def search_plans(
     if not rows:
         return []
     ids, id_params = _in([row[0] for row in rows])
-    plans = {row[0]: _plan(conn, row) for row in conn.all(f"{_PLAN} WHERE id IN {ids}", id_params)}
+    statement = f"{_SHOWN[conn.postgres]} WHERE id IN {ids}"
+    plans = {shown.plan.id: shown for shown in (_shown(conn, row) for row in conn.all(statement, id_params))}
     hits = []
     for plan_id, score, marked in rows:
         snippet, highlights = parse_snippet(marked)
-        hits.append(SearchHit(plans[plan_id], snippet, highlights, float(score)))
+        shown = plans[plan_id]
+        hits.append(
+            SearchHit(
+                shown.plan, snippet, highlights, float(score), tuple(shown.charts), tuple(shown.tickers)
+            )
+        )
     return hits
 
 
@@ -569,21 +613,46 @@ def lock_coach_date(conn: Conn, *, coach: str, date: dt.date) -> None:
 def insert_plan(conn: Conn, values: Params) -> int:
     row = conn.first(
         "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id, channel, channel_id,"
-        " source_message_id, created_at, edited_at, deleted_at) VALUES (:coach_name, :date,"
+        " source_message_id, created_at, edited_at, deleted_at, plan_levels) VALUES (:coach_name, :date,"
         " :plan_text, :author, :author_id, :channel, :channel_id, :source_message_id, :created_at,"
-        " NULL, NULL) RETURNING id",
-        {**values, "date": conn.day(values["date"]), "created_at": conn.time(values["created_at"])},
+        " NULL, NULL, :plan_levels) RETURNING id",
+        {
+            **values,
+            "date": conn.day(values["date"]),
+            "created_at": conn.time(values["created_at"]),
+            "plan_levels": _json_in(values.get("plan_levels")),
+        },
     )
     assert row is not None
     return int(row[0])
 
 
-_UPDATABLE = ("plan_text", "edited_at", "deleted_at", "source_message_id", "channel", "channel_id")
+_UPDATABLE = (
+    "plan_text",
+    "plan_levels",
+    "edited_at",
+    "deleted_at",
+    "source_message_id",
+    "channel",
+    "channel_id",
+)
+
+
+def _json_in(value: Any) -> str | None:
+    """A JSON column's parameter: both drivers take the text (PostgreSQL casts it)."""
+    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 def update_plan(conn: Conn, plan_id: int, *, values: Params) -> None:
     columns = [c for c in _UPDATABLE if c in values]
-    params = {c: conn.time(values[c]) if c.endswith("_at") else values[c] for c in columns}
+    params = {
+        c: conn.time(values[c])
+        if c.endswith("_at")
+        else _json_in(values[c])
+        if c == "plan_levels"
+        else values[c]
+        for c in columns
+    }
     assignments = ", ".join(f"{c} = :{c}" for c in columns)
     conn.run(f"UPDATE coach_plans SET {assignments} WHERE id = :id", {**params, "id": plan_id})
 

@@ -158,7 +158,32 @@ class ChartOut(BaseModel):
     archive_status: ArchiveStatus = ArchiveStatus.pending
 
 
-class PlanOut(BaseModel):
+class LevelOut(BaseModel):
+    """One price level read from the plan text (docs/levels.md)."""
+
+    kind: Literal["entry", "target", "stop", "support", "resistance", "pivot", "strike"] = Field(
+        description="`entry` covers entries and triggers"
+    )
+    condition: Literal["above", "below", "reclaim", "break", "at", "call", "put"] | None = Field(
+        description="how an entry triggers (`above 950`), a stop's side, or a strike's call/put"
+    )
+    value: float = Field(examples=[950.0])
+    high: float | None = Field(description="the top of a zone (`950-955`), else null")
+    span: tuple[int, int] = Field(
+        description="`[start, end)` in characters of the plan text: the phrase the level came from",
+        examples=[[5, 19]],
+    )
+
+
+class TickerLevelsOut(BaseModel):
+    ticker: str = Field(examples=["NVDA"])
+    bias: Literal["long", "short", "neutral"]
+    levels: list[LevelOut]
+
+
+class HistoryPlanOut(BaseModel):
+    """A plan as `/api/coach-plans/history` shows it: the legacy URLs keep their fields."""
+
     id: int
     coach: str = Field(examples=["coach_d"])
     coach_display_name: str
@@ -175,6 +200,12 @@ class PlanOut(BaseModel):
     edited: bool
     deleted_at: dt.datetime | None
     tickers: list[str] = Field(examples=[["NVDA", "QQQ"]])
+
+
+class PlanOut(HistoryPlanOut):
+    levels: list[TickerLevelsOut] = Field(
+        default_factory=list, description="per ticker, the bias and price levels read from the text"
+    )
 
 
 class LegacyPlanOut(BaseModel):
@@ -199,7 +230,25 @@ class PlanPage(BaseModel):
 class HistoryOut(BaseModel):
     coach: str
     days: int
-    plans: list[PlanOut]
+    plans: list[HistoryPlanOut]
+
+
+MAX_QUERY_CHARS = 200
+
+
+class SearchHitOut(BaseModel):
+    """A plan whose text matches, with a plain-text snippet; `snippet[start:end]` is a matched word
+    for each `[start, end)` of `highlights`."""
+
+    plan: PlanOut
+    snippet: str
+    highlights: list[tuple[int, int]] = Field(examples=[[[3, 7], [14, 17]]])
+    score: float = Field(description="higher is a better match; comparable within one search only")
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHitOut]
+    next_cursor: str | None
 
 
 class RevisionOut(BaseModel):

@@ -19,11 +19,12 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic_core import to_json
 from sqlalchemy.exc import DBAPIError
@@ -42,6 +43,7 @@ from coach_plans_api.errors import (
     first_line,
     translate_database_error,
 )
+from coach_plans_api.levels import extract_levels, levels_to_json
 from coach_plans_api.models import ArchiveStatus, RevisionAction
 from coach_plans_api.repository import ChartRow, Conn, EventRow, PlanRow, RevisionRow
 from coach_plans_api.schemas import (
@@ -61,6 +63,8 @@ from coach_plans_api.schemas import (
     PlanPatch,
     PlanPut,
     RevisionOut,
+    SearchPage,
+    TickerLevelsOut,
 )
 from coach_plans_api.storage import StorageMonitor, StorageStatus
 from coach_plans_api.tickers import extract_tickers
@@ -90,6 +94,14 @@ def event_of(revision: EventRow) -> PlanEvent:
         date=revision.date,
         at=revision.at,
     )
+
+
+class DayPlan(NamedTuple):
+    """A coach's plan of a day as the dashboard shows it."""
+
+    plan: LegacyPlanOut
+    revisions: list[RevisionOut]
+    levels: list[TickerLevelsOut]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +161,11 @@ class PlanService:
         except ValueError:
             raise InvalidDate(f"invalid date {raw!r}: no such day") from None
 
+    def levels(self, text: str) -> list[Json]:
+        """The levels read from a plan's text (docs/levels.md): pure CPU, a fraction of a millisecond,
+        so writes call it before they queue for the writer, never inside the transaction."""
+        return levels_to_json(extract_levels(text, self.settings.watchlist))
+
     def coaches(self) -> list[CoachOut]:
         return [CoachOut(coach=f"coach_{k}", key=k, name=n) for k, n in self.settings.roster.items()]
 
@@ -168,6 +185,9 @@ class PlanService:
     def find_json(self, **filters: Any) -> bytes:
         return to_json(self._find(**filters))
 
+    def search_json(self, **filters: Any) -> bytes:
+        return to_json(self._search(**filters))
+
     def history_json(self, *, coach: str, days: int) -> bytes:
         return to_json({"coach": coach, "days": days, "plans": self._history(coach=coach, days=days)})
 
@@ -176,15 +196,20 @@ class PlanService:
         """Live plans matching every filter given, newest first, a page at a time."""
         return PlanPage.model_validate(self._find(**filters))
 
-    def plans_with_history(self, date: dt.date) -> dict[str, tuple[LegacyPlanOut, list[RevisionOut]]]:
-        """Each coach's live plan of the day with its revisions, read on one connection."""
+    def search(self, **filters: Any) -> SearchPage:
+        """Live plans whose text matches the query, best first, a page at a time."""
+        return SearchPage.model_validate(self._search(**filters))
+
+    def plans_with_history(self, date: dt.date) -> dict[str, DayPlan]:
+        """Each coach's live plan of the day with its revisions and levels, read on one connection."""
         with self._read() as conn:
             shown = repo.shown_live_plans_on(conn, date)
             revisions = repo.revisions_of_plans(conn, [s.plan.id for s in shown])
         return {
-            s.plan.coach_name: (
+            s.plan.coach_name: DayPlan(
                 LegacyPlanOut.model_validate(self._legacy_dict(s)),
                 [RevisionOut.model_validate(revision_dict(r)) for r in revisions[s.plan.id]],
+                [TickerLevelsOut.model_validate(t) for t in self._levels_of(s.plan._asdict())],
             )
             for s in shown
         }
@@ -265,12 +290,54 @@ class PlanService:
         next_cursor = encode_cursor(last.date, last.id) if last is not None else None
         return {"items": items, "next_cursor": next_cursor}
 
+    def _search(
+        self,
+        *,
+        query: str,
+        coach: str | None = None,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> Json:
+        after = decode_search_cursor(cursor) if cursor else None
+        with self._read() as conn:
+            hits = repo.search_plans(
+                conn,
+                query=query,
+                coach=coach,
+                date_from=date_from,
+                date_to=date_to,
+                after=after,
+                limit=limit + 1,
+            )
+        items = [
+            {
+                "plan": self._plan_dict(
+                    hit.plan._asdict(),
+                    charts=[chart_dict(c, self._base_url) for c in hit.charts],
+                    tickers=list(hit.tickers),
+                ),
+                "snippet": hit.snippet,
+                "highlights": hit.highlights,
+                "score": hit.score,
+            }
+            for hit in hits[:limit]
+        ]
+        last = hits[limit - 1] if len(hits) > limit else None
+        return {
+            "items": items,
+            "next_cursor": None if last is None else encode_search_cursor(last.score, last.plan.id),
+        }
+
     def _history(self, *, coach: str, days: int) -> list[Json]:
         today = self.today()
         page = self._find(
             coach=coach, date_from=today - dt.timedelta(days=days - 1), date_to=today, limit=days
         )
         items: list[Json] = page["items"]
+        for item in items:  # the legacy URLs keep their fields
+            del item["levels"]
         return items
 
     def _legacy_dict(self, shown: repo.Shown) -> Json:
@@ -296,6 +363,11 @@ class PlanService:
             tickers=shown.tickers,
         )
 
+    def _levels_of(self, plan: Json) -> list[Json]:
+        """The stored levels; a plan written before they were stored (NULL) is read now, not saved."""
+        stored: list[Json] | None = plan.get("plan_levels")
+        return self.levels(plan["plan_text"]) if stored is None else stored
+
     def _plan_dict(self, plan: Json, *, charts: list[Json], tickers: list[str]) -> Json:
         coach: str = plan["coach_name"]
         return {
@@ -315,6 +387,7 @@ class PlanService:
             "edited": plan["edited_at"] is not None,
             "deleted_at": plan["deleted_at"],
             "tickers": tickers,
+            "levels": self._levels_of(plan),
         }
 
     # --- writes ---------------------------------------------------------------------------
@@ -332,9 +405,12 @@ class PlanService:
         digest = payload_hash(
             "put", text=body.plan_text, charts=body.charts, edited_at=body.message_edited_at
         )
-        return lambda conn: self._put(conn, coach=coach, date=date, body=body, digest=digest)
+        levels = self.levels(body.plan_text)
+        return lambda conn: self._put(conn, coach=coach, date=date, body=body, digest=digest, levels=levels)
 
-    def _put(self, conn: Conn, *, coach: str, date: dt.date, body: PlanPut, digest: str) -> _Written:
+    def _put(
+        self, conn: Conn, *, coach: str, date: dt.date, body: PlanPut, digest: str, levels: list[Json]
+    ) -> _Written:
         repo.lock_coach_date(conn, coach=coach, date=date)
         prior = repo.revision_of_message(
             conn, message_id=body.message_id, payload_hash=digest, coach=coach, date=date
@@ -347,6 +423,7 @@ class PlanService:
             ensure_may_change(live, body.actor)
             values: Json = {
                 "plan_text": body.plan_text,
+                "plan_levels": levels,
                 "edited_at": now,
                 "source_message_id": body.message_id,
                 "channel": body.channel or live.channel,
@@ -360,6 +437,7 @@ class PlanService:
                 "coach_name": coach,
                 "date": date,
                 "plan_text": body.plan_text,
+                "plan_levels": levels,
                 "author": body.actor.display_name,
                 "author_id": body.actor.user_id,
                 "channel": body.channel,
@@ -387,11 +465,16 @@ class PlanService:
         digest = payload_hash(
             "patch", text=body.plan_text, charts=body.charts, edited_at=body.message_edited_at
         )
-        return to_json(
-            (await self._write_async(lambda conn: self._patch(conn, plan_id, body=body, digest=digest))).plan
-        )
+        levels = None if body.plan_text is None else self.levels(body.plan_text)
 
-    def _patch(self, conn: Conn, plan_id: int, *, body: PlanPatch, digest: str) -> _Written:
+        def job(conn: Conn) -> _Written:
+            return self._patch(conn, plan_id, body=body, digest=digest, levels=levels)
+
+        return to_json((await self._write_async(job)).plan)
+
+    def _patch(
+        self, conn: Conn, plan_id: int, *, body: PlanPatch, digest: str, levels: list[Json] | None
+    ) -> _Written:
         self._lock_plan(conn, plan_id)
         prior = repo.revision_of_message(
             conn, message_id=body.message_id, payload_hash=digest, plan_id=plan_id
@@ -403,7 +486,7 @@ class PlanService:
         now = self._now()
         values: Json = {"edited_at": now}
         if body.plan_text is not None:
-            values["plan_text"] = body.plan_text
+            values["plan_text"], values["plan_levels"] = body.plan_text, levels
         repo.update_plan(conn, plan_id, values=values)
         plan = {**live._asdict(), **values}
         if body.charts is not None:
@@ -592,6 +675,7 @@ class PlanService:
         as_then = {
             **row._asdict(),
             "plan_text": revision.plan_text,
+            "plan_levels": None,  # read from that text: a retry of an older write is rare
             "edited_at": edited_at,
             "deleted_at": None,
             "source_message_id": next((r.message_id for r in reversed(history) if posted(r)), None),
@@ -644,7 +728,11 @@ def storage_errors() -> Iterator[None]:
 def plan_model(plan: Json) -> PlanOut:
     """A PlanOut of data we built ourselves: no validation."""
     return PlanOut.model_construct(
-        **{**plan, "charts": [ChartOut.model_construct(**c) for c in plan["charts"]]}
+        **{
+            **plan,
+            "charts": [ChartOut.model_construct(**c) for c in plan["charts"]],
+            "levels": [TickerLevelsOut.model_validate(t) for t in plan["levels"]],
+        }
     )
 
 
@@ -765,5 +853,20 @@ def decode_cursor(cursor: str) -> tuple[dt.date, int]:
     except ValueError:
         after = None
     if after is None or not 1 <= after[1] <= MAX_ID:  # an unbounded id would overflow the database
+        raise InvalidCursor(f"invalid cursor {cursor!r}; pass next_cursor from a previous page")
+    return after
+
+
+def encode_search_cursor(score: float, plan_id: int) -> str:
+    return f"{score!r}_{plan_id}"  # repr gives the float back exactly
+
+
+def decode_search_cursor(cursor: str) -> tuple[float, int]:
+    score, _, plan_id = cursor.rpartition("_")
+    try:
+        after = float(score), int(plan_id)
+    except ValueError:
+        after = None
+    if after is None or not math.isfinite(after[0]) or not 1 <= after[1] <= MAX_ID:
         raise InvalidCursor(f"invalid cursor {cursor!r}; pass next_cursor from a previous page")
     return after

@@ -18,6 +18,7 @@ from coach_plans_api.schemas import (
     MAX_CHARTS,
     MAX_ID,
     MAX_PLAN_CHARS,
+    MAX_QUERY_CHARS,
     CoachesOut,
     ErrorOut,
     LimitsOut,
@@ -25,6 +26,7 @@ from coach_plans_api.schemas import (
     PlanOut,
     PlanPage,
     RevisionsOut,
+    SearchPage,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
@@ -75,6 +77,49 @@ async def list_plans(
         )
 
     key = f"v1:{coach_name}:{first}:{last}:{author}:{author_id}:{message_id}:{symbol}:{limit}:{cursor}"
+    return await cached_json(request, state, key, produce)
+
+
+@router.get(
+    "/search",
+    response_model=SearchPage,
+    responses={
+        **BAD_INPUT,
+        422: {"model": ErrorOut, "description": "q missing or too long, limit out of range"},
+    },
+    summary="Full-text search over every live plan, best match first, with highlighted snippets",
+    operation_id="search_plans_text",
+)
+async def search_plans(
+    request: Request,
+    state: StateDep,
+    service: ServiceDep,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            description="words to find (all required, stemmed: `targets` finds `target`)",
+        ),
+    ],
+    coach: Annotated[str | None, Query(description="`coach_d`, `d` or `D`")] = None,
+    date_from: Annotated[str | None, Query(description="first day, YYYY-MM-DD")] = None,
+    date_to: Annotated[str | None, Query(description="last day, YYYY-MM-DD")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
+) -> Response:
+    coach_name = service.coach(coach) if coach else None
+    first = service.day(date_from) if date_from else None
+    last = service.day(date_to) if date_to else None
+
+    def produce() -> bytes:
+        return service.search_json(
+            query=q, coach=coach_name, date_from=first, date_to=last, cursor=cursor, limit=limit
+        )
+
+    key = f"search:{coach_name}:{first}:{last}:{limit}:{cursor}:{q}"
     return await cached_json(request, state, key, produce)
 
 
