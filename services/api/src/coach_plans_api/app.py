@@ -97,9 +97,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
         def on_change(changes: list[PlanEvent]) -> None:
             cache.invalidate()
             events.publish(changes)
-            archiver.wake()
 
-        service = PlanService(db=db, settings=settings, on_change=on_change, storage=storage)
+        service = PlanService(
+            db=db, settings=settings, on_change=on_change, on_pending_charts=archiver.wake, storage=storage
+        )
 
         def plans_count() -> float:
             try:
