@@ -178,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimit)
     app.add_middleware(RequestChecks, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ops.HealthFirst)
     app.add_middleware(RequestMetrics)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext)
