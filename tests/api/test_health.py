@@ -50,6 +50,22 @@ def test_health_fields(api_client: TestClient, put_plan: PutPlan) -> None:
     assert api_client.get("/health").json()["instance_id"] == body["instance_id"]
 
 
+def test_health_answered_ahead_of_the_router_looks_like_any_answer(api_client: TestClient) -> None:
+    plain = api_client.get("/health", headers={"X-Request-ID": "probe-1"})
+    routed = api_client.get("/health?verbose=1")  # a query string takes the routed path
+    assert plain.json().keys() == routed.json().keys()
+    assert plain.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    assert plain.headers["x-request-id"] == "probe-1"
+    for header in ("x-content-type-options", "x-frame-options"):
+        assert plain.headers[header] == routed.headers[header]
+    head = api_client.head("/health")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == plain.headers["content-length"]
+    text = api_client.get("/metrics").text
+    assert 'coach_plans_http_requests_total{method="GET",route="/health",status="200"} 2.0' in text
+    assert 'coach_plans_http_requests_total{method="HEAD",route="/health",status="200"} 1.0' in text
+
+
 def test_prometheus_metrics(api_client: TestClient, put_plan: PutPlan) -> None:
     put_plan()
     api_client.get("/api/coach-plans/?coach=d&date=2026-11-25")

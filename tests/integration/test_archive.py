@@ -242,10 +242,13 @@ def test_link_that_never_comes_back_fails_after_max_attempts(client: TestClient,
 
 
 def test_hosts_outside_the_allowlist_are_not_fetched(client: TestClient, cdn: CDN) -> None:
-    client.put(
+    response = client.put(
         "/internal/plans/d/2026-11-25", json=plan_body(charts=["http://10.0.0.1/secret.png"]), headers=AUTH
     )
-    archiver_of(client, Clock()).run_once()
+    # Decided when the plan is written: the answer says so and the archiver has nothing to do.
+    assert response.json()["charts"][0]["archive_status"] == "skipped"
+    assert stored_archive(client) == [("skipped", "10.0.0.1 is not in CHART_ALLOWED_HOSTS")]
+    assert archiver_of(client, Clock()).run_once() == 0
     chart = charts_of(client)[0]
     assert (chart["archive_status"], chart["url"]) == ("skipped", "http://10.0.0.1/secret.png")
     assert cdn.requests == []

@@ -97,9 +97,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
         def on_change(changes: list[PlanEvent]) -> None:
             cache.invalidate()
             events.publish(changes)
-            archiver.wake()
 
-        service = PlanService(db=db, settings=settings, on_change=on_change, storage=storage)
+        service = PlanService(
+            db=db, settings=settings, on_change=on_change, on_pending_charts=archiver.wake, storage=storage
+        )
 
         def plans_count() -> float:
             try:
@@ -177,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimit)
     app.add_middleware(RequestChecks, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ops.HealthFirst)
     app.add_middleware(RequestMetrics)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext)

@@ -660,9 +660,9 @@ def update_plan(conn: Conn, plan_id: int, *, values: Params) -> None:
 def insert_charts(conn: Conn, plan_id: int, *, rows: Sequence[Params]) -> None:
     conn.run_many(
         "INSERT INTO plan_charts (plan_id, chart_url, chart_order, filename, content_type, size_bytes,"
-        " archive_status, archive_attempts) VALUES (:plan_id, :chart_url, :chart_order, :filename,"
-        " :content_type, :size_bytes, :pending, 0)",
-        [{**row, "plan_id": plan_id, "pending": ArchiveStatus.pending} for row in rows],
+        " archive_status, archive_error, archive_attempts) VALUES (:plan_id, :chart_url, :chart_order,"
+        " :filename, :content_type, :size_bytes, :archive_status, :archive_error, 0)",
+        [{**row, "plan_id": plan_id} for row in rows],
     )
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from coach_plans_api import repository as repo
+from coach_plans_api.charts import not_allowed
 from coach_plans_api.config import Settings
 from coach_plans_api.db import Database
 from coach_plans_api.errors import (
@@ -128,6 +129,7 @@ class PlanService:
         db: Database,
         settings: Settings,
         on_change: Callable[[list[PlanEvent]], None] = lambda _events: None,
+        on_pending_charts: Callable[[], None] = lambda: None,
         now: Callable[[], dt.datetime] = utc_now,
         storage: StorageMonitor | None = None,
     ) -> None:
@@ -135,6 +137,7 @@ class PlanService:
         self.settings = settings
         self.storage = storage or StorageMonitor(db, bot_stale_seconds=settings.bot_stale_seconds, now=now)
         self._on_change = on_change
+        self._on_pending_charts = on_pending_charts
         self._now = now
         self._base_url = settings.chart_base_url
 
@@ -591,7 +594,7 @@ class PlanService:
             ]:
                 return [chart_dict(c, self._base_url) for c in stored]
             repo.delete_charts(conn, plan_id)
-        rows = chart_rows(given)
+        rows = chart_rows(given, self.settings.chart_hosts)
         repo.insert_charts(conn, plan_id, rows=rows)
         return [
             {
@@ -602,7 +605,7 @@ class PlanService:
                 "size_bytes": row["size_bytes"],
                 "original_url": row["chart_url"],
                 "sha256": None,
-                "archive_status": ArchiveStatus.pending,
+                "archive_status": row["archive_status"],
             }
             for row in rows
         ]
@@ -694,6 +697,9 @@ class PlanService:
     def _stored(self, plan: Json, events: list[PlanEvent]) -> None:
         """After commit: announce the change, log one line."""
         self._announce(events)
+        # Only charts waiting for a download wake the archiver: each wake costs it a query.
+        if any(chart["archive_status"] == ArchiveStatus.pending for chart in plan["charts"]):
+            self._on_pending_charts()
         log.info(
             "plan %s id=%d coach=%s date=%s length=%d charts=%d author_id=%s",
             {"plan.created": "stored", "plan.updated": "edited", "plan.deleted": "deleted"}[events[0].type],
@@ -741,17 +747,24 @@ def ensure_may_change(plan: PlanRow, actor: Actor) -> None:
         raise Forbidden(f"plan {plan.id} belongs to {plan.author}; only its author or an admin may change it")
 
 
-def chart_rows(charts: Sequence[ChartIn]) -> list[Json]:
-    return [
-        {
-            "chart_url": c.url,
-            "chart_order": i,
-            "filename": c.filename,
-            "content_type": c.content_type,
-            "size_bytes": c.size_bytes,
-        }
-        for i, c in enumerate(charts)
-    ]
+def chart_rows(charts: Sequence[ChartIn], allowed_hosts: frozenset[str]) -> list[Json]:
+    """The rows of new charts; one on a host the archiver may not fetch is marked skipped here,
+    so the archiver never wakes, queries and records a transaction for it."""
+    rows = []
+    for i, c in enumerate(charts):
+        reason = not_allowed(c.url, allowed_hosts)
+        rows.append(
+            {
+                "chart_url": c.url,
+                "chart_order": i,
+                "filename": c.filename,
+                "content_type": c.content_type,
+                "size_bytes": c.size_bytes,
+                "archive_status": ArchiveStatus.pending if reason is None else ArchiveStatus.skipped,
+                "archive_error": reason,
+            }
+        )
+    return rows
 
 
 def chart_dict(chart: ChartRow, base_url: str) -> Json:
