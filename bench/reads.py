@@ -235,6 +235,8 @@ def paced(
     plan: Plan,
     report: Report,
     key: str,
+    *,
+    target_ms: float = PACED_P99_MS,
 ) -> LoadResult:
     """p99 at about half the measured maximum: wrk with a per-connection think time."""
     pause = paced_pause_ms(maximum.rps / 2, PACED_CONNECTIONS)
@@ -246,17 +248,17 @@ def paced(
         script_args=(str(paths_file), str(pause)),
         server_pid=server.pid,
     )
-    met = result.p99_ms < PACED_P99_MS
+    met = result.p99_ms < target_ms
     report.add(
         f"p99 at half max {what} ({label}): {fmt_rps(result.rps)} offered"
         f" ({result.rps / maximum.rps:.0%} of max {fmt_rps(maximum.rps)}; wrk -c{PACED_CONNECTIONS},"
         f" {pause} ms think time)  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms"
-        f"  [target p99 < {PACED_P99_MS:.0f} ms: {verdict(met)}]",
+        f"  [target p99 < {target_ms:.0f} ms: {verdict(met)}]",
         name=f"paced {key} {label}",
         load=result.as_json(),
         max_rps=maximum.rps,
         pause_ms=pause,
-        targets={f"p99 < {PACED_P99_MS} ms": met},
+        targets={f"p99 < {target_ms} ms": met},
     )
     return result
 
@@ -319,13 +321,7 @@ def measure_scale(
                 flask_key=flask_key,
                 flask_factor=FLASK_FACTOR if key in ("hot", "all") else None,
                 bare=key in ("hot", "all"),
-                p99_ms=(
-                    LIST_P99_MS
-                    if big and key in ("v1", "v1-spread", "history")
-                    else SEARCH_P99_MS
-                    if big and key == "search"
-                    else None
-                ),
+                p99_ms=LIST_P99_MS if big and key in ("v1", "v1-spread", "history") else None,
             )
             report.add(line, name=f"read {key} {label}", backend=backend.name, plans=plans, **data)
         rss_met = max(peak) <= RSS_MIB
@@ -351,6 +347,19 @@ def measure_scale(
             plan,
             report,
             "spread",
+        )
+        # Search is judged at half its maximum, like the other latency targets: at full speed
+        # 32 clients queue behind one another's 5-10 ms queries, which says throughput, not latency.
+        scale.reads["paced-search"] = paced(
+            server,
+            search_file,
+            scale.reads["search"],
+            "/api/v1/search spread of queries",
+            label,
+            plan,
+            report,
+            "search",
+            target_ms=SEARCH_P99_MS,
         )
         if after_reads is not None:
             after_reads(server, label)
