@@ -198,3 +198,12 @@ def test_a_plan_stored_without_levels_is_read_on_the_way_out(
         conn.execute(text("UPDATE coach_plans SET plan_levels = NULL WHERE id = :id"), {"id": written["id"]})
     engine.dispose()
     assert _levels(api_client.get(f"/api/v1/plans/{written['id']}").json()) == _levels(written)
+
+
+def test_a_long_plan_has_its_levels_read_too(put_plan: PutPlan) -> None:
+    """Long plans are read on a worker thread rather than on the event loop: same levels."""
+    filler = "Macro first: CPI at 8:30 ET, the 20-day EMA, RSI 61 and nothing else to trade. " * 110
+    written = put_plan(text=filler + NVDA_PLAN)
+    assert len(written["plan"]) > 8_000
+    assert [(t["ticker"], t["bias"]) for t in written["levels"]] == [("NVDA", "long"), ("AMD", "short")]
+    assert _levels(written)[0][2] == [("entry", 950.0), ("target", 968.0), ("target", 985.0), ("stop", 938.0)]

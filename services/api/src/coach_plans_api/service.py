@@ -15,6 +15,7 @@ time (`message_edited_at`), so an edit back to an earlier text is a new write to
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -70,6 +71,8 @@ from coach_plans_api.schemas import (
 from coach_plans_api.storage import StorageMonitor, StorageStatus
 from coach_plans_api.tickers import extract_tickers
 
+# Plans up to this long have their levels read on the event loop (about 1-3 ms at most).
+INLINE_LEVELS_CHARS = 1_000
 log = logging.getLogger("coach_plans_api.plans")
 EVENT_TYPES: dict[RevisionAction, Literal["plan.created", "plan.updated", "plan.deleted"]] = {
     RevisionAction.create: "plan.created",
@@ -165,9 +168,17 @@ class PlanService:
             raise InvalidDate(f"invalid date {raw!r}: no such day") from None
 
     def levels(self, text: str) -> list[Json]:
-        """The levels read from a plan's text (docs/levels.md): pure CPU, a fraction of a millisecond,
-        so writes call it before they queue for the writer, never inside the transaction."""
+        """The levels read from a plan's text (docs/levels.md): pure CPU, so writes call it before
+        they queue for the writer, never inside the transaction."""
         return levels_to_json(extract_levels(text, self.settings.watchlist))
+
+    async def _levels_off_the_loop(self, text: str) -> list[Json]:
+        """`levels` for the routes. A typical plan (a few hundred characters) takes a fraction of a
+        millisecond and is read right here; a long one takes up to tens (10,000 characters: 25-40 ms),
+        which would hold up every other request on the event loop, so it is read on a worker thread."""
+        if len(text) <= INLINE_LEVELS_CHARS:
+            return self.levels(text)
+        return await asyncio.to_thread(self.levels, text)
 
     def coaches(self) -> list[CoachOut]:
         return [CoachOut(coach=f"coach_{k}", key=k, name=n) for k, n in self.settings.roster.items()]
@@ -396,19 +407,22 @@ class PlanService:
     # --- writes ---------------------------------------------------------------------------
     def put_plan(self, *, coach: str, date: dt.date, body: PlanPut) -> WriteResult:
         """Create or replace the live plan of (coach, date); replacing is an edit."""
-        done = self._write(self._put_job(coach=coach, date=date, body=body))
+        levels = self.levels(body.plan_text)
+        done = self._write(self._put_job(coach=coach, date=date, body=body, levels=levels))
         return WriteResult(plan_model(done.plan), created=done.created)
 
     async def put_json(self, *, coach: str, date: dt.date, body: PlanPut) -> tuple[bytes, bool]:
         """`put_plan` for the routes: the answer as JSON, and whether the plan was created."""
-        done = await self._write_async(self._put_job(coach=coach, date=date, body=body))
+        levels = await self._levels_off_the_loop(body.plan_text)
+        done = await self._write_async(self._put_job(coach=coach, date=date, body=body, levels=levels))
         return to_json(done.plan), done.created
 
-    def _put_job(self, *, coach: str, date: dt.date, body: PlanPut) -> Callable[[Conn], _Written]:
+    def _put_job(
+        self, *, coach: str, date: dt.date, body: PlanPut, levels: list[Json]
+    ) -> Callable[[Conn], _Written]:
         digest = payload_hash(
             "put", text=body.plan_text, charts=body.charts, edited_at=body.message_edited_at
         )
-        levels = self.levels(body.plan_text)
         return lambda conn: self._put(conn, coach=coach, date=date, body=body, digest=digest, levels=levels)
 
     def _put(
@@ -468,7 +482,7 @@ class PlanService:
         digest = payload_hash(
             "patch", text=body.plan_text, charts=body.charts, edited_at=body.message_edited_at
         )
-        levels = None if body.plan_text is None else self.levels(body.plan_text)
+        levels = None if body.plan_text is None else await self._levels_off_the_loop(body.plan_text)
 
         def job(conn: Conn) -> _Written:
             return self._patch(conn, plan_id, body=body, digest=digest, levels=levels)
