@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from tests.api.test_legacy import LEGACY_FIELDS
 from tests.conftest import PutPlan
 
 
@@ -128,18 +129,6 @@ def test_last_event_id_out_of_range_is_422(api_client: TestClient, last_event_id
     assert response.json()["fields"][0]["field"] == "header.last-event-id"
 
 
-LEGACY_FIELDS = {
-    "plan",
-    "charts",
-    "author",
-    "timestamp",
-    "id",
-    "coach",
-    "date",
-    "edited",
-    "edited_at",
-    "channel",
-}
 NVDA_PLAN = "NVDA long above 950, targets 968/985, stop 938; fade AMD below 158"
 
 
@@ -181,9 +170,9 @@ def test_levels_are_read_on_write_and_again_on_edit(
 def test_legacy_urls_do_not_show_levels(api_client: TestClient, put_plan: PutPlan) -> None:
     put_plan(text=NVDA_PLAN, date="2026-11-25")
     plan = api_client.get("/api/coach-plans/", params={"coach": "d", "date": "2026-11-25"}).json()
-    assert set(plan) == LEGACY_FIELDS | {"tickers"}
+    assert set(plan) == LEGACY_FIELDS
     day = api_client.get("/api/coach-plans/all", params={"date": "2026-11-25"}).json()
-    assert set(day["coach_d"]) == LEGACY_FIELDS | {"tickers"}
+    assert set(day["coach_d"]) == LEGACY_FIELDS
     history = api_client.get("/api/coach-plans/history", params={"coach": "d", "days": 365}).json()
     assert all("levels" not in p for p in history["plans"])
 
