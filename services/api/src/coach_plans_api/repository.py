@@ -573,12 +573,7 @@ def search_plans(
     hits = []
     for plan_id, score, marked in rows:
         snippet, highlights = parse_snippet(marked)
-        shown = plans[plan_id]
-        hits.append(
-            SearchHit(
-                shown.plan, snippet, highlights, float(score), tuple(shown.charts), tuple(shown.tickers)
-            )
-        )
+        hits.append(SearchHit(plans[plan_id], snippet, highlights, float(score)))
     return hits
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the repository imports this module
-    from coach_plans_api.repository import ChartRow, PlanRow
+    from coach_plans_api.repository import PlanRow, Shown
 
 # The database wraps each matched word in these (private-use characters, never typed by a coach);
 # `parse_snippet` turns them into offsets, so the snippet itself stays plain text.
@@ -18,15 +18,17 @@ _TERM = re.compile(r"\w+")
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """A matching plan (with its charts and tickers in order); `snippet[start:end]` for each highlight
-    is a matched word; higher score is better."""
+    """A matching plan as the API shows it (with its charts and tickers in order); `snippet[start:end]`
+    for each highlight is a matched word; higher score is better."""
 
-    plan: PlanRow
+    shown: Shown
     snippet: str
     highlights: tuple[tuple[int, int], ...]
     score: float
-    charts: tuple[ChartRow, ...] = ()
-    tickers: tuple[str, ...] = ()
+
+    @property
+    def plan(self) -> PlanRow:
+        return self.shown.plan
 
 
 def fts5_query(query: str) -> str:

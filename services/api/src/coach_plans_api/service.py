@@ -327,11 +327,7 @@ class PlanService:
             )
         items = [
             {
-                "plan": self._plan_dict(
-                    hit.plan._asdict(),
-                    charts=[chart_dict(c, self._base_url) for c in hit.charts],
-                    tickers=list(hit.tickers),
-                ),
+                "plan": self._shown_dict(hit.shown),
                 "snippet": hit.snippet,
                 "highlights": hit.highlights,
                 "score": hit.score,
