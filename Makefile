@@ -6,6 +6,8 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 PYTHON ?= python3
 COVERAGE_MIN := 90
+# Test processes (pytest-xdist); each test file runs whole on one of them. 1 runs them in-process.
+TEST_WORKERS ?= 2
 
 .PHONY: help install test-deps env run test lint format bench clean
 
@@ -30,7 +32,7 @@ env: ## write .env for docker compose from .env.example, with a new random INTER
 
 test: install test-deps ## run the whole test suite with coverage per package
 	rm -f .coverage .coverage.*
-	$(UV) run pytest --cov --cov-report= $(PYTEST_ARGS)
+	$(UV) run pytest --cov --cov-report= $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 	$(UV) run coverage combine --quiet 2>/dev/null || true
 	@for pkg in api bot client common; do \
 		echo "== coverage of coach_plans_$$pkg (minimum $(COVERAGE_MIN) %)"; \

@@ -254,11 +254,14 @@ class ServiceProcess:
 
 
 @pytest.fixture
-def start_api(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
-    """Start `coach-plans-api serve` on a free port (migrating first); stopped after the test."""
+def start_api(tmp_path: Path, sqlite_template: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start `coach-plans-api serve` on a free port (migrated first); stopped after the test.
+
+    `measured=False` leaves the process out of coverage: a load test gains nothing from tracing,
+    which makes the service several times slower (the CLI tests run `migrate` as a process)."""
     started: list[ServiceProcess] = []
 
-    def start(database_url: str | None = None, **env: str) -> ServiceProcess:
+    def start(database_url: str | None = None, *, measured: bool = True, **env: str) -> ServiceProcess:
         url = database_url or f"sqlite:///{tmp_path / 'api.db'}"
         port = free_port()
         full_env = {
@@ -271,13 +274,12 @@ def start_api(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
             **env,
         }
         full_env.pop("CONFIG_FILE", None) if "CONFIG_FILE" not in env else None
-        subprocess.run(
-            [sys.executable, "-m", "coach_plans_api", "migrate"],
-            env=full_env,
-            check=True,
-            cwd=REPO,
-            capture_output=True,
-        )
+        if not measured:
+            full_env.pop("COVERAGE_PROCESS_CONFIG", None)
+        database = make_url(full_env["DATABASE_URL"])
+        if database.get_backend_name() == "sqlite" and not Path(database.database or "").exists():
+            shutil.copy(sqlite_template, database.database or "")
+        migrate.upgrade(database)
         proc = ServiceProcess(
             [sys.executable, "-m", "coach_plans_api", "serve"],
             full_env,

@@ -39,7 +39,7 @@ def test_two_instances_writing_and_reading_random_keys_stay_bounded(
         "RATE_LIMIT_PER_MINUTE": "0",
     }
     database = f"sqlite:///{tmp_path / 'shared.db'}"
-    apis = [start_api(database, **env), start_api(database, **env)]
+    apis = [start_api(database, measured=False, **env), start_api(database, measured=False, **env)]
     client = redis.Redis.from_url(redis_namespace.url)
     rng = random.Random(7)
     samples: list[tuple[int, int, int]] = []

@@ -21,7 +21,7 @@ AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 def test_stop_during_1000_writes_keeps_every_acknowledged_write(
     start_api: Callable[..., ServiceProcess], tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
-    api = start_api()
+    api = start_api(measured=False)
     acknowledged: dict[tuple[str, str], str] = {}
     killed = threading.Event()
 
@@ -74,8 +74,8 @@ def test_stop_during_1000_writes_keeps_every_acknowledged_write(
 def test_50_concurrent_writes_from_two_processes(
     start_api: Callable[..., ServiceProcess], shared_database: str
 ) -> None:
-    one = start_api(shared_database)
-    two = start_api(shared_database)
+    one = start_api(shared_database, measured=False)
+    two = start_api(shared_database, measured=False)
 
     def write(n: int) -> int:
         api = (one, two)[n % 2]

@@ -38,7 +38,7 @@ def all_plans(url: str) -> dict[tuple[str, str], str]:
 def test_sigkill_during_concurrent_writes_keeps_every_acknowledged_write(
     start_api: Callable[..., ServiceProcess], shared_database: str
 ) -> None:
-    api = start_api(shared_database)
+    api = start_api(shared_database, measured=False)
     acknowledged: dict[tuple[str, str], str] = {}
     lock = threading.Lock()
     killed = threading.Event()
@@ -79,7 +79,7 @@ def test_sigkill_during_concurrent_writes_keeps_every_acknowledged_write(
 def test_refused_writes_in_a_batch_leave_the_others_whole(
     start_api: Callable[..., ServiceProcess], shared_database: str
 ) -> None:
-    api = start_api(shared_database)
+    api = start_api(shared_database, measured=False)
     with httpx.Client(base_url=api.url, headers=AUTH, timeout=30) as client:
         days = [f"2026-11-{d:02d}" for d in range(1, 9)]
         ids = [
@@ -107,7 +107,7 @@ def test_health_stays_healthy_and_writes_succeed_while_checkpoints_run(
     start_api: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
     """A checkpoint copying the WAL into the file is not a truncated file."""
-    api = start_api(f"sqlite:///{tmp_path / 'busy.db'}")
+    api = start_api(f"sqlite:///{tmp_path / 'busy.db'}", measured=False)
     statuses: list[int] = []
     health: list[int] = []
     done = threading.Event()

@@ -79,7 +79,7 @@ class Metrics:
         self.misses = 0
 
     def uptime(self) -> float:
-        return time.monotonic() - self.started
+        return round(time.monotonic() - self.started, 3)
 
     def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
         self._requests.labels(method, route, str(status)).inc()
