@@ -96,6 +96,31 @@ def test_filters_by_coach_and_date(database: Database, put_plan: PutPlan) -> Non
     ] == [D("2026-11-25")]
 
 
+@pytest.mark.parametrize("probe", [repository.SEARCH_PROBE, 2])
+def test_filters_find_old_plans_posted_in_any_order(
+    database: Database, put_plan: PutPlan, monkeypatch: pytest.MonkeyPatch, probe: int
+) -> None:
+    """On SQLite a filter keeping fewer than SEARCH_PROBE plans bounds the walk of the index by
+    their ids; with more (probe=2), the filter is checked row by row. Both find the same plans,
+    whether the ids follow the dates or not (a backfilled plan is newer than its day)."""
+    monkeypatch.setattr(repository, "SEARCH_PROBE", probe)
+    days = ["2026-11-20", "2026-10-02", "2026-11-25", "2026-10-01", "2026-11-03", "2026-09-30"]
+    for n, day in enumerate(days):
+        put_plan(coach="di"[n % 2], date=day, text=f"fade AMD below 158, plan {n}")
+    for day in range(3):  # newer plans the walk meets first
+        put_plan(coach="s", date=f"2026-11-2{day}", text="fade NVDA")
+
+    def dates(**filters: Any) -> list[str]:
+        return sorted(h.plan.date.isoformat() for h in search(database, "fade AMD", window=2, **filters))
+
+    # The newest two matches by id: the last two posted of the three before 2026-10-03.
+    assert dates(date_to=D("2026-10-02")) == ["2026-09-30", "2026-10-01"]
+    assert dates(date_from=D("2026-10-01"), date_to=D("2026-10-31")) == ["2026-10-01", "2026-10-02"]
+    assert dates(coach="coach_i", date_to=D("2026-10-31")) == ["2026-09-30", "2026-10-01"]
+    assert dates(coach="coach_d", date_from=D("2026-11-01")) == ["2026-11-03", "2026-11-25"]
+    assert dates(coach="coach_d", date_to=D("2026-09-01")) == []
+
+
 def test_pages_follow_the_ranking_without_gaps_or_repeats(database: Database, put_plan: PutPlan) -> None:
     for day in range(1, 8):
         put_plan(coach="d", date=f"2026-11-{day:02d}", text="fade " * day + "AMD below 158")

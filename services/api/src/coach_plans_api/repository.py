@@ -517,6 +517,30 @@ _HEADLINE = (
 )
 
 
+# A filter keeping fewer plans than this has their id range read from the coach and date indexes
+# (a few milliseconds at most) to bound the walk of the full-text index.
+SEARCH_PROBE = 10_000
+
+
+def _filtered_ids(conn: Conn, filters: list[str], params: Params) -> tuple[Any, Any] | None:
+    """The (lowest, highest) id of the plans the coach and date filters keep ((None, None) when
+    none), or None when they keep `SEARCH_PROBE` plans or more.
+
+    The full-text index is walked from the newest plan id and the filters are checked row by row,
+    so a filter keeping few plans, or only old ones, would walk the whole index (0.6 s at a million
+    plans) when fewer than `SEARCH_WINDOW` of them match. Bounded by their ids, the walk covers
+    those plans only. Deleted plans are counted too: the bounds stay a cover, and the probe reads
+    the indexes alone."""
+    found = conn.first(
+        f"SELECT min(id), max(id), count(*) FROM (SELECT p.id FROM coach_plans AS p"
+        f" WHERE {' AND '.join(filters)} LIMIT :probe)",
+        {**params, "probe": SEARCH_PROBE},
+    )
+    if found is None or found[2] >= SEARCH_PROBE:
+        return None
+    return found[0], found[1]
+
+
 def search_plans(
     conn: Conn,
     *,
@@ -544,17 +568,13 @@ def search_plans(
         if value is not None:
             filters.append(condition)
             params[name] = value
-    if not conn.postgres and date_from is not None and date_to is not None:
-        # The index is walked from the newest plan id: start it at the range's own ids, which
-        # follow the dates closely, instead of skipping every newer match one by one.
-        low, high = conn.first(
-            "SELECT min(id), max(id) FROM coach_plans WHERE date >= :date_from AND date <= :date_to",
-            {"date_from": params["date_from"], "date_to": params["date_to"]},
-        ) or (None, None)
-        if low is None:
-            return []
-        filters.append("coach_plans_fts.rowid BETWEEN :low_id AND :high_id")
-        params["low_id"], params["high_id"] = low, high
+    if not conn.postgres and len(filters) > 1:
+        bounds = _filtered_ids(conn, filters[1:], params)
+        if bounds is not None:
+            if bounds[0] is None:
+                return []
+            filters.append("coach_plans_fts.rowid BETWEEN :low_id AND :high_id")
+            params["low_id"], params["high_id"] = bounds
     page = ""
     if after is not None:
         page = "WHERE score < :after_score OR (score = :after_score AND id < :after_id)"
