@@ -107,8 +107,8 @@ def test_filters_find_old_plans_posted_in_any_order(
     days = ["2026-11-20", "2026-10-02", "2026-11-25", "2026-10-01", "2026-11-03", "2026-09-30"]
     for n, day in enumerate(days):
         put_plan(coach="di"[n % 2], date=day, text=f"fade AMD below 158, plan {n}")
-    for day in range(3):  # newer plans the walk meets first
-        put_plan(coach="s", date=f"2026-11-2{day}", text="fade NVDA")
+    for later in range(3):  # newer plans the walk meets first
+        put_plan(coach="s", date=f"2026-11-2{later}", text="fade NVDA")
 
     def dates(**filters: Any) -> list[str]:
         return sorted(h.plan.date.isoformat() for h in search(database, "fade AMD", window=2, **filters))
