@@ -32,6 +32,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 STANDINS = Path(__file__).resolve().parent / "standins"
+# Debian installs dockerd, iptables, ip and debootstrap in /usr/sbin and /sbin, which the PATH of
+# a non-root shell or a minimal CI environment may leave out (`make test-deps` looks there too).
+_PATH = os.environ.get("PATH", "").split(os.pathsep)
+os.environ["PATH"] = os.pathsep.join(_PATH + [d for d in ("/usr/sbin", "/sbin") if d not in _PATH])
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coach-plans"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
