@@ -79,6 +79,7 @@ class Metrics:
         self.misses = 0
 
     def uptime(self) -> float:
+        """Seconds since start, to the millisecond (both /health paths report it)."""
         return round(time.monotonic() - self.started, 3)
 
     def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:

@@ -50,7 +50,7 @@ def health_answer(state: AppState) -> tuple[int, bytes]:
         "bot_connected": storage.bot_connected,
         "database_connected": storage.ok,
         "plans_count": storage.plans if storage.ok else None,
-        "uptime_seconds": round(state.metrics.uptime(), 3),
+        "uptime_seconds": state.metrics.uptime(),
         "version": __version__,
         "instance_id": INSTANCE_ID,
         "reason": storage.reason,
