@@ -257,8 +257,10 @@ class ServiceProcess:
 def start_api(tmp_path: Path, sqlite_template: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """Start `coach-plans-api serve` on a free port (migrated first); stopped after the test.
 
-    `measured=False` leaves the process out of coverage: a load test gains nothing from tracing,
-    which makes the service several times slower (the CLI tests run `migrate` as a process)."""
+    The database is migrated in this process (a new SQLite file starts as a copy of the migrated
+    template); the CLI tests run `migrate` as a process of its own. `measured=False` leaves the
+    service out of coverage: a load test gains nothing from tracing, which makes it several times
+    slower."""
     started: list[ServiceProcess] = []
 
     def start(database_url: str | None = None, *, measured: bool = True, **env: str) -> ServiceProcess:

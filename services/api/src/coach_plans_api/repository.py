@@ -559,17 +559,18 @@ def search_plans(
     if not match.strip():
         return []
     params: Params = {"match": match, "limit": limit, "window": window}
-    filters = ["p.deleted_at IS NULL"]
+    chosen = []  # the coach and date filters given
     for condition, name, value in (
         ("p.coach_name = :coach", "coach", coach),
         ("p.date >= :date_from", "date_from", None if date_from is None else conn.day(date_from)),
         ("p.date <= :date_to", "date_to", None if date_to is None else conn.day(date_to)),
     ):
         if value is not None:
-            filters.append(condition)
+            chosen.append(condition)
             params[name] = value
-    if not conn.postgres and len(filters) > 1:
-        bounds = _filtered_ids(conn, filters[1:], params)
+    filters = ["p.deleted_at IS NULL", *chosen]
+    if not conn.postgres and chosen:
+        bounds = _filtered_ids(conn, chosen, params)
         if bounds is not None:
             if bounds[0] is None:
                 return []
