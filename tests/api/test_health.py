@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from coach_plans_api.app import create_app
 from coach_plans_api.observability import Metrics
+from coach_plans_api.routes.ops import TURNS_PER_PASS, Turns
 from tests.conftest import INTERNAL_TOKEN, PutPlan, make_settings, plan_body
 
 UNREACHABLE_PG = "postgresql+psycopg://postgres@127.0.0.1:1/test"
@@ -69,6 +73,62 @@ def test_health_answered_ahead_of_the_router_looks_like_any_answer(
     text = api_client.get("/metrics").text
     assert 'coach_plans_http_requests_total{method="GET",route="/health",status="200"} 2.0' in text
     assert 'coach_plans_http_requests_total{method="HEAD",route="/health",status="200"} 1.0' in text
+
+
+async def test_turns_are_taken_in_order_a_few_per_pass_of_the_loop() -> None:
+    turns, passes = Turns(per_pass=2), 0
+    started: list[tuple[int, int]] = []  # (request, pass)
+
+    def count_passes() -> None:
+        nonlocal passes
+        passes += 1
+        if len(started) < 9:
+            asyncio.get_running_loop().call_soon(count_passes)
+
+    async def request(number: int) -> None:
+        await turns.take()
+        started.append((number, passes))
+
+    count_passes()
+    await asyncio.gather(*(request(number) for number in range(9)))
+    assert [number for number, _ in started] == list(range(9))
+    assert max(Counter(at for _, at in started).values()) == 2
+    # A request cancelled while it waits gives its turn up.
+    later = [asyncio.ensure_future(request(number)) for number in range(9, 13)]
+    await asyncio.sleep(0)
+    later[2].cancel()
+    await asyncio.gather(*later, return_exceptions=True)
+    assert [number for number, _ in started[9:]] == [9, 10, 12]
+
+
+def test_health_check_overtakes_the_queued_reads(tmp_path: Path, sqlite_template: Path) -> None:
+    """Under more concurrent reads than a pass starts, /health is answered in the first pass
+    (before the reads that wait their turn); without turns it came after all of them."""
+    database = tmp_path / "plans.db"
+    database.write_bytes(sqlite_template.read_bytes())
+    app = create_app(make_settings(f"sqlite:///{database}", cache_ttl_seconds=0))
+    reads = 6 * TURNS_PER_PASS
+
+    async def answered_in_order() -> list[str]:
+        order: list[str] = []
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+            async def get(path: str, name: str) -> None:
+                assert (await client.get(path)).status_code in (200, 404)
+                order.append(name)
+
+            days = (f"2026-11-{1 + n % 28:02d}" for n in range(reads))
+            reading = [get(f"/api/coach-plans/?coach=d&date={day}", "read") for day in days]
+            await asyncio.gather(*reading, get("/health", "health"))
+        return order
+
+    with TestClient(app) as client:  # the lifespan: the database opened, the probe running
+        assert client.get("/health").status_code == 200
+        assert client.portal is not None
+        order = client.portal.call(answered_in_order)
+    assert order.index("health") <= TURNS_PER_PASS
+    assert order.count("read") == reads
 
 
 def test_prometheus_metrics(api_client: TestClient, put_plan: PutPlan) -> None:
