@@ -72,6 +72,22 @@ def test_finds_ranks_and_highlights(database: Database, put_plan: PutPlan) -> No
     assert search(database, "MSFT") == []
 
 
+def test_plans_mentioning_the_words_more_often_rank_higher(database: Database, put_plan: PutPlan) -> None:
+    """At equal length, more mentions score higher; a word found only in a stemmed form counts."""
+    texts = {
+        "d": "Squeeze watch: AMD squeeze and NVDA squeeze, targets above the open.",
+        "i": "Squeeze watch: AMD drift and NVDA fades too, target above the opens.",
+        "s": "Squeeze watch: AMD squeeze and NVDA drifts, targets above the opens.",
+    }
+    assert len({len(plan) for plan in texts.values()}) == 1
+    for coach, plan in texts.items():
+        put_plan(coach=coach, text=plan)
+    assert coaches(search(database, "squeeze")) == ["coach_d", "coach_s", "coach_i"]
+    hits = search(database, "SQUEEZE targets")  # "target" in coach_i's plan
+    assert coaches(hits) == ["coach_d", "coach_s", "coach_i"]
+    assert hits[-1].score > 0
+
+
 def test_words_match_their_stems(database: Database, put_plan: PutPlan) -> None:
     put_plan(text="Targets 968 and 985 for the runners")
     [hit] = search(database, "target runner")

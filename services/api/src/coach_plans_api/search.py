@@ -31,10 +31,15 @@ class SearchHit:
         return self.shown.plan
 
 
+def fts5_words(query: str) -> list[str]:
+    """The words of any user text that an FTS5 query requires."""
+    return _TERM.findall(query)[:MAX_TERMS]
+
+
 def fts5_query(query: str) -> str:
     """Any user text as an FTS5 query: each word quoted (so `"`, `*`, `NEAR`, `OR`, `(`, `^` are plain
     text), all required. Empty when the text has no word."""
-    return " ".join(f'"{term}"' for term in _TERM.findall(query)[:MAX_TERMS])
+    return " ".join(f'"{term}"' for term in fts5_words(query))
 
 
 def postgres_query(query: str) -> str:
