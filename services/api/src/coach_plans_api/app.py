@@ -7,9 +7,9 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import anyio
 import httpx
 import redis
 from fastapi import FastAPI
@@ -108,6 +108,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
             except StorageUnavailable:
                 return math.nan
 
+        db_threads = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="db-read")
+        stack.callback(db_threads.shutdown, wait=False)
         if settings.chart_archiver:
             task = asyncio.create_task(archiver.run(), name="chart-archiver")
             stack.push_async_callback(_cancel, task)
@@ -120,7 +122,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
             charts=store,
             archiver=archiver,
             limiter=limiter,
-            db_threads=anyio.CapacityLimiter(DB_THREADS),
+            db_threads=db_threads,
         )
 
 

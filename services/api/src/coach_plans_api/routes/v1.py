@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from coach_plans_api.events import follow
-from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
+from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json, on_db_thread
 from coach_plans_api.routes.legacy import BAD_INPUT
 from coach_plans_api.schemas import (
     IMAGE_EXTENSIONS,
@@ -170,7 +169,7 @@ async def plan_events(
     ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     async def missed(after: int) -> Sequence[PlanEvent]:
-        return await anyio.to_thread.run_sync(service.events_after, after, limiter=state.db_threads)
+        return await on_db_thread(state, service.events_after, after)
 
     with state.events.subscription() as queue:
         # "connected" tells a subscriber that writes from now on reach it.
