@@ -21,6 +21,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from coach_plans_api import migrate
+from coach_plans_api.db import Database
+from coach_plans_api.storage import StorageMonitor
 from tests.conftest import INTERNAL_TOKEN, PG_URL, ServiceProcess, plan_body
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -211,3 +213,33 @@ def test_a_missing_file_is_never_created_anew(
     assert httpx.get(f"{api.url}/api/coach-plans/all").status_code == 503
     time.sleep(1.5)  # a few probes
     assert not path.exists()
+
+
+def test_the_pool_is_dropped_before_the_database_is_reported_back(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """A request let through by the verdict "available again" must not take a pooled connection
+    from before the outage: the pool is dropped first, then the verdict published."""
+    path = tmp_path / "plans.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    db = Database(make_url(f"sqlite:///{path}"))
+    monitor = StorageMonitor(db, bot_stale_seconds=60)
+    try:
+        assert monitor.probe().ok
+        path.rename(tmp_path / "away.db")
+        assert not monitor.probe().ok
+        (tmp_path / "away.db").rename(path)
+        published_when_dropped: list[bool] = []
+        dispose = db.engine.dispose
+
+        def recording_dispose(*args: Any, **kwargs: Any) -> None:
+            published_when_dropped.append(monitor.status.ok)
+            dispose(*args, **kwargs)
+
+        db.engine.dispose = recording_dispose  # type: ignore[method-assign]
+        assert monitor.probe().ok
+        assert published_when_dropped == [False]
+        assert monitor.status.ok
+    finally:
+        monitor.close()
+        db.dispose()

@@ -249,17 +249,20 @@ class StorageMonitor:
             status = StorageStatus(
                 status.ok, status.reason, status.plans, status.bot_connected, time.monotonic()
             )
-            with self._status_lock:
-                self._status = status
-        if status.ok != previous.ok or status.reason != previous.reason:
-            if status.ok:
-                if previous.reason != "not checked yet":
-                    log.warning("database available again")
+            changed = status.ok != previous.ok or status.reason != previous.reason
+            if changed and status.ok:
                 # Pooled connections may point at a dead server or at a file we no longer serve.
+                # Dropped before the verdict says the database is back: a request let through by
+                # that verdict would otherwise take a dead connection and fail (a 503).
                 self.db.engine.dispose()
                 self._reset_version_connection()
-            else:
+            with self._status_lock:
+                self._status = status
+        if changed:
+            if not status.ok:
                 log.error("database unavailable: %s", status.reason)
+            elif previous.reason != "not checked yet":
+                log.warning("database available again")
         return status
 
     def _probe(self) -> StorageStatus:
