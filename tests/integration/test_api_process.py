@@ -41,3 +41,14 @@ def test_sigterm_exits_zero_and_access_log_has_status_and_duration(
     assert "Finished server process" in api.logs()
     lines = [line for line in api.logs().splitlines() if "coach_plans_api.access" in line]
     assert any("GET /api/coach-plans/?coach=d&date=2026-11-25 404" in line and "ms" in line for line in lines)
+
+
+def test_what_is_built_at_startup_is_kept_out_of_full_collections(
+    start_api: Callable[..., ServiceProcess],
+) -> None:
+    """The served process freezes its startup heap (modules, app, resources: over 100,000
+    objects), so a full garbage collection under load no longer walks it."""
+    api = start_api()
+    metrics = httpx.get(f"{api.url}/metrics").text
+    line = next(line for line in metrics.splitlines() if line.startswith("coach_plans_gc_frozen_objects "))
+    assert float(line.split()[1]) > 100_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -71,6 +72,12 @@ class Metrics:
         )
         plans = Gauge("coach_plans_plans_stored", "live plans stored", registry=self.registry)
         plans.set_function(plans_count)
+        frozen = Gauge(
+            "coach_plans_gc_frozen_objects",
+            "objects kept out of the garbage collector's full collections since startup",
+            registry=self.registry,
+        )
+        frozen.set_function(gc.get_freeze_count)
         self._lock = threading.Lock()
         self.total = 0
         self.errors = 0
