@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,11 +14,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from coach_plans_api.app import create_app
+from coach_plans_api.app import DB_THREADS, create_app
 from coach_plans_api.observability import Metrics
+from coach_plans_api.routes.deps import LOOP_PAGE
 from coach_plans_api.routes.ops import TURNS_PER_PASS, Turns
 from tests.conftest import INTERNAL_TOKEN, PutPlan, make_settings, plan_body
 
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 UNREACHABLE_PG = "postgresql+psycopg://postgres@127.0.0.1:1/test"
 
 
@@ -129,6 +132,54 @@ def test_health_check_overtakes_the_queued_reads(tmp_path: Path, sqlite_template
         order = client.portal.call(answered_in_order)
     assert order.index("health") <= TURNS_PER_PASS
     assert order.count("read") == reads
+
+
+def test_bounded_reads_are_answered_while_every_database_thread_is_busy(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """On SQLite a read that walks an index and stops (one plan, one day, a coach's history, a page
+    by coach and dates) runs on the event loop: slow reads holding every database thread (searches,
+    a filter with no index to walk) do not hold it up. Those wait for a thread."""
+    database = tmp_path / "plans.db"
+    database.write_bytes(sqlite_template.read_bytes())
+    app = create_app(make_settings(f"sqlite:///{database}", cache_ttl_seconds=0))
+    bounded = [
+        "/api/coach-plans/?coach=d&date=2026-11-25",
+        "/api/coach-plans/all?date=2026-11-25",
+        "/api/coach-plans/history?coach=d&days=30",
+        "/api/v1/plans?coach=d&to=2026-11-25",
+        f"/api/v1/plans?from=2026-11-01&to=2026-11-30&limit={LOOP_PAGE}",
+        "/api/v1/plans/1",
+    ]
+    on_threads = [
+        "/api/v1/search?q=breakout",
+        "/api/v1/plans?author=dan",
+        "/api/v1/plans?ticker=NVDA",
+        f"/api/v1/plans?coach=d&limit={LOOP_PAGE + 1}",
+        f"/api/coach-plans/history?coach=d&days={LOOP_PAGE + 1}",
+    ]
+
+    async def answered(release: threading.Event) -> tuple[list[int], list[str]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            statuses = [(await asyncio.wait_for(client.get(path), 10)).status_code for path in bounded]
+            waiting = [asyncio.ensure_future(client.get(path)) for path in on_threads]
+            await asyncio.sleep(0.3)
+            held = [path for path, task in zip(on_threads, waiting, strict=True) if not task.done()]
+            release.set()
+            assert all(r.status_code == 200 for r in await asyncio.gather(*waiting))
+        return statuses, held
+
+    with TestClient(app) as client:
+        put = client.put("/internal/plans/d/2026-11-25", json=plan_body(text="NVDA breakout"), headers=AUTH)
+        assert put.status_code == 201
+        release = threading.Event()
+        for _ in range(DB_THREADS):
+            app.state.core.db_threads.submit(release.wait)
+        assert client.portal is not None
+        statuses, held = client.portal.call(answered, release)
+    assert statuses == [200] * len(bounded)
+    assert held == on_threads
 
 
 def test_prometheus_metrics(api_client: TestClient, put_plan: PutPlan) -> None:

@@ -89,14 +89,20 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
+# The longest page a `lookup` may read (a page of 51 plans: about 1 ms to read and map).
+LOOP_PAGE = 100
+
+
 async def cached_json(
     request: Request, state: AppState, key: str, produce: Callable[[], bytes], *, lookup: bool = False
 ) -> Response:
     """Answer a read from the cache, else from `produce`, with ETag.
 
-    A `lookup` (one plan or one day by index) on SQLite runs right here: it takes less time than
-    handing it to a worker thread and back, and a thread fighting the event loop for the GIL made
-    every request slower (see docs/performance.md). Other reads run on the database threads.
+    A `lookup` on SQLite runs right here: a read bounded by an index (one plan, one day, or a page
+    of at most `LOOP_PAGE` plans walked in index order), which takes less time than handing it to
+    a worker thread and back. A thread fights the event loop for the GIL at every row it reads,
+    which made every request slower (see docs/performance.md). Other reads (search, filters
+    without an index to walk, long pages, PostgreSQL's round trips) run on the database threads.
     """
     entry = state.cache.get(key)
     state.metrics.cache_lookup(hit=entry is not None)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json
+from coach_plans_api.routes.deps import LOOP_PAGE, ServiceDep, StateDep, cached_json
 from coach_plans_api.schemas import (
     MAX_HISTORY_DAYS,
     ErrorOut,
@@ -88,4 +88,5 @@ async def get_history(
     def produce() -> bytes:
         return service.history_json(coach=coach_name, days=days)
 
-    return await cached_json(request, state, f"history:{coach_name}:{days}:{today}", produce)
+    key = f"history:{coach_name}:{days}:{today}"
+    return await cached_json(request, state, key, produce, lookup=days <= LOOP_PAGE)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from coach_plans_api.events import follow
-from coach_plans_api.routes.deps import ServiceDep, StateDep, cached_json, on_db_thread
+from coach_plans_api.routes.deps import LOOP_PAGE, ServiceDep, StateDep, cached_json, on_db_thread
 from coach_plans_api.routes.legacy import BAD_INPUT
 from coach_plans_api.schemas import (
     IMAGE_EXTENSIONS,
@@ -76,7 +76,9 @@ async def list_plans(
         )
 
     key = f"v1:{coach_name}:{first}:{last}:{author}:{author_id}:{message_id}:{symbol}:{limit}:{cursor}"
-    return await cached_json(request, state, key, produce)
+    # Coach and dates alone are walked in the order of an index and stop after the page.
+    bounded = limit <= LOOP_PAGE and not (author or author_id or message_id or symbol)
+    return await cached_json(request, state, key, produce, lookup=bounded)
 
 
 @router.get(
