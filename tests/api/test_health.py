@@ -177,7 +177,10 @@ def test_bounded_reads_are_answered_while_every_database_thread_is_busy(
         for _ in range(DB_THREADS):
             app.state.core.db_threads.submit(release.wait)
         assert client.portal is not None
-        statuses, held = client.portal.call(answered, release)
+        try:
+            statuses, held = client.portal.call(answered, release)
+        finally:
+            release.set()
     assert statuses == [200] * len(bounded)
     assert held == on_threads
 
