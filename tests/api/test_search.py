@@ -88,6 +88,17 @@ def test_plans_mentioning_the_words_more_often_rank_higher(database: Database, p
     assert hits[-1].score > 0
 
 
+def test_words_beyond_ascii_are_counted_as_often_as_they_occur(database: Database, put_plan: PutPlan) -> None:
+    """A word of several bytes a character is counted once per occurrence, like any other."""
+    texts = {"d": "Über-Rally: über über über Ziel 968 ✓", "i": "Über-Rally: über und mehr, Ziel 968 ✓"}
+    assert len({len(plan) for plan in texts.values()}) == 1
+    for coach, plan in texts.items():
+        put_plan(coach=coach, text=plan)
+    hits = search(database, "über")
+    assert coaches(hits) == ["coach_d", "coach_i"]
+    assert hits[0].score > hits[1].score
+
+
 def test_words_match_their_stems(database: Database, put_plan: PutPlan) -> None:
     put_plan(text="Targets 968 and 985 for the runners")
     [hit] = search(database, "target runner")
