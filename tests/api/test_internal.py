@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
+from coach_plans_api.routes.internal import DOCUMENTED, FastPut
 from tests.conftest import PutPlan, plan_body
 
 URL = "/internal/plans/coach_d/2026-11-25"
@@ -297,3 +299,79 @@ def test_concurrent_writes_for_one_coach_and_day(
     items = api_client.get("/api/v1/plans", params={"coach": "d"}).json()["items"]
     assert len(items) == 1
     assert len(api_client.get(f"/api/v1/plans/{items[0]['id']}/revisions").json()["revisions"]) == 12
+
+
+# The bot's writes are served by a route of their own (`FastPut`) when the header is exactly
+# `Bearer <token>`; any other spelling the documented route accepts ("bearer", extra spaces) goes
+# to `put_plan`. Every body must get the same answer from both, and what is stored must be equal.
+def _raw(text: str = '"x"', *, chart: str = "", actor: str = "", extra: str = "") -> str:
+    charts = f', "charts": [{{"url": "https://c.example/a.png", "size_bytes": {chart}}}]' if chart else ""
+    actor = actor or '"user_id": "1001", "display_name": "Dan"'
+    return f'{{"plan_text": {text}{charts}, "actor": {{{actor}}}, "message_id": "1"{extra}}}'
+
+
+_BODIES = {
+    "plain": _raw('"NVDA above 950"'),
+    "key given twice": _raw('"first", "plan_text": "second"'),
+    "padded text, beyond ASCII": _raw('"  NVDA \\u2192 950 \u2713  "'),
+    "NUL escaped": _raw('"a\\u0000b"'),
+    "lone surrogate": _raw('"a\\ud800b"'),
+    "size as a float": _raw(chart="1e3"),
+    "size as text": _raw(chart='"12"'),
+    "size NaN": _raw(chart="NaN"),
+    "size beyond int64": _raw(chart=str(10**30)),
+    "admin as yes": _raw(actor='"user_id": "1001", "display_name": "Dan", "is_admin": "yes"'),
+    "edit time as a number": _raw(extra=', "message_edited_at": 1764000000'),
+    "edit time without zone": _raw(extra=', "message_edited_at": "2026-11-25T10:00:00"'),
+    "message id as a number": _raw().replace('"message_id": "1"', '"message_id": 1'),
+    "unknown field": _raw(extra=', "coach": "d"'),
+    "byte order mark": "\ufeff" + _raw(),
+    "trailing text": _raw() + " and more",
+    "a list": f"[{_raw()}]",
+    "null": "null",
+    "empty": "",
+}
+# Valid, but not JSON as pydantic reads it: handed on to the documented route, which stores it.
+_HANDED_ON = {"byte order mark"}
+
+
+def _comparable(response: Any) -> tuple[int, Any]:
+    """Status and body, without what differs between two writes of equal content."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.status_code, response.text
+    if isinstance(body, dict):
+        for key in ("id", "coach", "coach_display_name", "created_at", "request_id"):
+            body.pop(key, None)
+    return response.status_code, body
+
+
+@pytest.mark.parametrize("name", list(_BODIES))
+def test_the_bots_route_answers_every_body_as_the_documented_route_does(
+    api_client: TestClient, internal_token: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[bool] = []  # per request: answered by FastPut itself, not handed on
+    handle = FastPut.handle
+
+    async def watched(route: FastPut, scope: Scope, receive: Receive, send: Send) -> None:
+        await handle(route, scope, receive, send)
+        served.append(not scope.get(DOCUMENTED))
+
+    monkeypatch.setattr(FastPut, "handle", watched)
+    raw = _BODIES[name].encode("utf-8")
+
+    def put(coach: str, authorization: str) -> Any:
+        headers = {"Content-Type": "application/json", "Authorization": authorization}
+        return api_client.put(f"/internal/plans/{coach}/2026-11-25", content=raw, headers=headers)
+
+    fast = put("coach_d", f"Bearer {internal_token}")
+    documented = put("coach_i", f"bearer  {internal_token}")
+    assert _comparable(fast) == _comparable(documented)
+    assert served == [fast.is_success and name not in _HANDED_ON, False]
+    stored = {p["coach"]: p["plan"] for p in api_client.get("/api/v1/plans?date=2026-11-25").json()["items"]}
+    assert stored.get("coach_d") == stored.get("coach_i")
+    # Both counted under the route's template, whichever answered.
+    route = "/internal/plans/{coach}/{date}"
+    label = f'{{method="PUT",route="{route}",status="{fast.status_code}"}} 2.0'
+    assert f"coach_plans_http_requests_total{label}" in api_client.get("/metrics").text

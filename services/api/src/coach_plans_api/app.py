@@ -169,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     install_handlers(app)
+    app.router.routes.append(internal.FastPut())  # before every other route: the bot's writes
     for router in (legacy.router, v1.router, internal.router, charts.router, ops.router, dashboard.router):
         app.include_router(router)
     app.mount(ops.ASSETS_URL, StaticFiles(directory=ops.DOCS_ASSETS), name="docs-assets")

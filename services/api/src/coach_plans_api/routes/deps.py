@@ -78,11 +78,15 @@ _bearer = HTTPBearer(auto_error=False, description="INTERNAL_API_TOKEN shared wi
 async def require_internal_token(
     state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    expected = (state.settings.internal_api_token or "").encode()
-    given = credentials.credentials.encode() if credentials else b""
-    # Constant time, so the token cannot be guessed byte by byte from response times.
-    if not credentials or not hmac.compare_digest(given, expected):
+    if credentials is None or not token_matches(state, credentials.credentials):
         raise Unauthorized("missing or wrong internal API token")
+
+
+def token_matches(state: AppState, given: str) -> bool:
+    """`given` is the internal API token (never an empty one). Compared in constant time, so the
+    token cannot be guessed byte by byte from response times."""
+    expected = state.settings.internal_api_token or ""
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def etag_of(body: bytes) -> str:
