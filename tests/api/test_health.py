@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from coach_plans_api.app import DB_THREADS, create_app
+from coach_plans_api.app import SQLITE_DB_THREADS, create_app
 from coach_plans_api.observability import Metrics
 from coach_plans_api.routes.deps import LOOP_PAGE
 from coach_plans_api.routes.ops import TURNS_PER_PASS, Turns
@@ -174,7 +174,7 @@ def test_bounded_reads_are_answered_while_every_database_thread_is_busy(
         put = client.put("/internal/plans/d/2026-11-25", json=plan_body(text="NVDA breakout"), headers=AUTH)
         assert put.status_code == 201
         release = threading.Event()
-        for _ in range(DB_THREADS):
+        for _ in range(SQLITE_DB_THREADS):
             app.state.core.db_threads.submit(release.wait)
         assert client.portal is not None
         try:
