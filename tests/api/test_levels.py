@@ -237,6 +237,26 @@ def test_never_raises_spans_point_into_the_text_and_it_is_deterministic(text: st
     assert extract_levels(text, WATCHLIST) == found
 
 
+# A smaller number listed after a larger one is read as the shorthand of its end only when it is
+# plain digits ("968/85" is 985). Any other form is a number of its own; these once raised.
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("NVDA targets 968/85", [968.0, 985.0]),
+        ("NVDA targets 100k, 1,005", [100_000.0, 1_005.0]),
+        ("NVDA targets 1500000 / $11,005", [1_500_000.0, 11_005.0]),
+        ("NVDA targets 1500000, 11k", [1_500_000.0, 11_000.0]),
+        ("NVDA targets 1500000, 11.5", [1_500_000.0, 11.5]),
+    ],
+)
+def test_a_smaller_number_after_a_larger_one_is_shorthand_only_as_plain_digits(
+    text: str, values: list[float]
+) -> None:
+    found = extract_levels(text, WATCHLIST)
+    check_levels(text, found)
+    assert [level.value for ticker in found for level in ticker.levels] == values
+
+
 # Each repeated to exactly 10,000 characters.
 _ADVERSARIAL_PIECES = (
     "1|1-|1,|1/|$|a/|a-|950c/|above |NVDA |(|, 1|12/|1:1|1 - |1.|x|$nvda|t1 |1k-|-1-1|"

@@ -228,9 +228,10 @@ def _number(raw: str, fraction: str | None) -> float:
 
 
 def _expand(low: float, *, high_text: str, high: float) -> float:
-    """Shorthand upper ends: "5950-75" is 5950-5975, "968/85" is 968/985."""
+    """Shorthand upper ends: "5950-75" is 5950-5975, "968/85" is 968/985. Only plain digits are
+    shorthand: "11,005", "11k" or "11.5" are numbers of their own."""
     digits = str(int(low))
-    if high < low and "." not in high_text and len(high_text) < len(digits):
+    if high < low and high_text.isascii() and high_text.isdigit() and len(high_text) < len(digits):
         return float(digits[: len(digits) - len(high_text)] + high_text)
     return high
 
