@@ -12,9 +12,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from coach_plans_api.routes.deps import (
     JSON,
-    AppState,
     ServiceDep,
     StateDep,
+    app_state,
     require_internal_token,
     token_matches,
 )
@@ -103,7 +103,7 @@ class FastPut(Route):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        state: AppState = request.app.state.core
+        state = app_state(request)
         raw = await request.body()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         body = None

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from coach_plans_api.routes.deps import LOOP_PAGE, ServiceDep, StateDep, cached_json
+from coach_plans_api.routes.deps import LOOP_PAGE, app_state, cached_json
 from coach_plans_api.schemas import (
     MAX_HISTORY_DAYS,
     ErrorOut,
@@ -15,6 +15,8 @@ from coach_plans_api.schemas import (
     LegacyPlanOut,
 )
 
+# The routes take the app's state from the request, not as dependencies: solving those cost a
+# database-path read a tenth of its CPU (docs/performance.md).
 router = APIRouter(prefix="/api/coach-plans", tags=["legacy"])
 BAD_INPUT: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Unknown coach or invalid date"}
@@ -31,13 +33,9 @@ DateParam = Annotated[str | None, Query(description="YYYY-MM-DD; default: today 
     summary="A coach's plan for a day (legacy)",
     operation_id="get_legacy_plan",
 )
-async def get_plan(
-    request: Request,
-    state: StateDep,
-    service: ServiceDep,
-    coach: CoachParam,
-    date: DateParam = None,
-) -> Response:
+async def get_plan(request: Request, coach: CoachParam, date: DateParam = None) -> Response:
+    state = app_state(request)
+    service = state.service
     coach_name, day = service.coach(coach), service.day(date)
 
     def produce() -> bytes:
@@ -59,11 +57,12 @@ router.add_api_route(
     summary="Every coach's plan for a day, keyed by coach (legacy)",
     operation_id="get_all_legacy_plans",
 )
-async def get_all(request: Request, state: StateDep, service: ServiceDep, date: DateParam = None) -> Response:
-    day = service.day(date)
+async def get_all(request: Request, date: DateParam = None) -> Response:
+    state = app_state(request)
+    day = state.service.day(date)
 
     def produce() -> bytes:
-        return service.legacy_all_json(day)
+        return state.service.legacy_all_json(day)
 
     return await cached_json(request, state, f"all:{day}", produce, lookup=True)
 
@@ -76,12 +75,10 @@ async def get_all(request: Request, state: StateDep, service: ServiceDep, date: 
     operation_id="get_history",
 )
 async def get_history(
-    request: Request,
-    state: StateDep,
-    service: ServiceDep,
-    coach: CoachParam,
-    days: Annotated[int, Query(ge=1, le=MAX_HISTORY_DAYS)] = 7,
+    request: Request, coach: CoachParam, days: Annotated[int, Query(ge=1, le=MAX_HISTORY_DAYS)] = 7
 ) -> Response:
+    state = app_state(request)
+    service = state.service
     coach_name = service.coach(coach)
     today = service.today()
 

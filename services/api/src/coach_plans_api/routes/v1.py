@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from coach_plans_api.events import follow
-from coach_plans_api.routes.deps import LOOP_PAGE, ServiceDep, StateDep, cached_json, on_db_thread
+from coach_plans_api.routes.deps import LOOP_PAGE, ServiceDep, StateDep, app_state, cached_json, on_db_thread
 from coach_plans_api.routes.legacy import BAD_INPUT
 from coach_plans_api.schemas import (
     IMAGE_EXTENSIONS,
@@ -28,6 +28,8 @@ from coach_plans_api.schemas import (
     SearchPage,
 )
 
+# The reads take the app's state from the request, not as dependencies: solving those cost a
+# database-path read a tenth of its CPU (docs/performance.md).
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 RECONNECT_MS = 3000  # the `retry:` advice to subscribers
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such plan"}}
@@ -40,8 +42,6 @@ Snowflake = Annotated[str | None, Query(pattern=r"^[0-9]{1,20}$")]
 )
 async def list_plans(
     request: Request,
-    state: StateDep,
-    service: ServiceDep,
     coach: Annotated[str | None, Query(description="`coach_d`, `d` or `D`")] = None,
     date: Annotated[str | None, Query(description="one day, YYYY-MM-DD")] = None,
     date_from: Annotated[str | None, Query(alias="from", description="first day, YYYY-MM-DD")] = None,
@@ -57,6 +57,8 @@ async def list_plans(
         str | None, Query(max_length=64, description="next_cursor of the previous page")
     ] = None,
 ) -> Response:
+    state = app_state(request)
+    service = state.service
     coach_name = service.coach(coach) if coach else None
     first = service.day(date or date_from) if (date or date_from) else None
     last = service.day(date or date_to) if (date or date_to) else None
@@ -93,8 +95,6 @@ async def list_plans(
 )
 async def search_plans(
     request: Request,
-    state: StateDep,
-    service: ServiceDep,
     q: Annotated[
         str,
         Query(
@@ -111,6 +111,8 @@ async def search_plans(
         str | None, Query(max_length=64, description="next_cursor of the previous page")
     ] = None,
 ) -> Response:
+    state = app_state(request)
+    service = state.service
     coach_name = service.coach(coach) if coach else None
     first = service.day(date_from) if date_from else None
     last = service.day(date_to) if date_to else None
@@ -131,9 +133,10 @@ async def search_plans(
     summary="One plan",
     operation_id="get_plan",
 )
-async def get_plan(request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId) -> Response:
+async def get_plan(request: Request, plan_id: PlanId) -> Response:
+    state = app_state(request)
     return await cached_json(
-        request, state, f"plan:{plan_id}", lambda: service.plan_json(plan_id), lookup=True
+        request, state, f"plan:{plan_id}", lambda: state.service.plan_json(plan_id), lookup=True
     )
 
 
@@ -144,9 +147,11 @@ async def get_plan(request: Request, state: StateDep, service: ServiceDep, plan_
     summary="Every create, edit and delete of a plan, oldest first",
     operation_id="get_revisions",
 )
-async def get_revisions(request: Request, state: StateDep, service: ServiceDep, plan_id: PlanId) -> Response:
+async def get_revisions(request: Request, plan_id: PlanId) -> Response:
+    state = app_state(request)
+
     def produce() -> bytes:
-        return service.revisions_json(plan_id)
+        return state.service.revisions_json(plan_id)
 
     return await cached_json(request, state, f"revisions:{plan_id}", produce)
 
