@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from coach_plans_api.app import create_app
+from coach_plans_api.schemas import ChartIn
 from tests.conftest import PutPlan, make_settings, plan_body
 
 URL = "/internal/plans/coach_d/2026-11-25"
@@ -50,6 +55,19 @@ def _with(**changes: Any) -> dict[str, Any]:
             "charts.0.url",
             "should match pattern",
         ),
+        # URLs the pattern lets through but no HTTP client could fetch (each was a 500 once).
+        *(
+            (_with(charts=[{"url": url}]), "charts.0.url", f"not a valid chart URL: {reason}")
+            for url, reason in [
+                ("http://[::1/a.png", "Invalid port"),
+                ("https://cdn.discordapp.com:abc/a.png", "Invalid port: 'abc'"),
+                ("http://[zz]/a.png", "Invalid IPv6 address"),
+                ("https://xn--/a.png", "Malformed A-label"),
+                ("https:///a.png", "it names no host"),
+                ("https://c.example:70000/a.png", "port 70000 is out of range"),
+                ("https://c.example/\x01.png", "it holds a control character"),
+            ]
+        ),
         (_with(message_id="not-a-snowflake"), "message_id", "should match pattern"),
         (
             _with(actor={"user_id": "1", "display_name": ""}),
@@ -73,6 +91,43 @@ def test_validation_errors_name_the_field(
     assert error["error"] == "validation_error"
     assert any(f["field"] == field and message in f["message"] for f in error["fields"]), error
     assert api_client.get("/api/v1/plans").json()["items"] == []
+
+
+def test_an_edit_with_a_chart_url_no_client_could_fetch_is_422_and_keeps_the_plan(
+    api_client: TestClient, put_plan: PutPlan, internal_headers: dict[str, str]
+) -> None:
+    plan = put_plan(text="before", charts=["https://c.example/a.png"])
+    edit = {**plan_body(text="after"), "charts": [{"url": "https://c.example:abc/b.png"}]}
+    del edit["channel"], edit["channel_id"]
+    response = api_client.patch(f"/internal/plans/{plan['id']}", json=edit, headers=internal_headers)
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "charts.0.url"
+    kept = api_client.get(f"/api/v1/plans/{plan['id']}").json()
+    assert (kept["plan"], [c["url"] for c in kept["charts"]]) == ("before", ["https://c.example/a.png"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(["http://", "https://"]),
+    st.lists(
+        st.sampled_from([*"ab.-:[]@%19", "xn--", "[::1]", "é", "ß", "\u200b", "\x7f", "\uff0e"]), max_size=12
+    ),
+    st.sampled_from(["", "/", "?", "#"]),
+    st.text(max_size=20),
+)
+def test_a_chart_url_that_passes_validation_is_one_an_http_client_can_fetch(
+    scheme: str, authority: list[str], separator: str, rest: str
+) -> None:
+    """The archiver fetches with httpx: whatever the body's validation lets through, httpx parses
+    (a URL it refused once made the write a 500)."""
+    url = scheme + "".join(authority) + separator + rest + ".png"
+    try:
+        ChartIn(url=url)
+    except ValidationError:
+        return
+    parsed = httpx.URL(url)
+    assert parsed.host
+    assert parsed.port is None or parsed.port <= 65535
 
 
 def test_ten_charts_and_image_types_are_accepted(

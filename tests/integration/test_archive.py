@@ -283,6 +283,9 @@ def send(handler: http.server.BaseHTTPRequestHandler, body: bytes, **headers: st
     handler.wfile.write(body)
 
 
+BAD_LABEL = "Malformed A-label, no Punycode eligible content found"  # idna's words for "xn--"
+
+
 def redirect(location: str, status: int = 302) -> Callable[[http.server.BaseHTTPRequestHandler], None]:
     def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
         handler.send_response(status)
@@ -313,13 +316,15 @@ def test_redirects_are_followed_only_on_the_allow_list(client: TestClient, cdn: 
     cdn.special["/out.png"] = redirect(f"{elsewhere.url}/a.png")
     cdn.special["/hop.png"] = redirect(f"{cdn.url}/out.png", 301)  # out after an allowed hop
     cdn.special["/loop.png"] = redirect("/loop.png")
+    cdn.special["/broken.png"] = redirect("http://xn--/a.png")  # no host name at all
     statuses = archive_status(
-        client, [f"{cdn.url}/{n}" for n in ("moved.png", "out.png", "hop.png", "loop.png")]
+        client, [f"{cdn.url}/{n}" for n in ("moved.png", "out.png", "hop.png", "loop.png", "broken.png")]
     )
     assert statuses[0] == ("archived", None)
     assert statuses[1][0] == statuses[2][0] == "failed"
     assert f"redirected to {elsewhere.host}, which is not in CHART_ALLOWED_HOSTS" in (statuses[1][1] or "")
     assert "more than 5 redirects" in (statuses[3][1] or "")
+    assert statuses[4] == ("failed", f"redirected to an invalid URL: {BAD_LABEL}")
     assert elsewhere.requests == []  # no request ever left the allow list
     assert cdn.requests.count("/loop.png") == 6
 

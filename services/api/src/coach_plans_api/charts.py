@@ -36,6 +36,8 @@ RETRY_BASE_SECONDS = 30.0
 MAX_REDIRECTS = 5
 CONCURRENT_DOWNLOADS = 4
 _AUTHORITY_END = re.compile(r"[/?#]")  # where httpx ends a URL's authority
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # httpx refuses these anywhere in a URL
+MAX_PORT = 65535
 
 
 class ChartRejected(Exception):
@@ -70,19 +72,47 @@ def host_allowed(url: httpx.URL, allowed: frozenset[str]) -> bool:
     return origin(url).lower() in allowed or f"{origin(url.copy_with(port=None)).lower()}:*" in allowed
 
 
+def url_error(url: str) -> str | None:
+    """Why `url` is not a URL the archiver could fetch (httpx refuses it, it names no host, its
+    port is out of range), or None."""
+    if _CONTROL.search(url):
+        return "it holds a control character"
+    parsed = _authority(_head(url))
+    return parsed if isinstance(parsed, str) else None
+
+
 def not_allowed(url: str, allowed: frozenset[str]) -> str | None:
-    """Why a chart at `url` is not archived (its host is off the allow-list), or None to fetch it."""
+    """Why a chart at `url` is not archived (its host is off the allow-list, or it is no URL the
+    archiver could fetch), or None to fetch it."""
+    return _not_allowed(_head(url), allowed)
+
+
+def _head(url: str) -> str:
+    """The scheme and authority of `url`, all that the checks above look at: parsing a URL is the
+    costly part of a chart's write and a few hosts serve them all, so verdicts are cached by it."""
     scheme, separator, rest = url.partition("://")
-    if not separator:
-        return _not_allowed(url, allowed)
-    # The verdict depends on the scheme and authority only; parsing a URL is the costly part of
-    # a chart's write, and a few hosts serve them all.
-    return _not_allowed(f"{scheme}://{_AUTHORITY_END.split(rest, maxsplit=1)[0]}", allowed)
+    return f"{scheme}://{_AUTHORITY_END.split(rest, maxsplit=1)[0]}" if separator else url
 
 
 @functools.lru_cache(maxsize=256)
-def _not_allowed(url: str, allowed: frozenset[str]) -> str | None:
-    parsed = httpx.URL(url)
+def _authority(head: str) -> httpx.URL | str:
+    try:
+        parsed = httpx.URL(head)
+        host = parsed.host  # decoded from IDNA here
+    except (httpx.InvalidURL, UnicodeError) as exc:  # a bad IDNA host raises a UnicodeError
+        return str(exc)
+    if not host:
+        return "it names no host"
+    if parsed.port is not None and parsed.port > MAX_PORT:
+        return f"port {parsed.port} is out of range"
+    return parsed
+
+
+@functools.lru_cache(maxsize=256)
+def _not_allowed(head: str, allowed: frozenset[str]) -> str | None:
+    parsed = _authority(head)
+    if isinstance(parsed, str):
+        return f"not a URL to fetch: {parsed}"
     return None if host_allowed(parsed, allowed) else f"{origin(parsed)} is not in CHART_ALLOWED_HOSTS"
 
 
@@ -272,6 +302,8 @@ class ChartArchiver:
             raise ChartUnavailable(f"{url}: not downloaded within {timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise ChartUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
+        except (httpx.InvalidURL, UnicodeError) as exc:  # redirected to a host that is no name ("xn--")
+            raise ChartRejected(f"redirected to an invalid URL: {exc}") from None
         kind = image_type(data[:16])
         if kind is None:
             raise ChartRejected("the file is not a PNG, JPEG, GIF or WEBP image (checked by its bytes)")

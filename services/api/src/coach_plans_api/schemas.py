@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from coach_plans_api.charts import url_error
 from coach_plans_api.models import ArchiveStatus, RevisionAction
 
 MAX_PLAN_CHARS = 10_000
@@ -85,6 +86,14 @@ class ChartIn(Strict):
     filename: Annotated[str, StringConstraints(max_length=255)] | None = None
     content_type: Annotated[str, StringConstraints(max_length=100)] | None = None
     size_bytes: Annotated[int, Field(ge=0, le=MAX_DECLARED_CHART_BYTES)] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _fetchable(cls, value: str) -> str:
+        reason = url_error(value)
+        if reason is not None:
+            raise ValueError(f"not a valid chart URL: {reason}")
+        return value
 
     @field_validator("filename")
     @classmethod
