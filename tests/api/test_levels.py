@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -211,7 +212,8 @@ _PIECE_TEXT = (
     "NVDA|$amd|$BRK.B|SPY|BTC|above|below|reclaim of|break|targets|t1|SL|stop|invalidation under|long|"
     "short|fade|for|to|toward|it|support|resistance|pivot|RSI|20-day|EMA|950|950-955|968/985|950c|"
     "600 puts|1,005|5950-75|100k|8:30|ET|11/26|2026-11-26|Nov 26|12%|+2|-1R|2 contracts|Q3|(|)|,|;|.|"
-    "\n|/|-|\u2192|@|:|$|not|unless|\u2022|\u2013|\u2014|\u2019|0|00000000000000000000|1.|.5|\x00"
+    "\n|/|-|\u2192|@|:|$|not|unless|\u2022|\u2013|\u2014|\u2019|0|00000000000000000000|1.|.5|\x00|"
+    + "|".join(["1" + "0" * 309, "9" * 400, "9" * 306 + "k", "9" * 308 + ".5"])  # beyond a float
 )
 _PIECES = st.sampled_from(_PIECE_TEXT.split("|"))
 plan_like = st.lists(_PIECES, max_size=60).map(" ".join)
@@ -225,8 +227,8 @@ def check_levels(text: str, found: list[TickerLevels]) -> None:
         for level in ticker.levels:
             assert 0 <= level.start < level.end <= len(text)
             assert any(ch.isdigit() for ch in text[level.start : level.end])
-            assert level.value > 0
-            assert level.high is None or level.high >= level.value
+            assert 0 < level.value < math.inf
+            assert level.high is None or level.value <= level.high < math.inf
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from coach_plans_api import migrate
-from tests.conftest import REPO
+from coach_plans_api.app import create_app
+from tests.api.test_v1 import strict_json
+from tests.conftest import REPO, make_settings
 
 TABLES = {
     "coach_plans",
@@ -71,3 +74,34 @@ def test_ticker_migration_tags_existing_plans(tmp_path: Path) -> None:
         assert [r[0] for r in rows] == ["NVDA", "AMD"]
     finally:
         engine.dispose()
+
+
+def test_levels_stored_with_infinity_are_read_again_from_the_text(tmp_path: Path) -> None:
+    """Before 0006 a number beyond a float ("1" and 309 zeros) became a level of value Infinity,
+    which SQLite kept as that token: not JSON. The migration has such plans read again."""
+    url = make_url(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate.upgrade(url, "0005")
+    broken = (
+        '[{"ticker":"NVDA","bias":"long","levels":[{"kind":"entry","condition":"above","value":950.0,'
+        '"high":null,"span":[5,19]},{"kind":"target","condition":null,"value":Infinity,"high":null,'
+        '"span":[21,337]}]}]'
+    )
+    text = "NVDA long above 950, target 1" + "0" * 309
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for day, levels in (("2024-05-10", broken), ("2024-05-11", "[]")):
+                conn.exec_driver_sql(
+                    "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id, created_at,"
+                    " plan_levels) VALUES ('coach_d', ?, ?, 'Dan', '1', '2024-05-10 10:00:00', ?)",
+                    (day, text, levels),
+                )
+        migrate.upgrade(url)
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT date, plan_levels FROM coach_plans ORDER BY date").all()
+        assert stored == [("2024-05-10", None), ("2024-05-11", "[]")]  # only the broken one
+    finally:
+        engine.dispose()
+    with TestClient(create_app(make_settings(url.render_as_string()))) as client:
+        shown = strict_json(client.get("/api/v1/plans", params={"date": "2024-05-10"}))["items"][0]
+    assert [(level["kind"], level["value"]) for level in shown["levels"][0]["levels"]] == [("entry", 950.0)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from tests.api.test_legacy import LEGACY_FIELDS
-from tests.conftest import PutPlan
+from tests.conftest import PutPlan, plan_body
 
 
 def _texts(body: dict[str, Any]) -> list[str]:
@@ -165,6 +166,37 @@ def test_levels_are_read_on_write_and_again_on_edit(
     assert _levels(patched) == replaced
     assert _levels(api_client.get(f"/api/v1/plans/{written['id']}").json()) == replaced
     assert _levels(put_plan(text="no levels today, just watching")) == []
+
+
+def strict_json(response: Any) -> Any:
+    """The body as every JSON parser reads it: `Infinity` and `NaN` are not JSON."""
+
+    def refuse(name: str) -> None:
+        pytest.fail(f"{name} in the answer to {response.request.url}")
+
+    return json.loads(response.text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["1" + "0" * 309, "9" * 400, "9" * 306 + "k", "950-" + "9" * 400, "9" * 400 + "-5"],
+    ids=["1e309", "400 nines", "1e306k", "range to 400 nines", "range from 400 nines"],
+)
+def test_a_number_beyond_a_float_is_no_level_and_every_answer_stays_json(
+    api_client: TestClient, internal_headers: dict[str, str], number: str
+) -> None:
+    """Python reads such a number as infinity, which a JSON answer cannot carry."""
+    text = f"NVDA long above 950, target {number}, stop 938"
+    body = plan_body(text=text)
+    written = api_client.put("/internal/plans/d/2026-11-25", json=body, headers=internal_headers)
+    assert written.status_code == 201
+    expected = [("NVDA", "long", [("entry", 950.0), ("stop", 938.0)])]
+    assert _levels(strict_json(written)) == expected
+    plan_id = written.json()["id"]
+    assert _levels(strict_json(api_client.get(f"/api/v1/plans/{plan_id}"))) == expected
+    assert _levels(strict_json(api_client.get("/api/v1/plans"))["items"][0]) == expected
+    hit = strict_json(api_client.get("/api/v1/search", params={"q": "NVDA"}))["items"][0]
+    assert _levels(hit["plan"]) == expected
 
 
 def test_legacy_urls_do_not_show_levels(api_client: TestClient, put_plan: PutPlan) -> None:

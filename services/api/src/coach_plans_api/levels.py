@@ -9,6 +9,7 @@ ticker the clause it stands in is about. docs/levels.md describes the vocabulary
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -230,8 +231,10 @@ def _number(raw: str, fraction: str | None) -> float:
 def _expand(low: float, *, high_text: str, high: float) -> float:
     """Shorthand upper ends: "5950-75" is 5950-5975, "968/85" is 968/985. Only plain digits are
     shorthand: "11,005", "11k" or "11.5" are numbers of their own."""
+    if not (high < low and high_text.isascii() and high_text.isdigit() and math.isfinite(low)):
+        return high
     digits = str(int(low))
-    if high < low and high_text.isascii() and high_text.isdigit() and len(high_text) < len(digits):
+    if len(high_text) < len(digits):
         return float(digits[: len(digits) - len(high_text)] + high_text)
     return high
 
@@ -255,6 +258,8 @@ def _tokenize(text: str) -> list[_Token]:
             if token.suffix == "k":
                 token.value *= 1000
                 token.high = token.high * 1000 if token.high is not None else None
+            if not (math.isfinite(token.value) and math.isfinite(token.high or 0.0)):
+                token.kind = "skip"  # beyond a float ("1" and 309 zeros): no price, and no JSON number
         tokens.append(token)
     return tokens
 
