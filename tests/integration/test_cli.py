@@ -208,6 +208,47 @@ def test_restore_refuses_what_is_not_a_backup(tmp_path: Path, sqlite_template: P
     assert not (tmp_path / "missing.db").exists()  # checking a path never creates a file there
 
 
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("UPDATE coach_plans SET plan_levels = '[{' WHERE plan_text = 'second'", "Expecting property name"),
+        ("UPDATE coach_plans SET plan_text = CAST(x'ff' AS TEXT) WHERE plan_text = 'second'", "UTF-8"),
+        ("UPDATE coach_plans SET created_at = 'yesterday' WHERE plan_text = 'second'", "yesterday"),
+    ],
+    ids=["levels not JSON", "text not UTF-8", "time not a time"],
+)
+def test_restore_of_a_backup_with_a_row_it_cannot_read_leaves_the_database_as_it_was(
+    tmp_path: Path, sqlite_template: Path, damage: str, reason: str
+) -> None:
+    """The integrity check passes such a file (SQLite does not look inside values); the copy
+    finds the row, and the emptying of the target is undone with it."""
+    target = tmp_path / "target.db"
+    target.write_bytes(sqlite_template.read_bytes())
+    with sqlite3.connect(target) as conn:
+        for day, text in (("2026-11-24", "first"), ("2026-11-25", "second")):
+            conn.execute(
+                "INSERT INTO coach_plans (coach_name, date, plan_text, author, author_id, created_at,"
+                " plan_levels) VALUES ('coach_d', ?, ?, 'a', '1', '2026-11-25 10:00:00', '[]')",
+                (day, text),
+            )
+    backup = tmp_path / "backup.db"
+    maintenance.backup(make_url(f"sqlite:///{target}"), backup)
+    with sqlite3.connect(backup) as conn:
+        conn.execute(damage)
+    assert maintenance.integrity_check(backup) == "ok"
+    with sqlite3.connect(target) as conn:
+        conn.execute("DELETE FROM coach_plans WHERE plan_text = 'first'")  # the target differs from it
+    result = cli(f"sqlite:///{target}", "restore", "--force", str(backup))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]  # after the migration's log lines
+    assert f"{backup} is damaged (a row of coach_plans cannot be read: " in line
+    assert reason in line
+    assert line.endswith("the database was left as it was")
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT plan_text FROM coach_plans").fetchall() == [("second",)]
+
+
 def test_import_legacy_bad_files_are_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     broken = tmp_path / "broken.json"

@@ -17,10 +17,11 @@ import httpx
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Table, func, insert, select, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 from coach_plans_api import migrate
 from coach_plans_api.db import make_engine
-from coach_plans_api.errors import PlanError, StorageUnavailable
+from coach_plans_api.errors import PlanError, StorageUnavailable, first_line
 from coach_plans_api.models import Base
 from coach_plans_api.schemas import PlanPut
 from coach_plans_api.service import PlanService
@@ -43,12 +44,19 @@ def _tables() -> list[Table]:
 
 def _rows(conn: Connection, table: Table) -> Iterator[list[dict[str, Any]]]:
     result = conn.execute(select(table).order_by(*table.primary_key.columns))
-    while batch := result.fetchmany(BATCH):
+    while True:
+        try:
+            batch = result.fetchmany(BATCH)
+        except (ValueError, DBAPIError) as exc:  # a stored value that is not JSON, text or a time
+            raise MaintenanceError(f"a row of {table.name} cannot be read: {first_line(exc)}") from None
+        if not batch:
+            return
         yield [dict(row._mapping) for row in batch]
 
 
-def copy_database(*, source: Engine, target: Engine) -> dict[str, int]:
-    """Copy every row from one snapshot of `source` into the (empty, migrated) `target`."""
+def copy_database(*, source: Engine, target: Engine, replace: bool = False) -> dict[str, int]:
+    """Copy every row from one snapshot of `source` into the migrated `target`, in one
+    transaction: `replace` empties it first, and a copy that fails leaves it as it was."""
     counts: dict[str, int] = {}
     snapshot = (
         source.execution_options(isolation_level="REPEATABLE READ")
@@ -59,6 +67,8 @@ def copy_database(*, source: Engine, target: Engine) -> dict[str, int]:
         if src.dialect.name == "sqlite":
             # One read transaction: every table is read from the same WAL snapshot.
             src.exec_driver_sql("SELECT 1 FROM coach_plans LIMIT 1").all()
+        for table in reversed(_tables()) if replace else ():
+            dst.execute(table.delete())
         for table in _tables():
             counts[table.name] = 0
             for batch in _rows(src, table):
@@ -132,13 +142,15 @@ def restore(backup_file: Path, url: URL, *, force: bool = False) -> dict[str, in
     migrate.upgrade(url)
     source, target = make_engine(make_url(f"sqlite:///{backup_file}")), make_engine(url)
     try:
-        with target.begin() as conn:
+        with target.connect() as conn:
             existing = conn.scalar(select(func.count()).select_from(Base.metadata.tables["coach_plans"]))
-            if existing and not force:
-                raise MaintenanceError(f"the target holds {existing} plans; pass --force to replace them")
-            for table in reversed(_tables()):
-                conn.execute(table.delete())
-        return copy_database(source=source, target=target)
+        if existing and not force:
+            raise MaintenanceError(f"the target holds {existing} plans; pass --force to replace them")
+        try:
+            return copy_database(source=source, target=target, replace=True)
+        except MaintenanceError as exc:
+            kept = "the database was left as it was"
+            raise MaintenanceError(f"{backup_file} is damaged ({exc}); {kept}") from None
     finally:
         source.dispose()
         target.dispose()
