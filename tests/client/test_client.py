@@ -270,6 +270,25 @@ def test_other_transport_failures_become_connection_errors(
     assert route.call_count == 1
 
 
+def test_an_error_answer_nested_too_deeply_is_still_the_server_error(
+    api: respx.MockRouter, client: CoachPlansClient
+) -> None:
+    api.get(PLAN_PATH).respond(
+        500, content=b"[" * 100_000 + b"]" * 100_000, headers={"content-type": "application/json"}
+    )
+    with pytest.raises(ServerError, match="HTTP 500"):
+        client.get_plan("coach_d", DATE)
+
+
+def test_a_query_longer_than_a_url_may_be_is_a_connection_error_naming_the_path(
+    api: respx.MockRouter, client: CoachPlansClient
+) -> None:
+    """httpx refuses to build the request; naming it in the error must not fail in turn."""
+    with pytest.raises(ConnectionError, match="too long") as info:
+        client.get_plan("d" * 70_000, DATE)
+    assert info.value.url == f"{API}{PLAN_PATH}"
+
+
 def test_undecodable_body_becomes_invalid_response(api: respx.MockRouter, client: CoachPlansClient) -> None:
     api.get(PLAN_PATH).mock(side_effect=httpx.DecodingError("bad gzip"))
     with pytest.raises(InvalidResponseError, match="bad gzip"):
@@ -285,6 +304,11 @@ def test_undecodable_body_becomes_invalid_response(api: respx.MockRouter, client
         (b'["not", "an", "object"]', "application/json", "JSON object"),
         (b'{"plan": "x", "charts": "nope"}', "application/json", "'charts'"),
         (b'{"plan": "x", "timestamp": "yesterday"}', "application/json", "ISO-8601"),
+        (
+            b"[" * 100_000 + b"]" * 100_000,
+            "application/json",
+            "expected JSON",
+        ),  # Python's parser: RecursionError
     ],
 )
 def test_responses_breaking_the_contract_become_invalid_response(

@@ -483,12 +483,18 @@ def test_check_health_never_raises() -> None:
         respx.get(f"{API}/health").mock(side_effect=httpx.ConnectError("refused"))
         respx.get("http://other.test/health").respond(200, json={"status": "healthy"})
         health = client.check_health()
+        respx.get(f"{API}/health").respond(
+            200, content=b"[" * 100_000 + b"]" * 100_000
+        )  # too deep for Python
+        nested = client.check_health()
 
+    assert nested["servers"][API] == {"status": "unhealthy", "error": nested["servers"][API]["error"]}
+    assert "expected JSON" in nested["servers"][API]["error"]
     assert health["status"] == "degraded"
     assert health["servers"][API]["status"] == "unhealthy"
     assert "refused" in health["servers"][API]["error"]
     assert health["servers"]["http://other.test"]["status"] == "healthy"
-    assert client.get_metrics()["errors"] == 1
+    assert client.get_metrics()["errors"] == 2
     assert DiscordWebhookClient({}).check_health()["status"] == "unhealthy"
 
 

@@ -108,6 +108,9 @@ async def test_a_session_against_a_fake_api_and_an_impossible_day() -> None:
             found = await client.call_tool("get_coach_plan", {"coach": "d", "date": "2026-11-25"})
             impossible = await client.call_tool("get_coach_plan", {"coach": "d", "date": "2026-02-30"})
             malformed = await client.call_tool("search_plans", {"ticker": "NVDA", "as_of": "30/02/2026"})
+            too_early = await client.call_tool(
+                "search_plans", {"ticker": "NVDA", "days": 365, "as_of": "0001-01-01"}
+            )
     assert not found.is_error
     assert found.structured_content is not None
     assert found.structured_content["plan"] == "$NVDA above 950"
@@ -116,4 +119,6 @@ async def test_a_session_against_a_fake_api_and_an_impossible_day() -> None:
     assert "YYYY-MM-DD" not in text_of(impossible)
     assert malformed.is_error
     assert "date must be YYYY-MM-DD or 'today', got '30/02/2026'" in text_of(malformed)
+    assert too_early.is_error
+    assert "365 days back from 0001-01-01 is before the calendar begins" in text_of(too_early)
     assert route.call_count == 1  # bad dates never reach the API

@@ -136,6 +136,8 @@ def test_invalid_ticker_is_a_bad_request(api: respx.MockRouter, sync_client: Coa
         ({"ticker": "NVDA", "page_size": 201}, "page_size"),
         ({"ticker": "NVDA", "as_of": "25/11/2026"}, "ISO date"),
         ({"ticker": " $ "}, "ticker"),
+        ({"ticker": "NVDA", "as_of": dt.date(1, 1, 1)}, "before the calendar begins"),
+        ({"ticker": "NVDA", "days": 10**30}, "before the calendar begins"),
     ],
 )
 def test_bad_arguments_raise_value_error_without_a_request(

@@ -88,6 +88,32 @@ class NoSuchDay(ValueError):
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
+def json_text(text: str) -> Any:
+    """JSON from ``text``; ValueError for anything else, nesting deeper than Python's parser
+    goes included (it raises RecursionError at about 1,000 levels)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def json_body(response: httpx.Response) -> Any:
+    """A response's body as JSON; ValueError (a UnicodeDecodeError is one) for anything else."""
+    try:
+        return response.json()
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def request_url(url: str, query: Mapping[str, str]) -> str:
+    """The URL a request was for, as its errors name it; ``url`` alone if httpx refuses the
+    query (longer than 65,536 characters, say): naming the request must not fail in its turn."""
+    try:
+        return str(httpx.URL(url, params=query))
+    except httpx.InvalidURL:
+        return url
+
+
 def as_date(value: str | dt.date) -> dt.date:
     """A date from ``YYYY-MM-DD`` or a date/datetime; ValueError otherwise.
 
@@ -182,7 +208,11 @@ class BaseClient:
             raise ValueError(f"days must be >= 1, got {days}")
         self._check_page_size(page_size)
         last = self.today() if as_of is None else as_date(as_of)
-        return normalise_ticker(ticker), last - dt.timedelta(days=days - 1), last
+        try:
+            first = last - dt.timedelta(days=days - 1)
+        except OverflowError:  # before year 1, or more days than a timedelta holds
+            raise ValueError(f"{days} days back from {last} is before the calendar begins") from None
+        return normalise_ticker(ticker), first, last
 
     @staticmethod
     def _check_page_size(page_size: int, upper: int = MAX_PAGE_SIZE) -> None:
@@ -278,7 +308,7 @@ class BaseClient:
         detail = _snippet(response)
         body: Any = None
         with contextlib.suppress(ValueError):
-            body = response.json()
+            body = json_body(response)
         if isinstance(body, Mapping):
             error = body.get("error") if isinstance(body.get("error"), str) else None
             detail = str(body.get("detail") or body.get("plan") or detail)
@@ -319,8 +349,8 @@ class BaseClient:
         if response.status_code not in accept:
             raise self._error_from_response(response, method=method, url=url)
         try:
-            data = response.json()
-        except (ValueError, UnicodeDecodeError):
+            data = json_body(response)
+        except ValueError:
             content_type = response.headers.get("content-type", "no content-type")
             raise InvalidResponseError(
                 f"expected JSON, got {content_type}: {_snippet(response)}",
@@ -405,7 +435,7 @@ class Subscription:
         if not sse.data:
             return None
         try:
-            event = PlanEvent.from_json(json.loads(sse.data))
+            event = PlanEvent.from_json(json_text(sse.data))
         except ValueError as exc:  # malformed JSON or an event of the wrong shape
             raise InvalidResponseError(f"unusable event: {exc}", method="GET", url=self.url) from exc
         self.last_event_id = event.id

@@ -31,6 +31,7 @@ from ._base import (
     Params,
     Subscription,
     newest_first,
+    request_url,
 )
 from ._mock import MOCK_BASE_URL, mock_transport
 from ._models import (
@@ -206,7 +207,7 @@ class CoachPlansClient(BaseClient):
                     else None
                 )
                 if delay is None:
-                    raise self._translate(exc, method="GET", url=str(httpx.URL(url, params=query))) from exc
+                    raise self._translate(exc, method="GET", url=request_url(url, query)) from exc
             else:
                 self._log_response(response, attempt=attempt, started=started)
                 delay = (
@@ -501,7 +502,7 @@ class AsyncCoachPlansClient(BaseClient):
                     else None
                 )
                 if delay is None:
-                    raise self._translate(exc, method="GET", url=str(httpx.URL(url, params=query))) from exc
+                    raise self._translate(exc, method="GET", url=request_url(url, query)) from exc
             else:
                 self._log_response(response, attempt=attempt, started=started)
                 delay = (
