@@ -243,3 +243,25 @@ async def test_chart_server_serves_only_chart_names() -> None:
     finally:
         await server.close()
     await server.close()  # closing twice is harmless
+
+
+async def test_chart_server_takes_its_port_or_says_why_it_took_another(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = MockChartServer("127.0.0.1", "127.0.0.1", port)
+        try:
+            base = await server.start()
+        finally:
+            await server.close()
+    assert base != f"http://127.0.0.1:{port}/mock-charts"
+    assert f"port {port} is not free" in caplog.text
+    assert "MOCK_CHART_PORT" in caplog.text
+    server = MockChartServer("127.0.0.1", "127.0.0.1", port)  # free again
+    try:
+        assert await server.start() == f"http://127.0.0.1:{port}/mock-charts"
+    finally:
+        await server.close()

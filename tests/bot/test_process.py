@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -13,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import INTERNAL_TOKEN, ServiceProcess
+from coach_plans_bot.parsing import DEFAULT_ROSTER
+from tests.conftest import INTERNAL_TOKEN, ServiceProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +38,18 @@ def bot_process(api_url: str, tmp_path: Path, **env: str) -> ServiceProcess:
         },
         tmp_path / "bot.log",
     )
+
+
+def delivered(outbox: Path) -> int:
+    """Entries of the bot's outbox the API has acknowledged (0 before the bot creates it)."""
+    if not outbox.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(outbox, timeout=5)) as conn:
+        return int(conn.execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone()[0])
+
+
+def all_delivered(outbox: Path) -> bool:
+    return delivered(outbox) == len(DEFAULT_ROSTER)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -70,6 +86,25 @@ def test_mock_mode_end_to_end(
     assert code == 0, bot.logs()
     assert "MOCK MODE" in bot.logs()
     assert INTERNAL_TOKEN not in bot.logs()
+
+
+def test_a_mock_bot_restarted_with_a_new_outbox_posts_the_same_messages_again(
+    start_api: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    """Its charts' URLs hold their port: a port of its own keeps the re-posts no-ops, where a
+    random port made each restart an edit of every plan."""
+    api = start_api()
+    port = str(free_port())
+    for outbox in (tmp_path / "first.db", tmp_path / "second.db"):
+        bot = bot_process(api.url, tmp_path, OUTBOX_PATH=str(outbox), MOCK_CHART_PORT=port)
+        bot.start(wait_path=None)
+        try:
+            wait_until(functools.partial(all_delivered, outbox))
+        finally:
+            assert bot.stop() == 0, bot.logs()
+    for plan in httpx.get(f"{api.url}/api/v1/plans", timeout=5).json()["items"]:
+        revisions = httpx.get(f"{api.url}/api/v1/plans/{plan['id']}/revisions", timeout=5).json()["revisions"]
+        assert [r["action"] for r in revisions] == ["create"], revisions
 
 
 def test_mock_mode_with_the_api_down_queues_and_keeps_running(tmp_path: Path) -> None:

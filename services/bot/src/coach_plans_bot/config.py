@@ -52,7 +52,12 @@ YAML_SECTIONS: Sections = {
         "coaches": None,
     },
     "logging": {"level": "log_level", "file": "log_file", "format": "log_format"},
-    "mock": {"enabled": "mock_mode", "mock_mode": "mock_mode", "days": "mock_days"},
+    "mock": {
+        "enabled": "mock_mode",
+        "mock_mode": "mock_mode",
+        "days": "mock_days",
+        "chart_port": "mock_chart_port",
+    },
     "bot": {
         "outbox_path": "outbox_path",
         "outbox_retry_max_seconds": "outbox_retry_max_seconds",
@@ -140,6 +145,9 @@ class BotSettings(FileSettings):
     discord_retry_base_seconds: float = Field(default=2.0, gt=0, le=60)
     catchup_limit: int = Field(default=500, ge=0)
     mock_days: int = Field(default=1, ge=1, le=366)
+    # The mock charts' port is part of their URLs, which are part of a post: a port of its own
+    # keeps a restarted mock bot's re-posts the same messages (no-ops), not edits. 0: any free port.
+    mock_chart_port: int = Field(default=5090, ge=0, le=65535)
     allowed_channel_ids: IdSet = frozenset()
     admin_role_ids: IdSet = frozenset()
     coach_allowed_ids: Annotated[dict[str, frozenset[int]], NoDecode] = Field(default_factory=dict)

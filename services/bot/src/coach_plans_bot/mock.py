@@ -133,20 +133,29 @@ def chart_server_address(api_base_url: str) -> tuple[str, str]:
 class MockChartServer:
     """Serves the mock charts over HTTP, so they reach the API's chart archiver like attachments."""
 
-    def __init__(self, listen: str, advertised: str) -> None:
+    def __init__(self, listen: str, advertised: str, port: int = 0) -> None:
         self.listen = listen
         self.advertised = advertised
+        self.port = port
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        """Listen on a free port; returns the base URL of the charts."""
+        """Listen on `port` (a free one if 0 or taken); returns the base URL of the charts."""
         app = web.Application()
         app.router.add_get(MOCK_CHART_PATH + "/{name}", self._chart)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.listen, 0)
-        await site.start()
+        try:
+            await web.TCPSite(self._runner, self.listen, self.port).start()
+        except OSError as exc:
+            log.warning(
+                "mock charts: port %s is not free (%s); serving them on another, so the plans this"
+                " bot posted before come back as edits (set MOCK_CHART_PORT to keep them the same)",
+                self.port,
+                exc.strerror,
+            )
+            await web.TCPSite(self._runner, self.listen, 0).start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://{self.advertised}:{port}{MOCK_CHART_PATH}"
         return self.base_url
@@ -242,7 +251,9 @@ class MockDiscordBot:
         """Start heartbeat and delivery; post one plan per coach for today (and MOCK_DAYS-1 days before)."""
         await self.open()
         if self._charts is None:
-            self._charts = MockChartServer(*chart_server_address(self.settings.api_base_url))
+            self._charts = MockChartServer(
+                *chart_server_address(self.settings.api_base_url), port=self.settings.mock_chart_port
+            )
             self.provider.chart_base = await self._charts.start()
         log.warning(
             "MOCK MODE: no Discord connection; simulated plans go to %s, their charts are served at %s/"
