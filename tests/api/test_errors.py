@@ -51,6 +51,11 @@ def test_every_refusal_has_the_one_shape(
     assert response.headers["x-request-id"]
 
 
+def test_a_method_not_allowed_names_get_and_head_where_get_is_served(api_client: TestClient) -> None:
+    assert api_client.request("OPTIONS", "/api/v1/plans").headers["Allow"] == "GET, HEAD"
+    assert api_client.head("/api/v1/plans").status_code == 200
+
+
 def test_rate_limited_answer_carries_retry_after(database_url: str) -> None:
     with TestClient(create_app(make_settings(database_url, rate_limit_per_minute=1))) as client:
         client.get("/api/v1/coaches")

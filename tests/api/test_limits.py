@@ -226,6 +226,11 @@ def test_etag_and_304(api_client: TestClient, put_plan: PutPlan) -> None:
     assert again.headers["ETag"] == etag
     other = api_client.get("/api/coach-plans/?coach=d&date=2026-11-25", headers={"If-None-Match": '"stale"'})
     assert other.status_code == 200
+    for matching in (f"W/{etag}", f'"stale", {etag}', "*"):  # weakly, in a list, or any at all
+        response = api_client.get(
+            "/api/coach-plans/?coach=d&date=2026-11-25", headers={"If-None-Match": matching}
+        )
+        assert (response.status_code, response.headers["ETag"]) == (304, etag), matching
 
 
 def test_writes_invalidate_cached_reads(api_client: TestClient, put_plan: PutPlan) -> None:

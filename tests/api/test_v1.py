@@ -121,11 +121,30 @@ def test_coaches_come_from_configuration(api_client: TestClient) -> None:
     ]
 
 
-@pytest.mark.parametrize("last_event_id", ["-1", "2147483648", "99999999999999999999999", "1e5", "abc"])
-def test_last_event_id_out_of_range_is_422(api_client: TestClient, last_event_id: str) -> None:
-    """Last-Event-ID is 0..2^31-1: anything else is refused before the stream opens (a number
-    past that once reached the database and broke the stream)."""
-    response = api_client.get("/api/v1/events", headers={"Last-Event-ID": last_event_id})
+@pytest.mark.parametrize(
+    "last_event_id",
+    [
+        [("Last-Event-ID", value)]
+        for value in (
+            "-1",
+            "2147483648",
+            "99999999999999999999999",
+            "1e5",
+            "abc",
+            "20.0",
+            "+20",
+            "",
+        )
+    ]
+    + [[("Last-Event-ID", "20"), ("Last-Event-ID", "16")]],  # two headers are the list "20, 16"
+    ids=lambda headers: " + ".join(repr(value) for _, value in headers),
+)
+def test_last_event_id_that_is_not_one_id_is_422(
+    api_client: TestClient, last_event_id: list[tuple[str, str]]
+) -> None:
+    """Last-Event-ID is one integer 0..2^31-1, in plain digits: anything else is refused before
+    the stream opens (a number past that once reached the database and broke the stream)."""
+    response = api_client.get("/api/v1/events", headers=last_event_id)
     assert response.status_code == 422
     assert response.json()["fields"][0]["field"] == "header.last-event-id"
 

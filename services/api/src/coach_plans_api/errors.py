@@ -213,6 +213,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404:
         error = RouteNotFound(f"no such route: {request.method} {request.url.path}")
     elif exc.status_code == 405:
+        allowed = [method.strip() for method in headers.get("Allow", "").split(",") if method.strip()]
+        if "GET" in allowed and "HEAD" not in allowed:  # every GET route answers HEAD too
+            headers["Allow"] = ", ".join([*allowed, "HEAD"])
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", headers=headers)
     else:
         error = FrameworkError(exc.status_code, str(exc.detail), headers=headers)

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from coach_plans_api.charts import image_type
 from coach_plans_api.errors import NotFound
-from coach_plans_api.routes.deps import StateDep
+from coach_plans_api.routes.deps import StateDep, not_modified
 from coach_plans_api.schemas import ErrorOut
 
 router = APIRouter(tags=["charts"])
@@ -37,7 +37,7 @@ async def get_chart(
     if path is None:
         raise NotFound(f"no archived chart {sha256}")
     etag = f'"{sha256}"'
-    if etag in request.headers.get("if-none-match", ""):
+    if not_modified(request, etag):
         return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
     with path.open("rb") as file:
         kind = image_type(file.read(16)) or "application/octet-stream"

@@ -133,7 +133,14 @@ async def cached_json(
     return respond(request, body=body, etag=etag)
 
 
+def not_modified(request: Request, etag: str) -> bool:
+    """`If-None-Match` names this representation's tag (weakly compared: `W/"…"` matches too),
+    or is `*`, which any existing representation matches."""
+    header = request.headers.get("if-none-match", "")
+    return header.strip() == "*" or etag in header
+
+
 def respond(request: Request, *, body: bytes, etag: str) -> Response:
-    if etag in request.headers.get("if-none-match", ""):
+    if not_modified(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(body, media_type=JSON, headers={"ETag": etag})

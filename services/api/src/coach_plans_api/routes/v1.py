@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from coach_plans_api.events import follow
@@ -156,6 +157,28 @@ async def get_revisions(request: Request, plan_id: PlanId) -> Response:
     return await cached_json(request, state, f"revisions:{plan_id}", produce)
 
 
+def event_cursor(
+    request: Request,
+    last_event_id: Annotated[
+        int | None,
+        Header(
+            ge=0,
+            le=MAX_ID,
+            description="the `id` of the last event received: every later change is sent first",
+        ),
+    ] = None,
+) -> int | None:
+    """`Last-Event-ID` exactly as the contract says: one header, plain digits. Validation alone
+    would take "20.0" and "+20" for 20, and the first of two headers."""
+    sent = request.headers.getlist("last-event-id")
+    if len(sent) > 1 or (sent and not (sent[0].isascii() and sent[0].isdigit())):
+        message = f"must be one revision id, plain digits 0..{MAX_ID}"
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("header", "last-event-id"), "msg": message, "input": sent}]
+        )
+    return last_event_id
+
+
 @router.get(
     "/events",
     response_class=EventSourceResponse,
@@ -166,14 +189,7 @@ async def get_revisions(request: Request, plan_id: PlanId) -> Response:
 async def plan_events(
     state: StateDep,
     service: ServiceDep,
-    last_event_id: Annotated[
-        int | None,
-        Header(
-            ge=0,
-            le=MAX_ID,
-            description="the `id` of the last event received: every later change is sent first",
-        ),
-    ] = None,
+    last_event_id: Annotated[int | None, Depends(event_cursor)],
 ) -> AsyncIterator[ServerSentEvent]:
     async def missed(after: int) -> Sequence[PlanEvent]:
         return await on_db_thread(state, service.events_after, after)
