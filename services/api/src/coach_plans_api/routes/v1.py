@@ -157,7 +157,7 @@ async def get_revisions(request: Request, plan_id: PlanId) -> Response:
     return await cached_json(request, state, f"revisions:{plan_id}", produce)
 
 
-def event_cursor(
+async def event_cursor(
     request: Request,
     last_event_id: Annotated[
         int | None,
