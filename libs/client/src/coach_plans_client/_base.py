@@ -88,19 +88,12 @@ class NoSuchDay(ValueError):
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
-def json_text(text: str) -> Any:
-    """JSON from ``text``; ValueError for anything else, nesting deeper than Python's parser
-    goes included (it raises RecursionError at about 1,000 levels)."""
+def json_of(data: str | bytes) -> Any:
+    """JSON from an event's text or a response's bytes (their encoding detected, as httpx's
+    ``Response.json`` does); ValueError for anything else (a UnicodeDecodeError is one), nesting
+    deeper than Python's parser goes included (it raises RecursionError there)."""
     try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-
-
-def json_body(response: httpx.Response) -> Any:
-    """A response's body as JSON; ValueError (a UnicodeDecodeError is one) for anything else."""
-    try:
-        return response.json()
+        return json.loads(data)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
@@ -308,7 +301,7 @@ class BaseClient:
         detail = _snippet(response)
         body: Any = None
         with contextlib.suppress(ValueError):
-            body = json_body(response)
+            body = json_of(response.content)
         if isinstance(body, Mapping):
             error = body.get("error") if isinstance(body.get("error"), str) else None
             detail = str(body.get("detail") or body.get("plan") or detail)
@@ -349,7 +342,7 @@ class BaseClient:
         if response.status_code not in accept:
             raise self._error_from_response(response, method=method, url=url)
         try:
-            data = json_body(response)
+            data = json_of(response.content)
         except ValueError:
             content_type = response.headers.get("content-type", "no content-type")
             raise InvalidResponseError(
@@ -435,7 +428,7 @@ class Subscription:
         if not sse.data:
             return None
         try:
-            event = PlanEvent.from_json(json_text(sse.data))
+            event = PlanEvent.from_json(json_of(sse.data))
         except ValueError as exc:  # malformed JSON or an event of the wrong shape
             raise InvalidResponseError(f"unusable event: {exc}", method="GET", url=self.url) from exc
         self.last_event_id = event.id
