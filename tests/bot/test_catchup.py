@@ -17,7 +17,7 @@ from coach_plans_bot.bot import CoachPlansBot
 from coach_plans_bot.catchup import CatchUpReport, ChannelCursors, unprocessed
 from coach_plans_bot.config import BotSettings
 from coach_plans_bot.outbox import Operation, OutboxEntry, Status
-from tests.bot.conftest import TODAY, MakeBot, SwitchableTransport
+from tests.bot.conftest import NEW_YORK, TODAY, MakeBot, SwitchableTransport
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ async def test_plans_posted_while_away_are_stored_once_each(
     assert await bot.core.channel_cursors() == {channel_id(): live.id}
 
     await stop(bot)
-    post_while_away("!plan i: posted while the bot was down", member=1)
+    away = post_while_away("!plan i: posted while the bot was down", member=1)
     post_while_away("good morning, no plan here")
     post_while_away("!plan n 2026-11-24: another one while down", member=2)
     post_while_away("!plan x: an unknown coach")
@@ -102,7 +102,11 @@ async def test_plans_posted_while_away_are_stored_once_each(
     assert all(len(revisions) == 1 for revisions in stored.values())
     items = {p["plan"]: p for p in (await api_reader.get("/api/v1/plans")).json()["items"]}
     assert items["another one while down"]["date"] == "2026-11-24"
-    assert items["posted while the bot was down"]["date"] == TODAY
+    # Without a date, the plan of the day it was posted (New York), not of the day it was caught up
+    # (the bot's clock says 2026-11-25; the message was posted today, by the real clock).
+    posted_on = away.created_at.astimezone(NEW_YORK).date().isoformat()
+    assert posted_on != TODAY
+    assert items["posted while the bot was down"]["date"] == posted_on
     assert items["posted while the bot was down"]["author"] == "Ivy_1_nick"  # the member, as for a live post
     assert (await bot.core.channel_cursors())[channel_id()] >= last.id
     writes = len(api_transport.writes())

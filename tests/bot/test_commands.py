@@ -15,7 +15,7 @@ from discord.ext.test import backend, factories
 from coach_plans_bot.bot import CoachPlansBot
 from coach_plans_bot.config import BotSettings
 from coach_plans_bot.permissions import PermissionPolicy
-from tests.bot.conftest import TODAY, MakeBot, SwitchableTransport
+from tests.bot.conftest import NEW_YORK, TODAY, MakeBot, SwitchableTransport
 
 Replies = Callable[[], list[str]]
 ADMIN_ROLE = 424242424242424242
@@ -391,6 +391,22 @@ async def test_editing_other_messages_does_nothing(
 
     assert replies() == []
     assert bot.core.outbox.store.pending() == []
+
+
+async def test_a_message_edited_into_a_plan_is_the_plan_of_the_day_it_was_posted(
+    bot: CoachPlansBot, replies: Replies, api_reader: httpx.AsyncClient
+) -> None:
+    """An edit can come days later: a `!plan` without a date is the plan of the day the message was
+    posted (New York), whatever the bot's clock says when the edit arrives (2026-11-25 here)."""
+    message = await dpytest.message("good morning")
+    posted_on = message.created_at.astimezone(NEW_YORK).date().isoformat()
+    assert posted_on != TODAY
+
+    await edit_message(message, "!plan d: NVDA above 950")
+
+    [stored] = await plans_on(api_reader, day=posted_on)
+    assert stored["plan"] == "NVDA above 950"
+    assert await plans_on(api_reader) == []
 
 
 async def test_deleting_the_plan_message_deletes_the_stored_plan(

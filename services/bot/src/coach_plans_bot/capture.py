@@ -30,6 +30,9 @@ class PlanPost:
     message_id: int
     channel_id: int
     channel: str | None = None
+    # When the message was posted, for one not handled as it arrives (caught up after downtime,
+    # or edited later): a `!plan` without a date is the plan of the day it was posted.
+    posted_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class PlanWrite(TypedDict):
 
 def _prepare(core: BotCore, post: PlanPost) -> tuple[PlanWrite, ChartSelection]:
     """Parse and check a post; the write's fields (as `submit_plan` takes them) and the charts kept."""
-    request = parse_plan_args(post.args, roster=core.roster, today=core.today())
+    request = parse_plan_args(post.args, roster=core.roster, today=core.today(post.posted_at))
     core.policy.require_coach(post.poster, coach=request.coach.coach, coach_name=request.coach.name)
     selection = select_charts(post.attachments)
     actor = Actor(

@@ -126,9 +126,9 @@ class BotCore:
         await self.client.aclose()
         await asyncio.to_thread(self.outbox.store.close)
 
-    def today(self) -> dt.date:
-        """Today in the market time zone (PLAN_TIMEZONE), never the server's clock."""
-        return self._now().astimezone(self.settings.timezone).date()
+    def today(self, at: dt.datetime | None = None) -> dt.date:
+        """The date in the market time zone (PLAN_TIMEZONE) now, or at `at`; never the server's zone."""
+        return (at or self._now()).astimezone(self.settings.timezone).date()
 
     async def refresh_roster(self) -> None:
         """Load the coaches from the API; keep the default d, i, s, n if it is unreachable."""

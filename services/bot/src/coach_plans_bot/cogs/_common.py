@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -83,8 +84,9 @@ def plan_post(
     attachments: Sequence[discord.Attachment],
     message_id: int,
     channel: Any,
+    posted_at: dt.datetime | None = None,
 ) -> PlanPost:
-    """A `!plan` (message or slash command) as plain data."""
+    """A `!plan` (message or slash command) as plain data; `posted_at` for one not handled live."""
     return PlanPost(
         args=args,
         attachments=attachments_of(attachments),
@@ -93,6 +95,7 @@ def plan_post(
         message_id=message_id,
         channel_id=channel.id,
         channel=channel_name(channel),
+        posted_at=posted_at,
     )
 
 

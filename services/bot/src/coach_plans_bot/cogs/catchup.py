@@ -106,6 +106,7 @@ class CatchUpCog(commands.Cog, name="CatchUp"):
                         attachments=message.attachments,
                         message_id=message.id,
                         channel=channel,
+                        posted_at=message.created_at,
                     )
                     try:
                         report.count((await capture_plan(core, post)).entry)

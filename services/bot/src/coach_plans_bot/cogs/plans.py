@@ -155,6 +155,7 @@ class PlansCog(PlanCommands, name="Plans"):
             attachments=message.attachments,
             message_id=message.id,
             channel=message.channel,
+            posted_at=message.created_at,
         )
         try:
             capture = await capture_edit(core, post, edited_at=message.edited_at.isoformat())
