@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -253,13 +255,20 @@ def test_clear_is_admin_only_and_idempotent(
     assert set(api_client.get("/api/coach-plans/all?date=2026-11-26").json()) == {"coach_n"}
 
 
-def test_clear_bad_date_is_400(api_client: TestClient, internal_headers: dict[str, str]) -> None:
+@pytest.mark.parametrize("day", ["2026-02-30", "", " ", "today"])
+def test_clear_bad_date_is_400(
+    api_client: TestClient, put_plan: PutPlan, internal_headers: dict[str, str], day: str
+) -> None:
+    """A clear names its day: "" is no date (were it today, a late retry would clear another day)."""
+    today = dt.datetime.now(ZoneInfo("America/New_York")).date().isoformat()  # the API's today
+    put_plan(coach="d", date=today)
     response = api_client.post(
         "/internal/plans/clear",
-        json={"date": "2026-02-30", "actor": actor(is_admin=True), "message_id": "1"},
+        json={"date": day, "actor": actor(is_admin=True), "message_id": "1"},
         headers=internal_headers,
     )
-    assert response.status_code == 400
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_date")
+    assert set(api_client.get(f"/api/coach-plans/all?date={today}").json()) == {"coach_d"}
 
 
 def test_heartbeat_marks_bot_connected(api_client: TestClient, internal_headers: dict[str, str]) -> None:

@@ -188,7 +188,7 @@ def import_legacy(service: PlanService, data: dict[str, Any]) -> ImportReport:
     for key, entry in sorted(data.items()):
         try:
             coach_key, _, day = key.rpartition("_")
-            coach, date = service.coach(coach_key), service.day(day)
+            coach, date = service.coach(coach_key), service.given_day(day)
             if not isinstance(entry, dict):
                 entry = {"plan": entry}
             if service.find(coach=coach, date_from=date, date_to=date, limit=1).items:

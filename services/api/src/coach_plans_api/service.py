@@ -157,9 +157,13 @@ class PlanService:
         return self._now().astimezone(self.settings.zone).date()
 
     def day(self, raw: str | None) -> dt.date:
-        """An ISO date, or today in the plan time zone when absent."""
-        if raw is None or raw == "":
-            return self.today()
+        """An ISO date, or today in the plan time zone when absent (a read's `?date=`)."""
+        return self.today() if raw is None or raw == "" else self.given_day(raw)
+
+    @staticmethod
+    def given_day(raw: str) -> dt.date:
+        """An ISO date that must be there: a write never takes "" for today (a retry of it after
+        midnight would mean another day)."""
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
             raise InvalidDate(f"invalid date {raw!r}; expected YYYY-MM-DD")
         try:
@@ -535,7 +539,7 @@ class PlanService:
 
     def clear(self, body: ClearIn) -> ClearOut:
         """Admin only: delete every live plan of a day (a retry reports the same plans)."""
-        date = self.day(body.date)
+        date = self.given_day(body.date)
         if not body.actor.is_admin:
             raise Forbidden("only an admin may clear a day's plans")
 
