@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from coach_plans_api import migrate
 from coach_plans_api.app import create_app
 from tests.api.test_v1 import strict_json
-from tests.conftest import REPO, make_settings
+from tests.conftest import INTERNAL_TOKEN, REPO, make_settings, plan_body
 
 TABLES = {
     "coach_plans",
@@ -105,3 +105,20 @@ def test_levels_stored_with_infinity_are_read_again_from_the_text(tmp_path: Path
     with TestClient(create_app(make_settings(url.render_as_string()))) as client:
         shown = strict_json(client.get("/api/v1/plans", params={"date": "2024-05-10"}))["items"][0]
     assert [(level["kind"], level["value"]) for level in shown["levels"][0]["levels"]] == [("entry", 950.0)]
+
+
+def test_writes_on_an_older_schema_are_503_not_500(postgres_url: str) -> None:
+    """A database at an older migration cannot be used: every request says so (503), writes too
+    (on PostgreSQL a write went straight to the database and failed on a missing column: 500)."""
+    url = make_url(postgres_url)
+    migrate.upgrade(url, "0003")
+    with TestClient(create_app(make_settings(postgres_url))) as client:
+        headers = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+        response = client.put("/internal/plans/d/2026-11-25", json=plan_body(), headers=headers)
+        assert (response.status_code, response.json()["error"]) == (503, "storage_unavailable")
+        assert "this service needs" in response.json()["detail"]
+        assert client.get("/health").status_code == 503
+        migrate.upgrade(url)
+        client.app.state.core.service.storage.probe()
+        response = client.put("/internal/plans/d/2026-11-25", json=plan_body(), headers=headers)
+        assert response.status_code == 201

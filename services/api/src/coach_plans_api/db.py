@@ -311,7 +311,7 @@ class Database:
         """
         if self._group is not None:
             return await asyncio.wrap_future(self._group.submit(job))
-        return await anyio.to_thread.run_sync(self._write_now, job)
+        return await anyio.to_thread.run_sync(self.run_write, job)
 
     def _write_now(self, job: Callable[[Conn], T]) -> T:
         with self.raw() as conn:
