@@ -247,3 +247,17 @@ def test_a_long_plan_has_its_levels_read_too(put_plan: PutPlan) -> None:
     assert len(written["plan"]) > 8_000
     assert [(t["ticker"], t["bias"]) for t in written["levels"]] == [("NVDA", "long"), ("AMD", "short")]
     assert _levels(written)[0][2] == [("entry", 950.0), ("target", 968.0), ("target", 985.0), ("stop", 938.0)]
+
+
+def test_a_time_before_year_1000_written_by_earlier_versions_reads_back(
+    api_client: TestClient, put_plan: PutPlan, database_url: str
+) -> None:
+    """Earlier versions wrote such a time on SQLite without padding its year ("999-05-10 …"):
+    every answer holding it was a 500."""
+    plan = put_plan(date="2026-11-25")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE coach_plans SET created_at = '999-05-10 08:00:00.000000'"))
+    engine.dispose()
+    answer = api_client.get(f"/api/v1/plans/{plan['id']}")
+    assert (answer.status_code, answer.json()["created_at"]) == (200, "0999-05-10T08:00:00Z")

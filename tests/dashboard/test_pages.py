@@ -10,8 +10,10 @@ import re
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
-from tests.conftest import PutPlan, plan_body
+from coach_plans_api.app import create_app
+from tests.conftest import INTERNAL_TOKEN, PutPlan, make_settings, plan_body
 from tests.dashboard.conftest import DashboardPage
 
 DAY = "2020-03-10"
@@ -210,3 +212,19 @@ def test_one_database_connection_per_page(
         event.remove(engine, "checkout", count)
     assert all(shown.cards[c].history == ["create"] for c in COACHES)
     assert len(checkouts) == 1
+
+
+def test_a_time_past_the_calendar_in_the_plan_zone_is_shown_in_utc(database_url: str) -> None:
+    """9999-12-31 23:00 UTC is already year 10000 in Kathmandu: the page was a 500."""
+    with TestClient(create_app(make_settings(database_url, plan_timezone="Asia/Kathmandu"))) as client:
+        headers = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+        assert (
+            client.put("/internal/plans/d/9999-12-31", json=plan_body(), headers=headers).status_code == 201
+        )
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE coach_plans SET created_at = '9999-12-31 23:00:00.000000'"))
+        engine.dispose()
+        response = client.get("/", params={"date": "9999-12-31"})
+        assert response.status_code == 200, response.text
+        assert "23:00 UTC" in response.text

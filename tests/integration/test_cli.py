@@ -300,3 +300,29 @@ def test_import_legacy_keeps_the_old_timestamp(tmp_path: Path, sqlite_template: 
         revised = conn.execute("SELECT created_at FROM plan_revisions WHERE plan_id = 1").fetchone()[0]
     assert created.startswith("2024-05-10 13:05:00")
     assert revised.startswith("2024-05-10 13:05:00")
+
+
+def test_import_legacy_times_at_the_calendar_edges(tmp_path: Path, sqlite_template: Path) -> None:
+    """A time outside years 1-9999 in UTC is listed with its reason (it was a traceback that ended
+    the import); a time before year 1000 is stored so that it reads back (it was written "999-…",
+    which made every read of that day a 500)."""
+    db = tmp_path / "plans.db"
+    db.write_bytes(sqlite_template.read_bytes())
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text(
+        json.dumps(
+            {
+                "coach_d_2024-05-10": {"plan": "late", "timestamp": "9999-12-31T23:00:00-05:00"},
+                "coach_i_2024-05-10": {"plan": "early", "timestamp": "0001-01-01T01:00:00+05:00"},
+                "coach_s_2024-05-10": {"plan": "old", "timestamp": "0999-05-10T08:00:00Z"},
+            }
+        )
+    )
+    result = cli(f"sqlite:///{db}", "import-legacy", str(legacy))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "not a time between the years 1 and 9999 in UTC" in result.stdout
+    assert "imported 1, skipped 2 of 3 entries" in result.stdout
+    with sqlite3.connect(db) as conn:
+        [(created,)] = conn.execute("SELECT created_at FROM coach_plans").fetchall()
+    assert created == "0999-05-10 08:00:00.000000"

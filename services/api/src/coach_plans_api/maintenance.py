@@ -173,8 +173,14 @@ def legacy_timestamp(raw: object) -> dt.datetime | None:
         return None
     if not isinstance(raw, str):
         raise ValueError("not an ISO 8601 time")
-    moment = dt.datetime.fromisoformat(raw)
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    try:
+        moment = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError("not an ISO 8601 time") from None
+    try:
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    except OverflowError:  # "0001-01-01T01:00:00+05:00" is in year 0 in UTC
+        raise ValueError("not a time between the years 1 and 9999 in UTC") from None
 
 
 def fixed_clock(moment: dt.datetime) -> Callable[[], dt.datetime]:
@@ -208,8 +214,8 @@ def import_legacy(service: PlanService, data: dict[str, Any]) -> ImportReport:
             )
             try:
                 posted_at = legacy_timestamp(entry.get("timestamp"))
-            except ValueError:
-                report.skipped[key] = f"timestamp: not an ISO 8601 time: {entry.get('timestamp')!r}"
+            except ValueError as exc:
+                report.skipped[key] = f"timestamp {entry.get('timestamp')!r}: {exc}"
                 continue
             writer = service
             if posted_at is not None:  # the same rules, with the clock set to when it was posted

@@ -37,7 +37,6 @@ from coach_plans_api.search import (
 
 Params = dict[str, Any]
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
 
 
 class Conn:
@@ -102,7 +101,9 @@ class Conn:
     def time(self, value: dt.datetime | None) -> Any:
         if value is None or self.postgres:
             return value
-        return value.astimezone(dt.UTC).strftime(_SQLITE_TIME)
+        # isoformat, not strftime: glibc's %Y does not pad years before 1000 ("999-05-10 ..."),
+        # which no reader could parse back.
+        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def day_out(self, value: Any) -> dt.date:
         return value if self.postgres else dt.date.fromisoformat(value)
@@ -116,7 +117,11 @@ class Conn:
             return None
         if self.postgres:
             return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
-        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+        try:
+            return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+        except ValueError:  # a year before 1000 as earlier versions wrote it: "999-05-10 08:00:00"
+            year, _, rest = value.partition("-")
+            return dt.datetime.fromisoformat(f"{year:0>4}-{rest}").replace(tzinfo=dt.UTC)
 
 
 # JSON this service wrote itself, read back on every read: pydantic-core's parser gives the same

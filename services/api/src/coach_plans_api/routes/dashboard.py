@@ -153,7 +153,10 @@ def render_page(view: DashboardView) -> str:
 
     def local_time(moment: dt.datetime) -> str:
         """In the plan time zone; the date is shown only when it is not the page's day."""
-        local = moment.astimezone(view.zone)
+        try:
+            local = moment.astimezone(view.zone)
+        except OverflowError:  # 9999-12-31 23:00 UTC is past the calendar east of Greenwich
+            local = moment
         if local.date() == view.day:
             return f"{local:%H:%M %Z}"
         return f"{local:%b} {local.day}, {local:%H:%M %Z}"
