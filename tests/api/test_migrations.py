@@ -112,13 +112,14 @@ def test_writes_on_an_older_schema_are_503_not_500(postgres_url: str) -> None:
     (on PostgreSQL a write went straight to the database and failed on a missing column: 500)."""
     url = make_url(postgres_url)
     migrate.upgrade(url, "0003")
-    with TestClient(create_app(make_settings(postgres_url))) as client:
+    app = create_app(make_settings(postgres_url))
+    with TestClient(app) as client:
         headers = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
         response = client.put("/internal/plans/d/2026-11-25", json=plan_body(), headers=headers)
         assert (response.status_code, response.json()["error"]) == (503, "storage_unavailable")
         assert "this service needs" in response.json()["detail"]
         assert client.get("/health").status_code == 503
         migrate.upgrade(url)
-        client.app.state.core.service.storage.probe()
+        app.state.core.service.storage.probe()
         response = client.put("/internal/plans/d/2026-11-25", json=plan_body(), headers=headers)
         assert response.status_code == 201
