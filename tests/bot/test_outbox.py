@@ -167,6 +167,27 @@ async def test_retries_back_off_exponentially(store: OutboxStore) -> None:
     assert len(script.seen) == 4
 
 
+async def test_a_clock_set_back_does_not_hold_retries_back_by_the_step(store: OutboxStore) -> None:
+    """Retry times are stored wall-clock times: after the clock is set back an hour, an entry due
+    in 4 s must not wait an hour and 4 s (the wait is never longer than the longest backoff)."""
+    now = [10_000.0]
+    down = httpx.ConnectError("refused")
+    script = ScriptedApi(down, down, down, (201, PLAN))
+    outbox = outbox_for(store, script, backoff=Backoff(base=1, factor=2, maximum=60), clock=lambda: now[0])
+    entry = await submit(outbox)
+    now[0] += 1
+    await outbox.flush()
+    assert store.get(entry.id).next_attempt_at == 10_003.0  # the next try in 2 s
+
+    now[0] -= 3600  # the clock is set back an hour
+    assert await outbox.flush() == 0  # tried at once (the API is still down): not held back an hour
+    assert len(script.seen) == 3
+    assert store.get(entry.id).next_attempt_at == now[0] + 4  # the backoff goes on from the new time
+    now[0] += 4
+    assert await outbox.flush() == 1
+    assert store.get(entry.id).status is Status.DELIVERED
+
+
 async def test_run_loop_sleeps_until_the_next_retry(store: OutboxStore) -> None:
     now = [0.0]
     script = ScriptedApi(httpx.ConnectError("down"), (201, PLAN))

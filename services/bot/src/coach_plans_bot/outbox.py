@@ -441,7 +441,10 @@ class Outbox:
         answering "queued" while the API is back would be wrong). An entry the API answered 5xx
         for keeps its backoff: the attempts of a failing write stay spaced out.
         """
-        if entry.next_attempt_at <= self._clock():
+        now = self._clock()
+        # A retry time further off than the longest backoff means the wall clock was set back
+        # since (the times are stored, so they are wall-clock times): due now, not after the step.
+        if entry.next_attempt_at <= now or entry.next_attempt_at - now > self._backoff.maximum:
             return True
         return retry_outages and entry.error_status is None
 
