@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 
+from coach_plans_api import db, migrate
 from coach_plans_api.app import create_app
 from coach_plans_api.routes import charts, dashboard, internal, legacy, ops, v1
 from tests.conftest import INTERNAL_TOKEN, make_settings, plan_body
@@ -106,3 +109,25 @@ def test_the_app_runs_twice_in_one_process(database_url: str) -> None:
             assert client.get("/api/coach-plans/?coach=d&date=2026-11-25").json()["plan"] == f"run {run}"
         assert app.state.core is None  # nothing of the closed run is left for requests to use
         assert engine.pool.checkedout() == 0
+
+
+def test_a_lock_held_elsewhere_is_a_503_after_the_lock_wait_not_a_hang(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another session holds the plans table (a stuck migration, a manual `LOCK TABLE`): a request
+    waits at most the lock wait (30 s; 0.3 s here), then says the storage is unavailable."""
+    monkeypatch.setattr(db, "LOCK_WAIT_MS", 300)
+    migrate.upgrade(make_url(postgres_url))
+    headers = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+    with TestClient(create_app(make_settings(postgres_url))) as client:
+        written = client.put("/internal/plans/d/2026-11-25", json=plan_body(), headers=headers)
+        assert written.status_code == 201
+        dsn = make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn) as holder:
+            holder.execute("LOCK TABLE coach_plans IN ACCESS EXCLUSIVE MODE")
+            for response in (
+                client.put("/internal/plans/d/2026-11-25", json=plan_body(text="new"), headers=headers),
+                client.get("/api/v1/plans/1"),
+            ):
+                assert (response.status_code, response.json()["error"]) == (503, "storage_unavailable")
+        assert client.get("/api/v1/plans/1").json()["plan"] == plan_body()["plan_text"]

@@ -28,7 +28,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from coach_plans_api.repository import Conn, read_json
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a statement waits for a lock another connection holds (SQLite's busy timeout,
+# PostgreSQL's lock_timeout) before it fails as "storage unavailable" instead of hanging.
+LOCK_WAIT_MS = 30_000
 MAX_BATCH = 64
 CHECKPOINT_SECONDS = 0.5
 T = TypeVar("T")
@@ -41,7 +43,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
     cursor.close()
 
 
@@ -89,7 +91,12 @@ def make_engine(url: URL, *, must_exist: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 5})
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={"connect_timeout": 5, "options": f"-c lock_timeout={LOCK_WAIT_MS}"},
+    )
 
 
 class GroupCommit:

@@ -150,7 +150,9 @@ _SQLITE_UNAVAILABLE = re.compile(
     r"|no such table",
     re.IGNORECASE,
 )
-_PG_UNDEFINED_TABLE = "42P01"  # the schema is missing: a database that was never migrated
+# The schema is missing (a database that was never migrated); another connection held a lock
+# longer than lock_timeout.
+_PG_UNAVAILABLE_STATES = ("42P01", "55P03")
 
 
 def is_storage_unavailable(exc: Exception) -> bool:
@@ -163,7 +165,7 @@ def is_storage_unavailable(exc: Exception) -> bool:
         return True
     sqlstate: str | None = getattr(exc.orig, "sqlstate", None)
     if sqlstate is not None:
-        return sqlstate.startswith(_PG_UNAVAILABLE_CLASSES) or sqlstate == _PG_UNDEFINED_TABLE
+        return sqlstate.startswith(_PG_UNAVAILABLE_CLASSES) or sqlstate in _PG_UNAVAILABLE_STATES
     module = type(exc.orig).__module__
     if module.startswith("psycopg"):
         # No SQLSTATE at all: the client library failed before the server answered.

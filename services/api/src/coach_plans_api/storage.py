@@ -37,7 +37,7 @@ from sqlalchemy.pool import StaticPool
 
 from coach_plans_api import migrate
 from coach_plans_api import repository as repo
-from coach_plans_api.db import SQLITE_BUSY_TIMEOUT_MS, Database, connect_existing
+from coach_plans_api.db import LOCK_WAIT_MS, Database, connect_existing
 from coach_plans_api.errors import StorageUnavailable
 from coach_plans_api.repository import Conn
 
@@ -367,7 +367,7 @@ class StorageMonitor:
             def connect() -> sqlite3.Connection:
                 # No journal-mode pragma here: the file may be someone else's database.
                 conn = connect_existing(path)
-                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS // 10}")
+                conn.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS // 10}")
                 return conn
 
             return create_engine(self.db.url, creator=connect, poolclass=StaticPool)
