@@ -45,7 +45,12 @@ def delivered(outbox: Path) -> int:
     if not outbox.exists():
         return 0
     with contextlib.closing(sqlite3.connect(outbox, timeout=5)) as conn:
-        return int(conn.execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone()[0])
+        try:
+            return int(conn.execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone()[0])
+        except sqlite3.OperationalError as exc:  # the file is there, its tables not yet
+            if "no such table" in str(exc):
+                return 0
+            raise
 
 
 def all_delivered(outbox: Path) -> bool:
