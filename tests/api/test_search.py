@@ -448,6 +448,8 @@ def test_search_endpoint_follows_edits_and_deletes(
         ({"q": "x", "limit": 101}, 422, "validation_error"),
         ({"q": "x", "cursor": "nonsense"}, 400, "invalid_cursor"),
         ({"q": "x", "cursor": "nan_5"}, 400, "invalid_cursor"),
+        ({"q": "x", "cursor": "1_5_5"}, 400, "invalid_cursor"),
+        ({"q": "x", "cursor": " 1.5_5"}, 400, "invalid_cursor"),
         ({"q": "x", "cursor": "1.5_99999999999"}, 400, "invalid_cursor"),
         ({"q": "x", "coach": "zz"}, 400, "unknown_coach"),
         ({"q": "x", "date_from": "2026-02-30"}, 400, "invalid_date"),

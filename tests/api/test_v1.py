@@ -75,7 +75,21 @@ def test_cursor_pagination_walks_every_plan_once(api_client: TestClient, put_pla
     assert seen[:2] == ["i7", "d7"]
 
 
-@pytest.mark.parametrize("cursor", ["nonsense", "2026-02-30_4", "2026-01-01_x"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "nonsense",
+        "2026-02-30_4",
+        "2026-01-01_x",
+        # other spellings of a date or a number than the ones a page hands out
+        "2024-W09-4_5",
+        "20240229_5",
+        "2024-02-29_+5",
+        "2024-02-29_ 5",
+        "2024-02-29_1_0",
+        "\u0662\u0660\u0662\u0664-\u0660\u0662-\u0662\u0669_5",
+    ],
+)
 def test_bad_cursor_is_400(api_client: TestClient, cursor: str) -> None:
     response = api_client.get("/api/v1/plans", params={"cursor": cursor})
     assert response.status_code == 400
@@ -90,6 +104,8 @@ def test_bad_cursor_is_400(api_client: TestClient, cursor: str) -> None:
         ({"date": "2026-02-30"}, 400),
         ({"coach": "zz"}, 400),
         ({"author_id": "abc"}, 422),
+        ({"date": "2026-11-25", "from": "2026-11-01"}, 400),  # `from` was silently ignored
+        ({"date": "2026-11-25", "to": "2026-11-30"}, 400),
     ],
 )
 def test_bad_filters(api_client: TestClient, params: dict[str, Any], status: int) -> None:

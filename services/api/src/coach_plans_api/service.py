@@ -873,10 +873,16 @@ def encode_cursor(date: dt.date, plan_id: int) -> str:
     return f"{date.isoformat()}_{plan_id}"
 
 
+# Only what the encoders write: fromisoformat, int and float also take other spellings (week
+# dates, "1_0", other scripts' digits), which no page ever handed out.
+_CURSOR = re.compile(r"(\d{4}-\d{2}-\d{2})_(\d{1,19})", re.ASCII)
+_SEARCH_CURSOR = re.compile(r"(-?\d+(?:\.\d+)?(?:e[-+]\d+)?)_(\d{1,19})", re.ASCII)
+
+
 def decode_cursor(cursor: str) -> tuple[dt.date, int]:
-    day, _, plan_id = cursor.partition("_")
+    match = _CURSOR.fullmatch(cursor)
     try:
-        after = dt.date.fromisoformat(day), int(plan_id)
+        after = (dt.date.fromisoformat(match[1]), int(match[2])) if match else None
     except ValueError:
         after = None
     if after is None or not 1 <= after[1] <= MAX_ID:  # an unbounded id would overflow the database
@@ -889,11 +895,8 @@ def encode_search_cursor(score: float, plan_id: int) -> str:
 
 
 def decode_search_cursor(cursor: str) -> tuple[float, int]:
-    score, _, plan_id = cursor.rpartition("_")
-    try:
-        after = float(score), int(plan_id)
-    except ValueError:
-        after = None
+    match = _SEARCH_CURSOR.fullmatch(cursor)
+    after = (float(match[1]), int(match[2])) if match else None
     if after is None or not math.isfinite(after[0]) or not 1 <= after[1] <= MAX_ID:
         raise InvalidCursor(f"invalid cursor {cursor!r}; pass next_cursor from a previous page")
     return after

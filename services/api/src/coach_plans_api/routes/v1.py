@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from coach_plans_api.errors import BadRequest
 from coach_plans_api.events import follow
 from coach_plans_api.routes.deps import LOOP_PAGE, ServiceDep, StateDep, app_state, cached_json, on_db_thread
 from coach_plans_api.routes.legacy import BAD_INPUT
@@ -61,6 +62,8 @@ async def list_plans(
     state = app_state(request)
     service = state.service
     coach_name = service.coach(coach) if coach else None
+    if date and (date_from or date_to):
+        raise BadRequest("`date` is one day; pass it or `from`/`to`, not both")
     first = service.day(date or date_from) if (date or date_from) else None
     last = service.day(date or date_to) if (date or date_to) else None
     symbol = ticker.lstrip("$").upper() if ticker else None
