@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -326,3 +327,33 @@ def test_import_legacy_times_at_the_calendar_edges(tmp_path: Path, sqlite_templa
     with sqlite3.connect(db) as conn:
         [(created,)] = conn.execute("SELECT created_at FROM coach_plans").fetchall()
     assert created == "0999-05-10 08:00:00.000000"
+
+
+def test_file_names_that_look_like_url_syntax_are_the_files_named(tmp_path: Path) -> None:
+    """A "%20" or "?" in DATABASE_PATH or in a backup's or restore's file name is part of the name: they
+    were pasted into a URL, so "r%20x.db" restored the plans of another file, "r x.db"."""
+
+    def run(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DATABASE_PATH": str(database), "LOG_LEVEL": "WARNING"}
+        for name in ("DATABASE_URL", "CONFIG_FILE", "MOCK_MODE", "INTERNAL_API_TOKEN"):
+            env.pop(name, None)
+        command = [sys.executable, "-m", "coach_plans_api", *args]
+        return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text(json.dumps({"coach_d_2024-05-10": "plan A"}))
+    live = tmp_path / "x%20y?mode=ro.db"
+    assert run(live, "migrate").returncode == 0
+    assert run(live, "import-legacy", str(legacy)).returncode == 0
+    backup = tmp_path / "r%20x.db"
+    assert run(live, "backup", str(backup)).returncode == 0
+    decoy = tmp_path / "r x.db"  # what "r%20x.db" meant as a URL: another database
+    assert run(decoy, "migrate").returncode == 0
+    fresh = tmp_path / "fresh.db"
+    restored = run(fresh, "restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    with contextlib.closing(sqlite3.connect(fresh)) as conn:
+        assert conn.execute("SELECT plan_text FROM coach_plans").fetchall() == [("plan A",)]
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == sorted(
+        ["x%20y?mode=ro.db", "r%20x.db", "r x.db", "fresh.db"]
+    )

@@ -174,7 +174,9 @@ class Settings(FileSettings):
             if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
                 url = url.set(drivername="postgresql+psycopg")
             return url
-        return make_url(f"sqlite:///{self.database_path}")
+        # URL.create, not "sqlite:///" + path: a path is no URL ("%20" or "?" in a file name
+        # would be decoded or start a query, and another file be used).
+        return URL.create("sqlite", database=str(self.database_path))
 
     @cached_property
     def roster(self) -> dict[str, str]:

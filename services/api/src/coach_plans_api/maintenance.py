@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Table, func, insert, select, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from coach_plans_api import migrate
@@ -117,7 +117,7 @@ def backup(url: URL, destination: Path) -> dict[str, int]:
         with source.connect():  # reachable before anything is written
             pass
         destination.parent.mkdir(parents=True, exist_ok=True)
-        target_url = make_url(f"sqlite:///{destination}")
+        target_url = URL.create("sqlite", database=str(destination))
         migrate.upgrade(target_url)
         target = make_engine(target_url)
         try:
@@ -140,7 +140,7 @@ def restore(backup_file: Path, url: URL, *, force: bool = False) -> dict[str, in
     """Load a backup into the database at `url` (migrated first); refuses a non-empty one."""
     check_backup_file(backup_file)
     migrate.upgrade(url)
-    source, target = make_engine(make_url(f"sqlite:///{backup_file}")), make_engine(url)
+    source, target = make_engine(URL.create("sqlite", database=str(backup_file))), make_engine(url)
     try:
         with target.connect() as conn:
             existing = conn.scalar(select(func.count()).select_from(Base.metadata.tables["coach_plans"]))
