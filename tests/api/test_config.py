@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,16 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         ({"INTERNAL_API_TOKEN": TOKEN, "DATABASE_URL": "not a url"}, "DATABASE_URL"),
         ({"INTERNAL_API_TOKEN": TOKEN, "PLAN_TIMEZONE": "Mars/Olympus"}, "PLAN_TIMEZONE"),
         ({"INTERNAL_API_TOKEN": TOKEN, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        # a file that cannot be opened: a traceback and exit 1 before
+        ({"INTERNAL_API_TOKEN": TOKEN, "LOG_FILE": "/"}, "LOG_FILE: cannot write /"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "LOG_FILE": "/proc/none/api.log"}, "LOG_FILE: cannot write"),
+        # beyond a time span Python can hold: "configuration OK", then `serve` died in a traceback
+        ({"INTERNAL_API_TOKEN": TOKEN, "BOT_STALE_SECONDS": "inf"}, "BOT_STALE_SECONDS"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "BOT_STALE_SECONDS": "1e30"}, "BOT_STALE_SECONDS"),
+        # archived charts' URLs start with it: each of these made them unfetchable
+        ({"INTERNAL_API_TOKEN": TOKEN, "PUBLIC_BASE_URL": "not a url"}, "PUBLIC_BASE_URL"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "PUBLIC_BASE_URL": "javascript:alert(1)"}, "PUBLIC_BASE_URL"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "PUBLIC_BASE_URL": "https://h:99999"}, "PUBLIC_BASE_URL"),
     ],
 )
 def test_bad_settings_exit_2_naming_the_setting(env: dict[str, str], named: str) -> None:
@@ -180,3 +192,41 @@ def test_a_weak_token_is_refused_outside_mock_mode(token: str) -> None:
         assert "short-" not in result.stderr
     assert run_cli({"INTERNAL_API_TOKEN": "x" * 32}).returncode == 0
     assert run_cli({"INTERNAL_API_TOKEN": token, "MOCK_MODE": "true"}).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "base"),
+    [
+        ({"API_HOST": "::1", "API_PORT": "5001"}, "http://[::1]:5001"),
+        ({"API_HOST": "", "API_PORT": "5001"}, "http://localhost:5001"),
+        ({"API_HOST": "0.0.0.0"}, "http://localhost:5000"),
+        ({"PUBLIC_BASE_URL": "https://plans.example.org/coach/"}, "https://plans.example.org/coach"),
+    ],
+)
+def test_the_charts_base_url_is_one_a_client_can_fetch(env: dict[str, str], base: str) -> None:
+    """It was "http://::1:5001" (no brackets) and "http://:5001" (no host)."""
+    settings = Settings(internal_api_token=TOKEN, **{k.lower(): v for k, v in env.items()})
+    assert settings.chart_base_url == base
+
+
+def test_a_blank_log_file_is_no_log_file() -> None:
+    """`LOG_FILE=` in an env file: it was the current directory, which no file can be."""
+    result = run_cli({"INTERNAL_API_TOKEN": TOKEN, "LOG_FILE": ""})
+    assert (result.returncode, result.stdout.strip()) == (0, "configuration OK"), result.stderr
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130() -> None:
+    """Ctrl-C in the second or so its modules take to load printed a KeyboardInterrupt traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coach_plans_api", "check-config"],
+        env={"PATH": os.environ["PATH"], "MOCK_MODE": "true"},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.3)  # the interpreter is up and importing (loading takes about a second)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    assert (process.returncode, err.strip().splitlines()[-1]) == (130, "coach-plans-api: interrupted"), err
+    assert "Traceback" not in err

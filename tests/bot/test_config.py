@@ -264,3 +264,12 @@ def test_settings_errors_never_print_a_secret(tmp_path: Path) -> None:
 def test_a_short_internal_token_is_a_settings_error() -> None:
     with pytest.raises(ConfigError, match="INTERNAL_API_TOKEN: must be at least 32 characters"):
         load_settings(discord_bot_token="t", internal_api_token="short")
+
+
+@pytest.mark.parametrize("log_file", ["/", "/proc/none/bot.log"])
+def test_a_log_file_that_cannot_be_written_exits_2_naming_it(log_file: str) -> None:
+    """It was a traceback and exit 1."""
+    result = run_bot({"MOCK_MODE": "true", "LOG_FILE": log_file})
+    assert result.returncode == 2
+    assert f"LOG_FILE: cannot write {log_file}" in result.stderr
+    assert "Traceback" not in result.stderr

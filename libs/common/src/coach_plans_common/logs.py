@@ -139,6 +139,11 @@ class JsonFormatter(_JsonFormatter):
         return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", super().jsonify_log_record(log_data))
 
 
+class LogFileError(ValueError):
+    """`LOG_FILE` names a file that cannot be written (a directory, a missing device): a setting
+    to fix, said in one line like any other bad setting."""
+
+
 def configure_logging(
     *,
     level: str,
@@ -146,17 +151,23 @@ def configure_logging(
     log_file: Path | None,
     secrets: Iterable[str | None] = (),
 ) -> None:
-    """Root logging to stderr (and a file rotating at 10 MB, 5 kept) in the given format."""
+    """Root logging to stderr (and a file rotating at 10 MB, 5 kept) in the given format.
+
+    Raises `LogFileError` when the file cannot be opened.
+    """
     redact = Redactor(secrets)
     formatter: logging.Formatter = JsonFormatter(redact) if log_format == "json" else TextFormatter(redact)
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(
+                logging.handlers.RotatingFileHandler(
+                    log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+                )
             )
-        )
+        except OSError as exc:
+            raise LogFileError(f"LOG_FILE: cannot write {log_file}: {exc.strerror or exc}") from None
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

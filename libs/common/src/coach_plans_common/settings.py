@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, YamlConfigSettingsSource
 
 from coach_plans_common.logs import escape_controls
@@ -155,3 +155,7 @@ def known_timezone(value: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(known_timezone)]
+
+
+# A log file's path; blank (`LOG_FILE=` in an env file) is no file, not the current directory.
+LogFilePath = Annotated[Path | None, BeforeValidator(lambda value: None if value == "" else value)]

@@ -23,6 +23,7 @@ from coach_plans_api import maintenance, migrate
 from coach_plans_api.config import ConfigError, Settings, load_settings
 from coach_plans_api.errors import PlanError, first_line
 from coach_plans_api.observability import configure_logging
+from coach_plans_common import LogFileError
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
@@ -168,13 +169,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C at any point, reading the settings included
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = load_settings(require_token=args.command not in OFFLINE_COMMANDS)
-    except ConfigError as exc:
+        configure_logging(settings)
+    except (ConfigError, LogFileError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings)
     if args.run is None:
         print("configuration OK")
         return 0
@@ -183,9 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     except FAILURES as exc:
         print(f"{PROG} {args.command}: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     return code
 
 

@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import redis
@@ -18,7 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from coach_plans_api.tickers import DEFAULT_WATCHLIST, parse_watchlist
-from coach_plans_common import ConfigFileError, FileSettings, Sections, TimeZoneName
+from coach_plans_common import ConfigFileError, FileSettings, LogFilePath, Sections, TimeZoneName
 
 DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - only accepted in mock mode
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
@@ -65,6 +66,20 @@ YAML_SECTIONS: Sections = {
 }
 
 
+def _fetchable_base(value: str) -> bool:
+    """An http(s) URL with a host, a valid port if any, no query, fragment or whitespace."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is no number or out of range
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not (parts.query or parts.fragment or re.search(r"\s", value))
+    )
+
+
 class ConfigError(Exception):
     """Settings are invalid; the message names every bad setting."""
 
@@ -84,7 +99,7 @@ class Settings(FileSettings):
     plan_timezone: TimeZoneName = "America/New_York"
     coaches: str = "d:Coach D,i:Coach I,s:Coach S,n:Coach N"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_file: Path | None = None
+    log_file: LogFilePath = None
     log_format: Literal["text", "json"] = "text"
     cache_ttl_seconds: float = Field(3600, ge=0)
     max_cache_size: int = Field(100, ge=1)
@@ -92,7 +107,7 @@ class Settings(FileSettings):
     cache_max_bytes: int = Field(32 * 1024 * 1024, ge=0)
     rate_limit_per_minute: int = Field(1200, ge=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
-    bot_stale_seconds: float = Field(90, gt=0)
+    bot_stale_seconds: float = Field(90, gt=0, le=365 * 86400)
     cors_origins: str = ""
     redis_url: str | None = None
     # Namespace of every Redis key and channel, so deployments (or test runs) can share a Redis.
@@ -150,6 +165,18 @@ class Settings(FileSettings):
                 raise ValueError(f"bad coach key {key!r} (lower-case letters/digits)")
         return value
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _valid_base_url(cls, value: str | None) -> str | None:
+        """Archived charts' URLs start with it: it must be one a client can fetch."""
+        if not value:
+            return None
+        if not _fetchable_base(value):
+            raise ValueError(
+                "not a base URL (expected http(s)://host[:port][/path], e.g. https://plans.example.org)"
+            )
+        return value.rstrip("/")
+
     @field_validator("internal_api_token")
     @classmethod
     def _strong_token(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -192,7 +219,9 @@ class Settings(FileSettings):
         """Where clients reach this API; archived charts' stable URLs start with it."""
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
-        host = "localhost" if self.api_host in ("0.0.0.0", "::") else self.api_host
+        host = "localhost" if self.api_host in ("", "0.0.0.0", "::") else self.api_host
+        if ":" in host:  # an IPv6 address goes in brackets in a URL
+            host = f"[{host}]"
         return f"http://{host}:{self.api_port}"
 
     @cached_property

@@ -20,6 +20,7 @@ import discord
 from coach_plans_bot.bot import CoachPlansBot, DiscordUnreachable
 from coach_plans_bot.config import BotSettings, ConfigError, load_settings
 from coach_plans_bot.mock import MockDiscordBot
+from coach_plans_common import LogFileError
 from coach_plans_common import configure_logging as common_logging
 
 log = logging.getLogger("coach_plans_bot")
@@ -163,10 +164,10 @@ def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = load_settings(require_internal_token=args.command != "sync-commands")
-    except ConfigError as exc:
+        configure_logging(settings)
+    except (ConfigError, LogFileError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings)
     if args.command == "sync-commands":
         if settings.discord_bot_token is None:
             print("sync-commands needs DISCORD_BOT_TOKEN", file=sys.stderr)

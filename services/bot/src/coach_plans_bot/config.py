@@ -18,7 +18,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from coach_plans_common import ConfigFileError, FileSettings, Sections, TimeZoneName
+from coach_plans_common import ConfigFileError, FileSettings, LogFilePath, Sections, TimeZoneName
 
 MIN_TOKEN_CHARS = 32
 _internal_token_required: ContextVar[bool] = ContextVar("internal_token_required", default=True)
@@ -137,7 +137,7 @@ class BotSettings(FileSettings):
     api_timeout_seconds: float = Field(default=10.0, gt=0)
     plan_timezone: TimeZoneName = "America/New_York"
     log_level: str = "INFO"
-    log_file: Path | None = None
+    log_file: LogFilePath = None
     log_format: Literal["text", "json"] = "text"
     outbox_path: Path = Path("./data/bot_outbox.db")
     outbox_retry_max_seconds: float = Field(default=300.0, gt=0)
