@@ -40,6 +40,7 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         ({"INTERNAL_API_TOKEN": TOKEN, "DATABASE_URL": "not a url"}, "DATABASE_URL"),
         ({"INTERNAL_API_TOKEN": TOKEN, "PLAN_TIMEZONE": "Mars/Olympus"}, "PLAN_TIMEZONE"),
         ({"INTERNAL_API_TOKEN": TOKEN, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"INTERNAL_API_TOKEN": TOKEN, "COACHES": "d:Coach D,d:Coach E"}, "listed twice"),
         # a file that cannot be opened: a traceback and exit 1 before
         ({"INTERNAL_API_TOKEN": TOKEN, "LOG_FILE": "/"}, "LOG_FILE: cannot write /"),
         ({"INTERNAL_API_TOKEN": TOKEN, "LOG_FILE": "/proc/none/api.log"}, "LOG_FILE: cannot write"),

@@ -159,10 +159,14 @@ class Settings(FileSettings):
         entries = [e.strip() for e in value.split(",") if e.strip()]
         if not entries:
             raise ValueError("the coach roster is empty")
+        keys: set[str] = set()
         for entry in entries:
             key = entry.split(":", 1)[0].strip()
             if not re.fullmatch(r"[a-z0-9]{1,16}", key):
                 raise ValueError(f"bad coach key {key!r} (lower-case letters/digits)")
+            if key in keys:  # the last name would silently win
+                raise ValueError(f"coach key {key!r} is listed twice")
+            keys.add(key)
         return value
 
     @field_validator("public_base_url")
