@@ -218,6 +218,36 @@ def test_retry_after_accepts_http_dates() -> None:
     assert parse_retry_after(None) is None
 
 
+@pytest.mark.parametrize(
+    "value", ["Wed, 25 Nov 2026 12:00:05 -0000", "Wed, 25 Nov 2026 12:00:05", "25 Nov 2026 12:00:05"]
+)
+def test_retry_after_dates_without_a_zone_are_gmt(value: str) -> None:
+    now = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.timezone.utc)
+    assert parse_retry_after(value, now=now) == 5.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "-5", "+5", "1e3", "nan", "inf", "Wed, 32 Nov 2026 12:00:05 GMT", "Wed, 25 Nov 99999 12:00:05 GMT"],
+)
+def test_unusable_retry_after_values_are_no_retry_after(value: str) -> None:
+    assert parse_retry_after(value) is None
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_zoneless_retry_after_date_is_waited_like_any_other(
+    api: respx.MockRouter, client: CoachPlansClient, sleeps: list[float], status: int
+) -> None:
+    api.get(PLAN_PATH).mock(
+        side_effect=[
+            httpx.Response(status, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 -0000"}),
+            httpx.Response(200, json=legacy_plan()),
+        ]
+    )
+    assert client.get_plan("coach_d", DATE).coach == "coach_d"
+    assert sleeps == [0.0]  # a date in the past: retry at once
+
+
 def test_connect_errors_are_retried_then_succeed(
     api: respx.MockRouter, client: CoachPlansClient, sleeps: list[float]
 ) -> None:

@@ -53,21 +53,29 @@ Params = Mapping[str, str | int | dt.date | None]
 CacheKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
+_DELAY_SECONDS = re.compile(r"\d+(\.\d+)?")
+
+
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date)."""
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date).
+
+    None for anything else ("soon", "-5", "inf", a date that does not exist). An HTTP date
+    without a zone, or with ``-0000``, is read as GMT, as RFC 9110 dates always are.
+    """
     if value is None:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if _DELAY_SECONDS.fullmatch(value):
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        wait = (when - (now or dt.datetime.now(dt.timezone.utc))).total_seconds()
+    # Python 3.10 raises TypeError for text that is no date at all, later versions ValueError.
+    except (TypeError, ValueError, OverflowError):
         return None
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    return max(0.0, wait)
 
 
 def plan_zone(name: str) -> dt.tzinfo:
