@@ -23,6 +23,7 @@ from coach_plans_client import (
     InvalidResponseError,
     PlanEvent,
 )
+from coach_plans_client._base import Subscription
 
 from .conftest import full_jitter
 
@@ -263,3 +264,47 @@ async def test_async_max_reconnects(sleeps: list[float]) -> None:
             async for _ in client.events(max_reconnects=1):
                 pass
     assert len(sleeps) == 1
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("retry", "ceiling"),
+    [
+        (b"1" + b"0" * 400, 60.0),  # more digits than a float holds
+        (b"1" + b"0" * 16, 60.0),  # a float, but years of sleep
+        (b"-5", 3.0),  # not plain digits: ignored
+        (b"5000", 5.0),
+    ],
+)
+def test_the_servers_retry_advice_is_bounded_to_a_minute(
+    sleeps: list[float], retry: bytes, ceiling: float
+) -> None:
+    advice = httpx.Response(200, content=b"retry: " + retry + b"\n\n" + event_block(1), headers=SSE)
+    respx.get(EVENTS).side_effect = [advice, *[stream(event_block(n)) for n in range(2, 5)]]
+    with sync_client(sleeps) as client:
+        assert [event.id for event in itertools.islice(client.events(), 2)] == [1, 2]
+    assert full_jitter(sleeps, [ceiling])
+
+
+@respx.mock
+async def test_async_reconnect_waits_are_bounded_too(sleeps: list[float]) -> None:
+    advice = b"retry: 1" + b"0" * 16 + b"\n\n"
+    respx.get(EVENTS).side_effect = [
+        httpx.Response(200, content=advice + event_block(1), headers=SSE),
+        stream(event_block(2)),
+    ]
+    async with async_client(sleeps) as client:
+        received = []
+        async for event in client.events():
+            received.append(event.id)
+            if len(received) == 2:
+                break
+    assert full_jitter(sleeps, [60.0])
+
+
+def test_an_api_away_for_thousands_of_attempts_is_still_waited_for() -> None:
+    """2**1024 is no float: the doubling of the wait must stop before it overflows."""
+    with CoachPlansClient(API) as client:
+        subscription = Subscription(client, last_event_id=None, max_reconnects=None)
+        subscription.failures = 1100  # as after 1,100 refused connections in a row
+        assert 0 <= subscription.lost(httpx.ConnectError("refused")) <= 8.0

@@ -49,6 +49,8 @@ EVENTS_PATH = "/api/v1/events"
 # The API sends a keep-alive comment every 15 s: a minute of silence means a dead connection.
 EVENTS_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=60.0)
 DEFAULT_RECONNECT_DELAY = 3.0  # seconds, until the server's `retry:` field says otherwise
+# The most a server's `retry:` field may ask for: a larger value is read as this many seconds.
+MAX_RECONNECT_DELAY = 60.0
 Params = Mapping[str, str | int | dt.date | None]
 CacheKey = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -272,7 +274,7 @@ class BaseClient:
         Clients that failed together (an API restart) then spread their retries out instead of
         coming back in step; the model is AWS's "exponential backoff and jitter" advice.
         """
-        return random.uniform(0.0, min(self.backoff_factor * 2**attempt, self.max_backoff))
+        return random.uniform(0.0, min(self.backoff_factor * 2 ** min(attempt, 32), self.max_backoff))
 
     def _retry_delay_for_response(self, response: httpx.Response, attempt: int) -> float | None:
         """Seconds to wait before retrying this response, or None to stop."""
@@ -431,8 +433,10 @@ class Subscription:
 
     def received(self, sse: ServerSentEvent) -> PlanEvent | None:
         """The plan event in ``sse``; None for blocks without data (the ``retry`` hint, pings)."""
-        if sse.retry is not None:
-            self.reconnect_delay = sse.retry / 1000
+        # httpx-sse reads the field with int(): the sign is all that is left to check. Any
+        # number of digits may come, so it is bounded before it becomes a float.
+        if sse.retry is not None and sse.retry >= 0:
+            self.reconnect_delay = min(sse.retry, int(MAX_RECONNECT_DELAY * 1000)) / 1000
         if not sse.data:
             return None
         try:
@@ -468,5 +472,6 @@ class Subscription:
 
     def _delay(self) -> float:
         """Full jitter up to the server's ``retry`` delay, doubling with each failure in a row."""
-        ceiling = self.reconnect_delay * 2 ** max(self.failures - 1, 0)
+        # The exponent stops at 32 (years of waiting): after 1,024 failures 2**1023 is no float.
+        ceiling = self.reconnect_delay * 2 ** min(max(self.failures - 1, 0), 32)
         return random.uniform(0.0, min(ceiling, max(self.client.max_backoff, self.reconnect_delay)))
