@@ -9,6 +9,7 @@ import respx
 
 API = "http://plans.test:5000"
 DATE = "2026-11-25"
+HEALTHY = {"status": "healthy", "bot_connected": True, "database_connected": True}
 
 
 class FakeClock:

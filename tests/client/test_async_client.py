@@ -16,7 +16,7 @@ from coach_plans_client import (
     TimeoutError,
 )
 
-from .conftest import API, DATE, FakeClock, full_jitter, legacy_plan
+from .conftest import API, DATE, HEALTHY, FakeClock, full_jitter, legacy_plan
 
 PLAN_PATH = "/api/coach-plans/"
 
@@ -120,18 +120,18 @@ async def test_etag_revalidation(api: respx.MockRouter, clock: FakeClock) -> Non
 
 
 async def test_every_endpoint(api: respx.MockRouter, client: AsyncCoachPlansClient) -> None:
-    v1_plan = {"id": 3, "coach": "coach_d", "date": DATE, "plan": "NVDA", "charts": []}
+    v1_plan = {"id": 3, "coach": "coach_d", "date": DATE, "plan": "NVDA", "charts": [], "edited": False}
     api.get("/api/coach-plans/all").respond(200, json={"coach_i": legacy_plan("coach_i")})
     api.get("/api/coach-plans/history").respond(200, json={"plans": [v1_plan]})
     api.get("/api/v1/plans").respond(200, json={"items": [v1_plan], "next_cursor": None})
     api.get("/api/v1/plans/3").respond(200, json=v1_plan)
     api.get("/api/v1/plans/3/revisions").respond(
-        200, json={"revisions": [{"id": 1, "plan_id": 3, "action": "edit"}]}
+        200, json={"revisions": [{"id": 1, "plan_id": 3, "action": "edit", "charts": []}]}
     )
     api.get("/api/v1/coaches").respond(
         200, json={"coaches": [{"coach": "coach_n", "key": "n", "name": "Coach N"}]}
     )
-    api.get("/health").respond(200, json={"status": "healthy", "database_connected": True})
+    api.get("/health").respond(200, json=HEALTHY)
 
     assert list(await client.get_all_plans(DATE)) == ["coach_i"]
     assert (await client.get_history("coach_d", days=3))[0].id == 3
@@ -160,3 +160,18 @@ async def test_mock_mode_needs_no_network() -> None:
         plans = await client.get_all_plans("2031-01-02")
     assert plan.plan.startswith("[MOCK] Macro plan for 2031-01-02")
     assert sorted(plans) == ["coach_d", "coach_i", "coach_n", "coach_s"]
+
+
+@pytest.mark.parametrize("body", [{}, {"message": "upstream unavailable"}])
+async def test_a_200_without_items_is_invalid_not_empty(
+    api: respx.MockRouter, client: AsyncCoachPlansClient, body: dict[str, object]
+) -> None:
+    api.get(url__regex=r"/api/v1/.*").respond(200, json=body)
+    with pytest.raises(InvalidResponseError):
+        await client.list_plans(ticker="NVDA")
+    with pytest.raises(InvalidResponseError):
+        await client.fetch_plans_for_ticker("NVDA", as_of=DATE)
+    with pytest.raises(InvalidResponseError):
+        await client.search("vwap")
+    with pytest.raises(InvalidResponseError):
+        [hit async for hit in client.aiter_search("vwap")]

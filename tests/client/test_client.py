@@ -22,7 +22,7 @@ from coach_plans_client import (
 )
 from coach_plans_client._base import parse_retry_after
 
-from .conftest import API, DATE, FakeClock, full_jitter, legacy_plan
+from .conftest import API, DATE, HEALTHY, FakeClock, full_jitter, legacy_plan
 
 PLAN_PATH = "/api/coach-plans/"
 
@@ -333,7 +333,7 @@ def test_undecodable_body_becomes_invalid_response(api: respx.MockRouter, client
         (b'{"charts": []}', "application/json", "'plan'"),
         (b'["not", "an", "object"]', "application/json", "JSON object"),
         (b'{"plan": "x", "charts": "nope"}', "application/json", "'charts'"),
-        (b'{"plan": "x", "timestamp": "yesterday"}', "application/json", "ISO-8601"),
+        (b'{"plan": "x", "charts": [], "timestamp": "yesterday"}', "application/json", "ISO-8601"),
         (
             b"[" * 100_000 + b"]" * 100_000,
             "application/json",
@@ -483,7 +483,7 @@ def test_all_plans_history_and_v1_endpoints(api: respx.MockRouter, client: Coach
         "plan_id": 3,
         "action": "create",
         "plan_text": "NVDA above 950",
-        "charts": [{"url": "https://cdn.example/1.png"}],
+        "charts": [{"url": "https://cdn.example/1.png", "order": 0}],
         "editor": "Dan",
         "editor_id": "123456789012345678",
         "message_id": "99",
@@ -545,8 +545,8 @@ def test_all_plans_history_and_v1_endpoints(api: respx.MockRouter, client: Coach
             {"id": 3, "coach": "coach_d", "date": DATE, "plan": "x", "edited": "no"},
             lambda c: c.get_plan_by_id(3),
         ),
-        ("/health", {"status": "healthy", "uptime_seconds": "long"}, lambda c: c.health()),
-        ("/health", {"status": "healthy", "version": ["2"]}, lambda c: c.health()),
+        ("/health", {**HEALTHY, "uptime_seconds": "long"}, lambda c: c.health()),
+        ("/health", {**HEALTHY, "version": ["2"]}, lambda c: c.health()),
     ],
 )
 def test_malformed_bodies_of_every_endpoint_are_invalid_responses(
@@ -577,3 +577,57 @@ def test_health_reports_an_unhealthy_service_without_retrying(
     assert health.uptime_seconds == 12.5
     assert route.call_count == 1
     assert sleeps == []
+
+
+GATEWAY_BODIES = [
+    pytest.param({}, id="empty-object"),
+    pytest.param({"message": "upstream unavailable", "status": "error"}, id="gateway-json"),
+    pytest.param({"items": []}, id="no-next_cursor"),
+]
+LIST_CALLS = [
+    pytest.param(lambda c: c.list_plans(ticker="NVDA"), id="list_plans"),
+    pytest.param(lambda c: list(c.iter_plans()), id="iter_plans"),
+    pytest.param(lambda c: c.fetch_plans_for_ticker("NVDA", as_of=DATE), id="fetch_plans_for_ticker"),
+    pytest.param(lambda c: c.search("vwap"), id="search"),
+    pytest.param(lambda c: list(c.iter_search("vwap")), id="iter_search"),
+    pytest.param(lambda c: c.get_history("d"), id="get_history"),
+    pytest.param(lambda c: c.get_revisions(1), id="get_revisions"),
+    pytest.param(lambda c: c.list_coaches(), id="list_coaches"),
+]
+
+
+@pytest.mark.parametrize("call", LIST_CALLS)
+@pytest.mark.parametrize("body", GATEWAY_BODIES)
+def test_a_200_without_the_contracts_list_is_invalid_not_empty(
+    api: respx.MockRouter, client: CoachPlansClient, body: dict[str, object], call: object
+) -> None:
+    """A proxy's JSON error (or any object missing the list) must not read as "no plans"."""
+    api.get(url__regex=r"/api/.*").respond(200, json=body)
+    with pytest.raises(InvalidResponseError, match="does not match the contract"):
+        call(client)  # type: ignore[operator]
+
+
+V1_CORE = {"id": 3, "coach": "coach_d", "date": DATE, "plan": "x"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "call"),
+    [
+        ("/api/v1/plans/3", {**V1_CORE, "edited": False}, "charts"),
+        ("/api/v1/plans/3", {**V1_CORE, "charts": []}, "edited"),
+        ("/api/v1/plans/3", {**V1_CORE, "edited": False, "charts": [{"url": "u"}]}, "order"),
+        ("/api/coach-plans/", {"plan": "x"}, "charts"),
+        ("/health", {"status": "healthy", "database_connected": True}, "bot_connected"),
+    ],
+)
+def test_required_fields_are_never_defaulted(
+    api: respx.MockRouter, client: CoachPlansClient, path: str, body: dict[str, object], call: str
+) -> None:
+    api.get(path).respond(200, json=body)
+    calls = {
+        "/api/v1/plans/3": lambda: client.get_plan_by_id(3),
+        "/api/coach-plans/": lambda: client.get_plan("d", DATE),
+        "/health": client.health,
+    }
+    with pytest.raises(InvalidResponseError, match=f"'{call}': missing"):
+        calls[path]()

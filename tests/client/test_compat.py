@@ -49,6 +49,8 @@ import respx
 
 from coach_plans_client import DiscordWebhookClient
 
+from .conftest import HEALTHY
+
 HOST = "http://plans:5000"
 SUMMARY_URL = "https://discord.com/api/webhooks/123/secret"
 DAY = "2026-11-25"
@@ -103,7 +105,7 @@ class FakeAPI:
         if path == f"{self.prefix}/api/coach-plans/all":
             return httpx.Response(200, json={c: p for (c, d), p in self.plans.items() if d == date})
         if path == f"{self.prefix}/health":
-            return httpx.Response(200, json={"status": "healthy", "database_connected": True})
+            return httpx.Response(200, json=HEALTHY)
         return httpx.Response(404, json={"error": "route_not_found", "detail": f"no such route: GET {path}"})
 
 

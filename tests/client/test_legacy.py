@@ -15,7 +15,7 @@ import respx
 from coach_plans_client import DiscordWebhookClient
 from coach_plans_client._legacy import server_base_url
 
-from .conftest import API, DATE, FakeClock, legacy_plan
+from .conftest import API, DATE, HEALTHY, FakeClock, legacy_plan
 
 PLAN_PATH = "/api/coach-plans/"
 COACHES = ("coach_d", "coach_i", "coach_s", "coach_n")
@@ -481,7 +481,7 @@ def test_check_health_never_raises() -> None:
     )
     with respx.mock:
         respx.get(f"{API}/health").mock(side_effect=httpx.ConnectError("refused"))
-        respx.get("http://other.test/health").respond(200, json={"status": "healthy"})
+        respx.get("http://other.test/health").respond(200, json=HEALTHY)
         health = client.check_health()
         respx.get(f"{API}/health").respond(
             200, content=b"[" * 100_000 + b"]" * 100_000
@@ -570,7 +570,7 @@ def test_a_404_that_is_not_the_no_plan_answer_is_a_misconfiguration(
     client = DiscordWebhookClient({"coach_d": f"{API}/wrong/api/coach-plans/"}, sleep=lambda seconds: None)
     with respx.mock(base_url=API) as router, caplog.at_level(logging.WARNING, logger="coach_plans_client"):
         router.get("/wrong/api/coach-plans/").mock(return_value=answer)
-        router.get("/wrong/health").respond(200, json={"status": "healthy", "database_connected": True})
+        router.get("/wrong/health").respond(200, json=HEALTHY)
         plan = client.fetch_coach_plan("coach_d", DATE)
         health = client.check_health()
 
@@ -594,7 +594,7 @@ def test_a_misconfiguration_clears_once_the_server_answers(clock: FakeClock) -> 
             httpx.Response(404, json={"error": "route_not_found", "detail": "no such route"}),
             httpx.Response(200, json={"coach_d": legacy_plan()}),
         ]
-        router.get("/health").respond(200, json={"status": "healthy"})
+        router.get("/health").respond(200, json=HEALTHY)
         plans = client.fetch_all_coach_plans(DATE)
         assert all(plans[f"{coach}_plan"] == f"No plan available for {coach} on {DATE}" for coach in COACHES)
         assert client.check_health()["status"] == "unhealthy"

@@ -101,7 +101,14 @@ def text_of(result: CallToolResult) -> str:
 
 
 async def test_a_session_against_a_fake_api_and_an_impossible_day() -> None:
-    plan = {"id": 7, "coach": "coach_d", "date": "2026-11-25", "plan": "$NVDA above 950", "charts": []}
+    plan = {
+        "id": 7,
+        "coach": "coach_d",
+        "date": "2026-11-25",
+        "plan": "$NVDA above 950",
+        "charts": [],
+        "edited": False,
+    }
     with respx.mock(base_url=URL) as api:
         route = api.get("/api/v1/plans").respond(200, json={"items": [plan], "next_cursor": None})
         async with Client(create_server(URL)) as client:
@@ -122,3 +129,16 @@ async def test_a_session_against_a_fake_api_and_an_impossible_day() -> None:
     assert too_early.is_error
     assert "365 days back from 0001-01-01 is before the calendar begins" in text_of(too_early)
     assert route.call_count == 1  # bad dates never reach the API
+
+
+async def test_a_200_without_items_is_a_tool_error_not_no_plans() -> None:
+    with respx.mock(base_url=URL) as api:
+        api.get(url__regex=r"/api/v1/.*").respond(200, json={"message": "upstream unavailable"})
+        async with Client(create_server(URL)) as client:
+            plans = await client.call_tool("search_plans", {"ticker": "NVDA", "as_of": "2026-11-25"})
+            plan = await client.call_tool("get_coach_plan", {"coach": "d", "date": "2026-11-25"})
+            hits = await client.call_tool("search_text", {"query": "vwap"})
+    for result in (plans, plan, hits):
+        assert result.is_error
+        assert "does not match the contract" in text_of(result)
+        assert "No plan available" not in text_of(result)

@@ -26,7 +26,8 @@ SEARCH_PATH = "/api/v1/search"
 
 
 def v1_plan(plan_id: int = 1, **extra: Any) -> dict[str, Any]:
-    return {"id": plan_id, "coach": "coach_d", "date": "2026-11-25", "plan": "NVDA long above 950", **extra}
+    plan = {"id": plan_id, "coach": "coach_d", "date": "2026-11-25", "plan": "NVDA long above 950"}
+    return {**plan, "charts": [], "edited": False, **extra}
 
 
 def hit(plan_id: int = 1, **extra: Any) -> dict[str, Any]:

@@ -48,6 +48,7 @@ def v1_plan(plan_id: int, date: str, *, tickers: list[str] | None = None) -> dic
         "date": date,
         "plan": f"$NVDA plan {plan_id}",
         "charts": [],
+        "edited": False,
     }
     if tickers is not None:
         plan["tickers"] = tickers

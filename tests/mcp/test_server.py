@@ -332,7 +332,14 @@ async def test_resources_report_an_unreachable_api(mode: str, uri: str) -> None:
 
 async def test_day_resource_follows_pages_of_the_default_api_url(mode: str) -> None:
     def plan(plan_id: int, coach: str) -> dict[str, Any]:
-        return {"id": plan_id, "coach": coach, "date": DATE, "plan": f"{coach} plan", "charts": []}
+        return {
+            "id": plan_id,
+            "coach": coach,
+            "date": DATE,
+            "plan": f"{coach} plan",
+            "charts": [],
+            "edited": False,
+        }
 
     server = create_server()  # http://localhost:5000, like the CLI without --api-url
     with respx.mock(base_url="http://localhost:5000") as api:

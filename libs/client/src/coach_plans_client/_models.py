@@ -33,8 +33,15 @@ def _mapping(data: Any, what: str) -> Mapping[str, Any]:
     return data
 
 
+def _required(data: Mapping[str, Any], key: str) -> Any:
+    """The value of a key the contract requires: absent is an error, never a default."""
+    if key not in data:
+        raise ModelError(f"{key!r}: missing")
+    return data[key]
+
+
 def _str(data: Mapping[str, Any], key: str) -> str:
-    value = data.get(key)
+    value = _required(data, key)
     if not isinstance(value, str):
         raise ModelError(f"{key!r}: expected a string, got {value!r}")
     return value
@@ -51,7 +58,7 @@ def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
 
 
 def _int(data: Mapping[str, Any], key: str) -> int:
-    value = data.get(key)
+    value = _required(data, key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ModelError(f"{key!r}: expected an integer, got {value!r}")
     return value
@@ -89,7 +96,7 @@ def _span(value: Any, key: str) -> tuple[int, int]:
 
 
 def _bool(data: Mapping[str, Any], key: str) -> bool:
-    value = data.get(key, False)
+    value = _required(data, key)
     if not isinstance(value, bool):
         raise ModelError(f"{key!r}: expected a boolean, got {value!r}")
     return value
@@ -139,10 +146,16 @@ def _date(data: Mapping[str, Any], key: str) -> dt.date:
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[Any]:
-    value = data.get(key, [])
+    value = _required(data, key)
     if not isinstance(value, list):
         raise ModelError(f"{key!r}: expected a list, got {value!r}")
     return value
+
+
+def _next_cursor(data: Mapping[str, Any]) -> str | None:
+    """A page's cursor: null on the last page, never absent (that would end the paging unseen)."""
+    _required(data, "next_cursor")
+    return _opt_str(data, "next_cursor")
 
 
 def _str_tuple(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
@@ -168,7 +181,7 @@ class Chart:
         obj = _mapping(data, "chart")
         return cls(
             url=_str(obj, "url"),
-            order=_opt_int(obj, "order") or 0,
+            order=_int(obj, "order"),
             filename=_opt_str(obj, "filename"),
             content_type=_opt_str(obj, "content_type"),
             size_bytes=_opt_int(obj, "size_bytes"),
@@ -261,10 +274,7 @@ class CoachPlan:
         obj = _mapping(data, "plan")
         charts: list[str] = []
         for chart in _list(obj, "charts"):
-            if isinstance(chart, str):
-                charts.append(chart)
-            else:
-                charts.append(Chart.from_json(chart).url)
+            charts.append(chart if isinstance(chart, str) else _str(_mapping(chart, "chart"), "url"))
         return cls(
             plan=_str(obj, "plan"),
             charts=tuple(charts),
@@ -273,7 +283,7 @@ class CoachPlan:
             id=_opt_int(obj, "id"),
             coach=_opt_str(obj, "coach"),
             date=_opt_date(obj, "date"),
-            edited=_bool(obj, "edited"),
+            edited=_bool(obj, "edited") if "edited" in obj else False,  # additive, as all after timestamp
             edited_at=_opt_datetime(obj, "edited_at"),
             channel=_opt_str(obj, "channel"),
             tickers=_str_tuple(obj, "tickers"),
@@ -355,7 +365,7 @@ class PlanPage:
         obj = _mapping(data, "page")
         return cls(
             items=tuple(Plan.from_json(item) for item in _list(obj, "items")),
-            next_cursor=_opt_str(obj, "next_cursor"),
+            next_cursor=_next_cursor(obj),
         )
 
 
@@ -380,7 +390,7 @@ class SearchHit:
             plan=Plan.from_json(obj.get("plan")),
             snippet=_str(obj, "snippet"),
             highlights=tuple(_span(pair, "highlights") for pair in _list(obj, "highlights")),
-            score=_opt_float(obj, "score") or 0.0,
+            score=_float(obj, "score"),
         )
 
 
@@ -396,7 +406,7 @@ class SearchPage:
         obj = _mapping(data, "search page")
         return cls(
             items=tuple(SearchHit.from_json(item) for item in _list(obj, "items")),
-            next_cursor=_opt_str(obj, "next_cursor"),
+            next_cursor=_next_cursor(obj),
         )
 
 
