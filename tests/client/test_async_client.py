@@ -8,6 +8,7 @@ import respx
 
 from coach_plans_client import (
     AsyncCoachPlansClient,
+    ClientClosedError,
     ConnectionError,
     InvalidResponseError,
     NotFoundError,
@@ -175,3 +176,17 @@ async def test_a_200_without_items_is_invalid_not_empty(
         await client.search("vwap")
     with pytest.raises(InvalidResponseError):
         [hit async for hit in client.aiter_search("vwap")]
+
+
+async def test_a_closed_client_raises_a_documented_error(api: respx.MockRouter) -> None:
+    client = AsyncCoachPlansClient(API)
+    await client.aclose()
+    with pytest.raises(ClientClosedError) as info:
+        await client.get_plan("coach_d", DATE)
+    assert isinstance(info.value, RuntimeError)
+    with pytest.raises(ClientClosedError):
+        await client.health()
+    with pytest.raises(ClientClosedError):
+        async for _ in client.events(max_reconnects=0):
+            pass
+    assert not api.calls

@@ -11,6 +11,7 @@ import respx
 from coach_plans_client import (
     APIError,
     BadRequestError,
+    ClientClosedError,
     CoachPlansClient,
     CoachPlansError,
     ConnectionError,
@@ -631,3 +632,33 @@ def test_required_fields_are_never_defaulted(
     }
     with pytest.raises(InvalidResponseError, match=f"'{call}': missing"):
         calls[path]()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.get_plan("d", DATE),
+        lambda c: c.get_all_plans(DATE),
+        lambda c: c.list_plans(),
+        lambda c: list(c.iter_plans()),
+        lambda c: c.search("vwap"),
+        lambda c: c.health(),
+        lambda c: next(c.events(max_reconnects=0)),
+    ],
+)
+def test_a_closed_client_raises_a_documented_error(api: respx.MockRouter, call: object) -> None:
+    client = CoachPlansClient(API)
+    client.close()
+    with pytest.raises(ClientClosedError, match="closed") as info:
+        call(client)  # type: ignore[operator]
+    assert isinstance(info.value, RuntimeError)  # what httpx raised, for code that caught that
+    assert isinstance(info.value, CoachPlansError)
+    assert not api.calls
+
+
+def test_a_closed_injected_http_client_is_reported_the_same() -> None:
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    client = CoachPlansClient(API, http_client=http)
+    http.close()
+    with pytest.raises(ClientClosedError):
+        client.list_coaches()

@@ -4,6 +4,7 @@ from ._client import AsyncCoachPlansClient, CoachPlansClient
 from ._errors import (
     APIError,
     BadRequestError,
+    ClientClosedError,
     CoachPlansError,
     ConnectionError,
     InvalidResponseError,
@@ -41,6 +42,7 @@ __all__ = [
     "AsyncCoachPlansClient",
     "BadRequestError",
     "Chart",
+    "ClientClosedError",
     "Coach",
     "CoachPlan",
     "CoachPlansClient",

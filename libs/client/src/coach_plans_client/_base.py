@@ -23,6 +23,7 @@ from ._cache import CacheEntry, TTLCache
 from ._errors import (
     APIError,
     BadRequestError,
+    ClientClosedError,
     CoachPlansError,
     ConnectionError,
     InvalidResponseError,
@@ -295,6 +296,14 @@ class BaseClient:
         return None
 
     # -- outcomes ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _closed(url: str) -> ClientClosedError:
+        return ClientClosedError(
+            "the client is closed: close()/aclose() was called, or the injected httpx client was closed",
+            method="GET",
+            url=url,
+        )
 
     @staticmethod
     def _translate(exc: httpx.HTTPError | httpx.InvalidURL, *, method: str, url: str) -> CoachPlansError:

@@ -191,6 +191,8 @@ class CoachPlansClient(BaseClient):
         url = self._url(path)
         attempt = 0
         while True:
+            if self._http.is_closed:
+                raise self._closed(request_url(url, query))
             started = time.perf_counter()
             self._count_request()
             try:
@@ -397,6 +399,8 @@ class CoachPlansClient(BaseClient):
         """
         subscription = Subscription(self, last_event_id=last_event_id, max_reconnects=max_reconnects)
         while True:
+            if self._http.is_closed:
+                raise self._closed(subscription.url)
             try:
                 with connect_sse(
                     self._http,
@@ -486,6 +490,8 @@ class AsyncCoachPlansClient(BaseClient):
         url = self._url(path)
         attempt = 0
         while True:
+            if self._http.is_closed:
+                raise self._closed(request_url(url, query))
             started = time.perf_counter()
             self._count_request()
             try:
@@ -686,6 +692,8 @@ class AsyncCoachPlansClient(BaseClient):
         """
         subscription = Subscription(self, last_event_id=last_event_id, max_reconnects=max_reconnects)
         while True:
+            if self._http.is_closed:
+                raise self._closed(subscription.url)
             try:
                 async with aconnect_sse(
                     self._http,

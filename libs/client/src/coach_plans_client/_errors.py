@@ -7,6 +7,7 @@ from typing import Any
 __all__ = [
     "APIError",
     "BadRequestError",
+    "ClientClosedError",
     "CoachPlansError",
     "ConnectionError",
     "InvalidResponseError",
@@ -30,6 +31,13 @@ class CoachPlansError(Exception):
         if self.method and self.url:
             return f"{self.message} ({self.method} {self.url})"
         return self.message
+
+
+class ClientClosedError(CoachPlansError, RuntimeError):
+    """The client was used after ``close()``/``aclose()`` (or its injected httpx client was closed).
+
+    Also a RuntimeError, which is what httpx raises in this case, so code catching that still works.
+    """
 
 
 # These two shadow builtins on purpose, like requests/httpx: callers spell them
