@@ -616,3 +616,67 @@ def test_a_misconfiguration_clears_once_the_server_answers(clock: FakeClock) -> 
 )
 def test_the_old_webhooks_url_forms_are_understood(url: str, base: str) -> None:
     assert server_base_url(url) == base
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://plans.test/\ud800", 12345])
+def test_a_url_that_cannot_be_requested_fails_each_call_not_the_constructor(
+    caplog: pytest.LogCaptureFixture, url: object
+) -> None:
+    """The old client only stored the URLs; each call answers its fallback instead."""
+    with caplog.at_level(logging.WARNING, logger="coach_plans_client"):
+        client = DiscordWebhookClient({"coach_d": url, "coach_i": API})  # type: ignore[dict-item]
+    assert "webhook_urls['coach_d']" in caplog.text
+    with respx.mock(base_url=API) as router:
+        router.get("/api/coach-plans/").mock(side_effect=plan_for_request)
+        router.get("/health").respond(200, json=HEALTHY)
+        plan = client.fetch_coach_plan("coach_d", DATE)
+        plans = client.fetch_all_coach_plans(DATE)
+        health = client.check_health()
+    assert plan == {"plan": FALLBACK, "charts": [], "error": "misconfigured"}
+    assert plans["coach_d_plan"] == FALLBACK
+    assert plans["coach_i_plan"] == legacy_plan("coach_i")["plan"]
+    assert client.get_metrics()["errors"] == 2
+    assert health["status"] == "degraded"
+    [bad] = [server for server in health["servers"].values() if server["status"] == "unhealthy"]
+    assert bad["error"].startswith("misconfigured: not")
+
+
+@pytest.mark.parametrize("coach", [None, 5, "\ud800"])
+def test_odd_coach_names_get_a_fallback(
+    api: respx.MockRouter, client: DiscordWebhookClient, coach: object
+) -> None:
+    plan = client.fetch_coach_plan(coach, DATE)  # type: ignore[arg-type]
+    assert plan["plan"].startswith("No ")
+    assert plan["charts"] == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://discord.com/api/webhooks/1/\ud800", 5, None])
+def test_send_trading_summary_to_an_unusable_url_returns_false(
+    client: DiscordWebhookClient, url: object
+) -> None:
+    with respx.mock:  # no request may be made
+        assert client.send_trading_summary(url, {"ticker": "NVDA", "decision": "BUY"}) is False  # type: ignore[arg-type]
+    assert client.get_metrics()["errors"] == 1
+
+
+def test_summaries_with_odd_content_are_still_sent(client: DiscordWebhookClient) -> None:
+    """A lone surrogate cannot be sent as UTF-8 and a key may not be a string: neither stops the post."""
+    with respx.mock:
+        route = respx.post(SUMMARY_URL).respond(204)
+        summary: dict[object, str] = {"ticker": "NVDA", "decision": "BUY \ud800", 1: "x"}
+        assert client.send_trading_summary(SUMMARY_URL, summary)  # type: ignore[arg-type]
+    [embed] = json.loads(route.calls.last.request.content)["embeds"]
+    assert embed["color"] == 0x2ECC71
+    assert {"name": "1", "value": "x", "inline": True} in embed["fields"]
+    assert "BUY ?" in json.dumps(embed)
+
+
+def test_after_close_every_method_keeps_its_promise(api: respx.MockRouter) -> None:
+    client = DiscordWebhookClient(trading_agents_urls())
+    client.close()
+    assert client.fetch_coach_plan("coach_d", DATE)["error"] == "ClientClosedError"
+    assert client.fetch_all_coach_plans(DATE)["coach_d_plan"] == FALLBACK
+    assert client.check_health()["status"] == "unhealthy"
+    with respx.mock:
+        assert client.send_trading_summary(SUMMARY_URL, {"decision": "BUY"}) is False
+    assert not api.calls

@@ -90,6 +90,19 @@ class _Coach:
     key: str  # as written in webhook_urls: the result keys use it, as the old client's did
     name: str  # what the API is asked for
     base: str | None  # the plan server; None when the URL is empty (the coach is switched off)
+    problem: str | None = None  # why the URL cannot be used (every fetch then fails); None if it can
+
+
+def usable_base_url(url: object) -> tuple[str, str | None]:
+    """(the server's base URL, None), or (the URL as given, why no request can be made to it)."""
+    if not isinstance(url, str):
+        return repr(url), f"not a URL: {url!r:.100}"
+    try:
+        base = server_base_url(url)
+        httpx.URL(base)
+    except (ValueError, httpx.InvalidURL) as exc:  # a lone surrogate is a UnicodeError, a ValueError
+        return url, f"not a valid URL ({exc}): {url!r:.100}"
+    return base, None
 
 
 class DiscordWebhookClient:
@@ -140,7 +153,9 @@ class DiscordWebhookClient:
                 cache_ttl=None,  # this client caches the final answers itself
                 sleep=sleep,
             )
-            for base in dict.fromkeys(coach.base for coach in self._coaches.values() if coach.base)
+            for base in dict.fromkeys(
+                coach.base for coach in self._coaches.values() if coach.base and not coach.problem
+            )
         }
         self._lock = threading.Lock()
         self._errors = 0
@@ -156,7 +171,7 @@ class DiscordWebhookClient:
         for key, url in webhook_urls.items():
             if key == SUMMARY_KEY:
                 continue
-            name = normalise_coach(key)
+            name = normalise_coach(str(key))
             if not name.startswith("coach_"):
                 logger.warning(
                     "webhook_urls key %r is not a coach name (coach_d, coach_i, coach_s, coach_n): it is "
@@ -164,10 +179,19 @@ class DiscordWebhookClient:
                     key,
                     name,
                 )
-            base = MOCK_BASE_URL if self.mock_mode else (server_base_url(url) if url else None)
-            if base is None:
+            if self.mock_mode:
+                coaches[key] = _Coach(key, name, MOCK_BASE_URL)
+            elif not url:
                 logger.info("%s has no URL: switched off (answers 'No webhook configured for %s')", key, key)
-            coaches[key] = _Coach(key, name, base)
+                coaches[key] = _Coach(key, name, None)
+            else:
+                # The old client only stored the URLs: a bad one fails each fetch, not the constructor.
+                base, problem = usable_base_url(url)
+                if problem is not None:
+                    logger.warning(
+                        "webhook_urls[%r] is %s: its plans are fallbacks (misconfigured)", key, problem
+                    )
+                coaches[key] = _Coach(key, name, base, problem)
         if self.mock_mode and not coaches:
             coaches = {coach: _Coach(coach, coach, MOCK_BASE_URL) for coach in DEFAULT_COACHES}
         return coaches
@@ -251,12 +275,29 @@ class DiscordWebhookClient:
 
     def fetch_coach_plan(self, coach_name: str, date: str | dt.date | None = None) -> PlanDict:
         """A coach's plan for a date (default: today in the market time zone); never raises."""
-        coach = self._coach(coach_name)
-        if coach.base is None:
-            return not_configured(coach_name)
-        day = self._resolve_date(date)
-        cached = self._cached(coach, day)
-        return _copy_plan(cached if cached is not None else self._fetch_one(coach, day))
+        try:
+            coach = self._coach(coach_name)
+            if coach.base is None:
+                return not_configured(coach_name)
+            day = self._resolve_date(date)
+            if coach.problem is not None:
+                return self._unusable(coach, day)
+            cached = self._cached(coach, day)
+            return _copy_plan(cached if cached is not None else self._fetch_one(coach, day))
+        except Exception as exc:  # noqa: BLE001 - the never-raise boundary; _failed logs the traceback
+            return self._failed(what="plan fetch", base="", date=str(date), exc=exc, coach=str(coach_name))
+
+    def _unusable(self, coach: _Coach, day: str) -> PlanDict:
+        """The fallback of a coach whose URL cannot be requested, logged and counted as an error."""
+        logger.warning(
+            "plan fetch failed: coach=%s date=%s: webhook_urls[%r] is %s",
+            coach.name,
+            day,
+            coach.key,
+            coach.problem,
+        )
+        self._count(errors=1)
+        return no_plan(coach=coach.name, date=day, error="misconfigured")
 
     def _fetch_one(self, coach: _Coach, day: str) -> PlanDict:
         assert coach.base is not None  # switched-off coaches never get here
@@ -283,6 +324,21 @@ class DiscordWebhookClient:
 
     def fetch_all_coach_plans(self, date: str | dt.date | None = None) -> dict[str, Any]:
         """``{"coach_d_plan": str, "coach_d_charts": [...], ...}`` for every configured coach."""
+        try:
+            return self._fetch_all(date)
+        except Exception as exc:  # noqa: BLE001 - the never-raise boundary; _failed logs the traceback
+            error = self._failed(
+                what="all-plans fetch", base="", date=str(date), exc=exc, coach="all coaches"
+            )
+            result: dict[str, Any] = {}
+            for coach in self._coaches.values():
+                result[f"{coach.key}_plan"] = no_plan(coach=coach.name, date=str(date), error=error["error"])[
+                    "plan"
+                ]
+                result[f"{coach.key}_charts"] = []
+            return result
+
+    def _fetch_all(self, date: str | dt.date | None) -> dict[str, Any]:
         day = self._resolve_date(date)
         plans: dict[str, PlanDict] = {}
         # Coaches sharing a server are fetched with one `/all` request. Names that are not
@@ -292,6 +348,8 @@ class DiscordWebhookClient:
             cached = self._cached(coach, day) if coach.base else None
             if coach.base is None:
                 plans[coach.key] = not_configured(coach.key)
+            elif coach.problem is not None:
+                plans[coach.key] = self._unusable(coach, day)
             elif cached is not None:
                 plans[coach.key] = cached
             elif coach.name.startswith("coach_"):
@@ -343,12 +401,30 @@ class DiscordWebhookClient:
         return results
 
     def send_trading_summary(self, webhook_url: str, summary: Mapping[str, Any] | str) -> bool:
-        """Post the summary as a Discord embed; True when Discord accepted it (204)."""
-        if not webhook_url:
-            logger.warning("no webhook URL given; trading summary not sent")
+        """Post the summary as a Discord embed; True when Discord accepted it (204); never raises."""
+        try:
+            sent = self._send_summary(webhook_url, summary)
+        except Exception as exc:  # the never-raise boundary: logged with its traceback
+            logger.error("trading summary failed", exc_info=exc)
+            sent = False
+        if not sent:
             self._count(errors=1)
+        return sent
+
+    def _send_summary(self, webhook_url: str, summary: Mapping[str, Any] | str) -> bool:
+        """True when sent; False (after logging why) when not."""
+        if not webhook_url or not isinstance(webhook_url, str):
+            logger.warning("no webhook URL given (%r); trading summary not sent", webhook_url)
             return False
         safe_url = redact_webhook_url(webhook_url)
+        try:
+            httpx.URL(webhook_url)
+        except (ValueError, httpx.InvalidURL) as exc:  # a lone surrogate is a UnicodeError, a ValueError
+            logger.warning("trading summary not sent: %s is not a valid URL (%s)", safe_url, exc)
+            return False
+        if self._http.is_closed:
+            logger.warning("trading summary to %s not sent: the client is closed", safe_url)
+            return False
         if not isinstance(summary, Mapping | str):
             summary = str(summary)
         payload = {"embeds": [build_summary_embed(summary)]}
@@ -360,7 +436,6 @@ class DiscordWebhookClient:
             response = self._http.post(webhook_url, json=payload)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             logger.warning("trading summary to %s failed: %r", safe_url, exc)
-            self._count(errors=1)
             return False
         if response.status_code in (200, 204):
             logger.info("trading summary sent to %s", safe_url)
@@ -371,7 +446,6 @@ class DiscordWebhookClient:
             response.status_code,
             response.text[:200],
         )
-        self._count(errors=1)
         return False
 
     def clear_cache(self) -> int:
@@ -403,8 +477,17 @@ class DiscordWebhookClient:
         """The plan server's ``/health`` answer, or ``{"status": "unhealthy", "error": ...}``.
 
         A server whose plan URL answered a 404 that is not "no plan" (a wrong URL) is reported
-        unhealthy with that request as the error, even when its ``/health`` answers.
+        unhealthy with that request as the error, even when its ``/health`` answers; so is a URL
+        that cannot be requested at all. Never raises.
         """
+        try:
+            return self._check_health()
+        except Exception as exc:  # the never-raise boundary: logged with its traceback
+            logger.error("health check failed", exc_info=exc)
+            self._count(errors=1)
+            return {"status": "unhealthy", "error": f"internal error: {exc!r}", "servers": {}}
+
+    def _check_health(self) -> dict[str, Any]:
         servers: dict[str, dict[str, Any]] = {}
         for base, client in self._clients.items():
             try:
@@ -426,6 +509,9 @@ class DiscordWebhookClient:
                 problem = self._misconfigured.get(base)
             if problem is not None:
                 servers[base].update(status="unhealthy", error=f"misconfigured: {problem}")
+        for coach in self._coaches.values():
+            if coach.base is not None and coach.problem is not None:
+                servers[coach.base] = {"status": "unhealthy", "error": f"misconfigured: {coach.problem}"}
         if not servers:
             return {"status": "unhealthy", "error": "no plan server configured", "servers": {}}
         statuses = {server["status"] for server in servers.values()}

@@ -38,6 +38,8 @@ _DECISION_WORD = re.compile(r"\b(BUY|SELL|HOLD)\b", re.IGNORECASE)
 
 
 def _clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters, sendable as UTF-8 (a lone surrogate becomes "?")."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -85,7 +87,7 @@ def build_summary_embed(
         for key, value in summary.items():
             if key in used or value in (None, ""):
                 continue
-            name = key.replace("_", " ").title()
+            name = str(key).replace("_", " ").title()
             shown = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
             fields.append(
                 {
@@ -127,7 +129,10 @@ def _fit(embed: dict[str, Any]) -> None:
 
 def redact_webhook_url(url: str) -> str:
     """The URL without its secret token, safe to log."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1": nothing in it can be told apart from a token
+        return "<not a URL>"
     path = parts.path
     match = re.match(r"(.*/webhooks/\d+)/", path)
     if match:
