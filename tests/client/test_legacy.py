@@ -223,18 +223,24 @@ def test_returned_plans_are_copies(api: respx.MockRouter, client: DiscordWebhook
     assert client.fetch_coach_plan("coach_d", DATE)["charts"] == legacy_plan()["charts"]
 
 
+NO_PLAN = httpx.Response(
+    404, json={"plan": FALLBACK, "charts": [], "error": "not_found", "detail": "no plan"}
+)
+
+
 def test_fetch_all_makes_one_request_when_coaches_share_a_server(
     api: respx.MockRouter, client: DiscordWebhookClient
 ) -> None:
+    """`/all` lists the plans the server has; each coach it leaves out gets the server's own verdict."""
     all_route = api.get("/api/coach-plans/all").respond(
         200, json={"coach_d": legacy_plan("coach_d"), "coach_s": legacy_plan("coach_s")}
     )
-    single_route = api.get(PLAN_PATH).respond(500)
+    single_route = api.get(PLAN_PATH).mock(return_value=NO_PLAN)
 
     plans = client.fetch_all_coach_plans(DATE)
 
     assert all_route.call_count == 1
-    assert single_route.call_count == 0
+    assert [call.request.url.params["coach"] for call in single_route.calls] == ["coach_i", "coach_n"]
     assert dict(all_route.calls.last.request.url.params) == {"date": DATE}
     assert plans == {
         "coach_d_plan": legacy_plan("coach_d")["plan"],
@@ -249,9 +255,9 @@ def test_fetch_all_makes_one_request_when_coaches_share_a_server(
     # The answer is cached per coach: no further request for the same day.
     assert client.fetch_all_coach_plans(DATE) == plans
     assert client.fetch_coach_plan("coach_s", DATE) == legacy_plan("coach_s")
-    assert all_route.call_count == 1
+    assert (all_route.call_count, single_route.call_count) == (1, 2)
     metrics = client.get_metrics()
-    assert (metrics["api_calls"], metrics["errors"], metrics["not_found"]) == (1, 0, 2)
+    assert (metrics["api_calls"], metrics["errors"], metrics["not_found"]) == (3, 0, 2)
 
 
 def test_fetch_all_asks_each_server_when_coaches_are_spread() -> None:
@@ -594,6 +600,7 @@ def test_a_misconfiguration_clears_once_the_server_answers(clock: FakeClock) -> 
             httpx.Response(404, json={"error": "route_not_found", "detail": "no such route"}),
             httpx.Response(200, json={"coach_d": legacy_plan()}),
         ]
+        router.get(PLAN_PATH).mock(return_value=NO_PLAN)
         router.get("/health").respond(200, json=HEALTHY)
         plans = client.fetch_all_coach_plans(DATE)
         assert all(plans[f"{coach}_plan"] == f"No plan available for {coach} on {DATE}" for coach in COACHES)
@@ -680,3 +687,21 @@ def test_after_close_every_method_keeps_its_promise(api: respx.MockRouter) -> No
     with respx.mock:
         assert client.send_trading_summary(SUMMARY_URL, {"decision": "BUY"}) is False
     assert not api.calls
+
+
+@pytest.mark.parametrize("unknown", ["coach_x", "x", "technical_coach"])
+def test_a_key_off_the_roster_gets_the_servers_400_also_beside_real_coaches(
+    caplog: pytest.LogCaptureFixture, unknown: str
+) -> None:
+    """`/all` leaves out a name the server does not know: it must not read as "no plan"."""
+    client = DiscordWebhookClient({"coach_d": API, unknown: API})
+    unknown_coach = httpx.Response(400, json={"error": "unknown_coach", "detail": "unknown coach 'coach_x'"})
+    with respx.mock(base_url=API) as router, caplog.at_level(logging.WARNING, logger="coach_plans_client"):
+        router.get("/api/coach-plans/all").respond(200, json={"coach_d": legacy_plan()})
+        single = router.get(PLAN_PATH).mock(return_value=unknown_coach)
+        plans = client.fetch_all_coach_plans(DATE)
+    assert plans[f"{unknown}_plan"].startswith("No plan available")
+    assert single.call_count == 1
+    metrics = client.get_metrics()
+    assert (metrics["errors"], metrics["not_found"]) == (1, 0)
+    assert "unknown_coach" in caplog.text

@@ -108,9 +108,10 @@ def test_bad_date_and_unknown_coach_are_bad_requests(
     assert legacy.get_metrics()["errors"] == 1
 
 
-def test_fetch_all_uses_one_all_request(
+def test_fetch_all_uses_one_all_request_then_asks_for_each_coach_it_leaves_out(
     legacy: DiscordWebhookClient, api_client: TestClient, put_plan: PutPlan
 ) -> None:
+    """`/all` lists only the plans it has: coach_i and coach_n get the server's own 404."""
     put_plan("coach_d", DATE, text="NVDA long above 950", charts=CHARTS[:1])
     put_plan("coach_s", DATE, text="Crowded long, size down")
     put_plan("coach_n", "2026-11-24", text="Yesterday's macro plan")
@@ -118,8 +119,9 @@ def test_fetch_all_uses_one_all_request(
 
     plans = legacy.fetch_all_coach_plans(DATE)
 
-    assert statuses == [200]
-    assert legacy.get_metrics()["api_calls"] == 1
+    assert statuses == [200, 404, 404]
+    metrics = legacy.get_metrics()
+    assert (metrics["api_calls"], metrics["not_found"], metrics["errors"]) == (3, 2, 0)
     assert plans == {
         "coach_d_plan": "NVDA long above 950",
         "coach_d_charts": CHARTS[:1],

@@ -332,17 +332,16 @@ class DiscordWebhookClient:
             )
             result: dict[str, Any] = {}
             for coach in self._coaches.values():
-                result[f"{coach.key}_plan"] = no_plan(coach=coach.name, date=str(date), error=error["error"])[
-                    "plan"
-                ]
-                result[f"{coach.key}_charts"] = []
+                fallback = no_plan(coach=coach.name, date=str(date), error=error["error"])
+                result[f"{coach.key}_plan"], result[f"{coach.key}_charts"] = fallback["plan"], []
             return result
 
     def _fetch_all(self, date: str | dt.date | None) -> dict[str, Any]:
         day = self._resolve_date(date)
         plans: dict[str, PlanDict] = {}
-        # Coaches sharing a server are fetched with one `/all` request. Names that are not
-        # coach_x go one by one: `/all` would silently leave out a name the server rejects.
+        # Coaches sharing a server are fetched with one `/all` request. It lists only the plans
+        # it has, so a name it leaves out is asked on its own: the server then says whether that
+        # coach has no plan (404) or is not on its roster (400, logged and counted as an error).
         shared: dict[str, list[_Coach]] = {}
         for coach in self._coaches.values():
             cached = self._cached(coach, day) if coach.base else None
@@ -352,10 +351,8 @@ class DiscordWebhookClient:
                 plans[coach.key] = self._unusable(coach, day)
             elif cached is not None:
                 plans[coach.key] = cached
-            elif coach.name.startswith("coach_"):
-                shared.setdefault(coach.base, []).append(coach)
             else:
-                plans[coach.key] = self._fetch_one(coach, day)
+                shared.setdefault(coach.base, []).append(coach)
         for base, coaches in shared.items():
             if len(coaches) == 1:
                 plans[coaches[0].key] = self._fetch_one(coaches[0], day)
@@ -368,7 +365,8 @@ class DiscordWebhookClient:
         return result
 
     def _fetch_all_from(self, base: str, *, coaches: list[_Coach], day: str) -> dict[str, PlanDict]:
-        """One ``/all`` request for the coaches of one server not in the cache; by key."""
+        """One ``/all`` request for the coaches of one server not in the cache, then one request
+        for each coach it does not list; by key."""
         started = time.perf_counter()
         try:
             answer = self._clients[base].get_all_plans(day)
@@ -391,13 +389,11 @@ class DiscordWebhookClient:
         )
         results: dict[str, PlanDict] = {}
         for coach in coaches:
-            found = coach.name in served
-            if found:
+            if coach.name in served:
                 results[coach.key] = served[coach.name].to_legacy_dict()
+                self._remember(coach, day, results[coach.key], found=True)
             else:
-                self._count(not_found=1)
-                results[coach.key] = no_plan(coach=coach.name, date=day, error="not_found")
-            self._remember(coach, day, results[coach.key], found=found)
+                results[coach.key] = self._fetch_one(coach, day)
         return results
 
     def send_trading_summary(self, webhook_url: str, summary: Mapping[str, Any] | str) -> bool:
