@@ -149,7 +149,8 @@ class CoachPlansClient(BaseClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if mock_mode and http_client is None:
+        self.mock_mode = mock_mode and http_client is None
+        if self.mock_mode:
             http_client = httpx.Client(transport=mock_transport())
             base_url = base_url or MOCK_BASE_URL
             self._owns_http_client = True
@@ -395,12 +396,14 @@ class CoachPlansClient(BaseClient):
         even across API restarts. Pass the ``id`` of the last event seen as ``last_event_id`` to
         resume a subscription of an earlier run. After ``max_reconnects`` failed attempts in a
         row (None: never) ConnectionError is raised; an answer that is not an event stream
-        raises at once.
+        raises at once. In mock mode nothing changes: the iteration ends at once.
         """
         subscription = Subscription(self, last_event_id=last_event_id, max_reconnects=max_reconnects)
         while True:
             if self._http.is_closed:
                 raise self._closed(subscription.url)
+            if self.mock_mode:
+                return  # nothing changes in mock mode: the subscription ends at once
             try:
                 with connect_sse(
                     self._http,
@@ -450,7 +453,8 @@ class AsyncCoachPlansClient(BaseClient):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if mock_mode and http_client is None:
+        self.mock_mode = mock_mode and http_client is None
+        if self.mock_mode:
             http_client = httpx.AsyncClient(transport=mock_transport())
             base_url = base_url or MOCK_BASE_URL
             self._owns_http_client = True
@@ -694,6 +698,8 @@ class AsyncCoachPlansClient(BaseClient):
         while True:
             if self._http.is_closed:
                 raise self._closed(subscription.url)
+            if self.mock_mode:
+                return  # nothing changes in mock mode: the subscription ends at once
             try:
                 async with aconnect_sse(
                     self._http,
