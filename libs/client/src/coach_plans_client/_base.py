@@ -40,6 +40,9 @@ T = TypeVar("T")
 
 DEFAULT_BASE_URL = "http://localhost:5000"
 DEFAULT_TIMEOUT = 10.0
+# The most a response may hold once decoded: far above any real answer (a page of 200 plans is
+# a few hundred KB), far below what a decompression bomb would take.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_PLAN_TIMEZONE = "America/New_York"
 MAX_PAGE_SIZE = 200  # the API's upper bound for ``limit``
 MAX_SEARCH_PAGE_SIZE = 100  # the same for a search
@@ -157,9 +160,73 @@ def newest_first(plans: Iterable[Plan]) -> list[Plan]:
     return sorted(unique.values(), key=lambda plan: (plan.date, plan.id), reverse=True)
 
 
-def _snippet(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
+def _snippet(body: bytes) -> str:
+    text = body[:4096].decode("utf-8", "replace").strip().replace("\n", " ")
     return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def attempt_timeout(timeout: float | httpx.Timeout | None) -> float | None:
+    """Seconds one attempt (connect, send, the whole answer) may take: the timeout's largest part."""
+    # Read by attribute: an injected client may be httpx-compatible (Starlette's TestClient is an
+    # httpx2 client) with a Timeout class of its own.
+    if not hasattr(timeout, "read"):
+        timeout = httpx.Timeout(timeout)
+    parts = [getattr(timeout, part, None) for part in ("connect", "read", "write", "pool")]
+    return max((part for part in parts if part is not None), default=None)
+
+
+class BodyReader:
+    """The body of one answer as its chunks arrive: at most ``limit`` bytes once decoded, and no
+    chunk taken after ``deadline`` (a ``time.monotonic()`` value); the errors name the request."""
+
+    def __init__(self, response: httpx.Response, *, limit: int, deadline: float | None = None) -> None:
+        self.response = response
+        self.limit = limit
+        self.deadline = deadline
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.check_deadline()
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            request = self.response.request
+            raise InvalidResponseError(
+                f"response larger than max_response_bytes ({self.limit:,} bytes once decoded)",
+                status_code=self.response.status_code,
+                method=request.method,
+                url=str(request.url),
+            )
+        self.chunks.append(chunk)
+        self.check_deadline()
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            request = self.response.request
+            raise TimeoutError(
+                "timed out: no complete answer within the timeout",
+                method=request.method,
+                url=str(request.url),
+            )
+
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def read_body(response: httpx.Response, *, limit: int, deadline: float | None = None) -> bytes:
+    """A streamed answer's body within ``limit`` decoded bytes and (checked between chunks) ``deadline``."""
+    reader = BodyReader(response, limit=limit, deadline=deadline)
+    for chunk in response.iter_bytes():
+        reader.add(chunk)
+    return reader.body()
+
+
+async def aread_body(response: httpx.Response, *, limit: int) -> bytes:
+    """``read_body`` for the async client (whose deadline is around the whole attempt)."""
+    reader = BodyReader(response, limit=limit)
+    async for chunk in response.aiter_bytes():
+        reader.add(chunk)
+    return reader.body()
 
 
 class BaseClient:
@@ -179,9 +246,13 @@ class BaseClient:
         clock: Callable[[], float],
         has_http_client: bool,
         plan_timezone: str = DEFAULT_PLAN_TIMEZONE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be >= 1")
+        self.max_response_bytes = max_response_bytes
         if base_url is None and not has_http_client:
             base_url = DEFAULT_BASE_URL
         self.base_url = base_url.rstrip("/") if base_url else ""
@@ -263,6 +334,10 @@ class BaseClient:
             return None, stale, {"If-None-Match": stale.etag}
         return None, None, {}
 
+    def _attempt_timeout(self, http_timeout: httpx.Timeout) -> float | None:
+        """Seconds one attempt may take, from our timeout or else the HTTP client's own."""
+        return attempt_timeout(self._request_options.get("timeout", http_timeout))
+
     def _count_request(self) -> None:
         with self._counter_lock:
             self.requests_sent += 1
@@ -298,6 +373,10 @@ class BaseClient:
     # -- outcomes ------------------------------------------------------------------------------
 
     @staticmethod
+    def _timed_out(timeout: float | None, *, url: str) -> TimeoutError:
+        return TimeoutError(f"timed out: no complete answer within {timeout} s", method="GET", url=url)
+
+    @staticmethod
     def _closed(url: str) -> ClientClosedError:
         return ClientClosedError(
             "the client is closed: close()/aclose() was called, or the injected httpx client was closed",
@@ -314,13 +393,13 @@ class BaseClient:
         return InvalidResponseError(f"unusable response: {exc!r}", method=method, url=url)
 
     @staticmethod
-    def _error_from_response(response: httpx.Response, *, method: str, url: str) -> APIError:
+    def _error_from_response(response: httpx.Response, content: bytes, *, method: str, url: str) -> APIError:
         status = response.status_code
         error: str | None = None
-        detail = _snippet(response)
+        detail = _snippet(content)
         body: Any = None
         with contextlib.suppress(ValueError):
-            body = json_of(response.content)
+            body = json_of(content)
         if isinstance(body, Mapping):
             error = body.get("error") if isinstance(body.get("error"), str) else None
             detail = str(body.get("detail") or body.get("plan") or detail)
@@ -346,6 +425,7 @@ class BaseClient:
     def _finish(
         self,
         response: httpx.Response,
+        content: bytes,
         *,
         key: CacheKey | None,
         stale: CacheEntry[Any] | None,
@@ -359,13 +439,13 @@ class BaseClient:
             self._cache.refresh(key)
             return stale.value
         if response.status_code not in accept:
-            raise self._error_from_response(response, method=method, url=url)
+            raise self._error_from_response(response, content, method=method, url=url)
         try:
-            data = json_of(response.content)
+            data = json_of(content)
         except ValueError:
             content_type = response.headers.get("content-type", "no content-type")
             raise InvalidResponseError(
-                f"expected JSON, got {content_type}: {_snippet(response)}",
+                f"expected JSON, got {content_type}: {_snippet(content)}",
                 status_code=response.status_code,
                 method=method,
                 url=url,
@@ -422,13 +502,14 @@ class Subscription:
     def headers(self) -> dict[str, str]:
         return {} if self.last_event_id is None else {"Last-Event-ID": str(self.last_event_id)}
 
-    def opened(self, response: httpx.Response) -> float | None:
-        """None when the stream is open; else seconds to wait before trying again, or raise."""
+    def opened(self, response: httpx.Response, content: bytes = b"") -> float | None:
+        """None when the stream is open; else (``content`` is the answer's body) seconds to wait
+        before trying again, or raise."""
         if response.status_code == 200:
             self.failures, self.open = 0, True
             logger.debug("event stream open: %s (after id %s)", self.url, self.last_event_id)
             return None
-        error = self.client._error_from_response(response, method="GET", url=self.url)
+        error = self.client._error_from_response(response, content, method="GET", url=self.url)
         if response.status_code not in RETRY_STATUSES:
             raise error
         self._count_failure(error)

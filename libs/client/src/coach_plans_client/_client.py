@@ -21,6 +21,7 @@ import httpx
 from httpx_sse import SSEError, aconnect_sse, connect_sse
 
 from ._base import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_PLAN_TIMEZONE,
     EVENTS_TIMEOUT,
     MAX_PAGE_SIZE,
@@ -30,7 +31,9 @@ from ._base import (
     CacheKey,
     Params,
     Subscription,
+    aread_body,
     newest_first,
+    read_body,
     request_url,
 )
 from ._mock import MOCK_BASE_URL, mock_transport
@@ -146,6 +149,7 @@ class CoachPlansClient(BaseClient):
         headers: dict[str, str] | None = None,
         mock_mode: bool = False,
         plan_timezone: str = DEFAULT_PLAN_TIMEZONE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -168,6 +172,7 @@ class CoachPlansClient(BaseClient):
             clock=clock,
             has_http_client=http_client is not None,
             plan_timezone=plan_timezone,
+            max_response_bytes=max_response_bytes,
         )
         self._http = http_client or httpx.Client()
         self._headers = {"Accept": "application/json", **(headers or {})}
@@ -197,12 +202,7 @@ class CoachPlansClient(BaseClient):
             started = time.perf_counter()
             self._count_request()
             try:
-                response = self._http.get(
-                    url,
-                    params=query,
-                    headers={**self._headers, **conditional},
-                    **self._request_options,
-                )
+                response, content = self._attempt(url, query, {**self._headers, **conditional})
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 delay = (
                     self._retry_delay_for_exception(exc, attempt)
@@ -219,10 +219,25 @@ class CoachPlansClient(BaseClient):
                     else self._retry_delay_for_response(response, attempt)
                 )
                 if delay is None:
-                    data = self._finish(response, key=key, stale=stale, accept=accept)
+                    data = self._finish(response, content, key=key, stale=stale, accept=accept)
                     return self._parse(parse, data, response=response)
             self._sleep(delay)
             attempt += 1
+
+    def _attempt(
+        self, url: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """One request and its whole answer, within ``max_response_bytes`` and the timeout.
+
+        A blocking read cannot be interrupted: the deadline is checked before the body and
+        between its chunks, each read waiting at most the timeout itself.
+        """
+        timeout = self._attempt_timeout(self._http.timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._http.stream(
+            "GET", url, params=query, headers=headers, **self._request_options
+        ) as response:
+            return response, read_body(response, limit=self.max_response_bytes, deadline=deadline)
 
     def close(self) -> None:
         """Close the HTTP client if this client created it."""
@@ -412,9 +427,10 @@ class CoachPlansClient(BaseClient):
                     headers={**self._headers, **subscription.headers()},
                     timeout=EVENTS_TIMEOUT,
                 ) as source:
+                    content = b""
                     if source.response.status_code != 200:
-                        source.response.read()
-                    wait = subscription.opened(source.response)
+                        content = read_body(source.response, limit=self.max_response_bytes)
+                    wait = subscription.opened(source.response, content)
                     if wait is None:
                         for sse in source.iter_sse():
                             event = subscription.received(sse)
@@ -450,6 +466,7 @@ class AsyncCoachPlansClient(BaseClient):
         headers: dict[str, str] | None = None,
         mock_mode: bool = False,
         plan_timezone: str = DEFAULT_PLAN_TIMEZONE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -472,6 +489,7 @@ class AsyncCoachPlansClient(BaseClient):
             clock=clock,
             has_http_client=http_client is not None,
             plan_timezone=plan_timezone,
+            max_response_bytes=max_response_bytes,
         )
         self._http = http_client or httpx.AsyncClient()
         self._headers = {"Accept": "application/json", **(headers or {})}
@@ -498,13 +516,13 @@ class AsyncCoachPlansClient(BaseClient):
                 raise self._closed(request_url(url, query))
             started = time.perf_counter()
             self._count_request()
+            timeout = self._attempt_timeout(self._http.timeout)
             try:
-                response = await self._http.get(
-                    url,
-                    params=query,
-                    headers={**self._headers, **conditional},
-                    **self._request_options,
+                response, content = await asyncio.wait_for(
+                    self._attempt(url, query, {**self._headers, **conditional}), timeout
                 )
+            except asyncio.TimeoutError:
+                raise self._timed_out(timeout, url=request_url(url, query)) from None
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 delay = (
                     self._retry_delay_for_exception(exc, attempt)
@@ -521,10 +539,19 @@ class AsyncCoachPlansClient(BaseClient):
                     else self._retry_delay_for_response(response, attempt)
                 )
                 if delay is None:
-                    data = self._finish(response, key=key, stale=stale, accept=accept)
+                    data = self._finish(response, content, key=key, stale=stale, accept=accept)
                     return self._parse(parse, data, response=response)
             await self._sleep(delay)
             attempt += 1
+
+    async def _attempt(
+        self, url: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """One request and its whole answer, within ``max_response_bytes`` (the caller bounds its time)."""
+        async with self._http.stream(
+            "GET", url, params=query, headers=headers, **self._request_options
+        ) as response:
+            return response, await aread_body(response, limit=self.max_response_bytes)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this client created it."""
@@ -708,9 +735,10 @@ class AsyncCoachPlansClient(BaseClient):
                     headers={**self._headers, **subscription.headers()},
                     timeout=EVENTS_TIMEOUT,
                 ) as source:
+                    content = b""
                     if source.response.status_code != 200:
-                        await source.response.aread()
-                    wait = subscription.opened(source.response)
+                        content = await aread_body(source.response, limit=self.max_response_bytes)
+                    wait = subscription.opened(source.response, content)
                     if wait is None:
                         async for sse in source.aiter_sse():
                             event = subscription.received(sse)

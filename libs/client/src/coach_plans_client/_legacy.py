@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._base import DEFAULT_PLAN_TIMEZONE, DEFAULT_TIMEOUT, plan_zone
+from ._base import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_PLAN_TIMEZONE,
+    DEFAULT_TIMEOUT,
+    attempt_timeout,
+    plan_zone,
+    read_body,
+)
 from ._cache import TTLCache
 from ._client import CoachPlansClient
 from ._errors import CoachPlansError, NotFoundError
@@ -127,9 +134,13 @@ class DiscordWebhookClient:
         http_client: httpx.Client | None = None,
         mock_mode: bool = False,
         plan_timezone: str = DEFAULT_PLAN_TIMEZONE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be >= 1")
+        self.max_response_bytes = max_response_bytes
         self.webhook_urls = dict(webhook_urls or {})
         self.cache_ttl = cache_ttl
         self.miss_ttl = min(miss_ttl, cache_ttl)
@@ -151,6 +162,7 @@ class DiscordWebhookClient:
                 max_retries=max_retries,
                 backoff_factor=backoff_factor,
                 cache_ttl=None,  # this client caches the final answers itself
+                max_response_bytes=max_response_bytes,
                 sleep=sleep,
             )
             for base in dict.fromkeys(
@@ -428,9 +440,12 @@ class DiscordWebhookClient:
             logger.info("MOCK MODE: trading summary for %s not sent", safe_url)
             return True
         self._count(webhook_calls=1)
+        timeout = attempt_timeout(self._http.timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            response = self._http.post(webhook_url, json=payload)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            with self._http.stream("POST", webhook_url, json=payload) as response:
+                answer = read_body(response, limit=self.max_response_bytes, deadline=deadline)
+        except (httpx.HTTPError, httpx.InvalidURL, CoachPlansError) as exc:
             logger.warning("trading summary to %s failed: %r", safe_url, exc)
             return False
         if response.status_code in (200, 204):
@@ -440,7 +455,7 @@ class DiscordWebhookClient:
             "trading summary to %s rejected: HTTP %d %s",
             safe_url,
             response.status_code,
-            response.text[:200],
+            answer[:200].decode("utf-8", "replace"),
         )
         return False
 
