@@ -320,6 +320,26 @@ def test_a_query_longer_than_a_url_may_be_is_a_connection_error_naming_the_path(
     assert info.value.url == f"{API}{PLAN_PATH}"
 
 
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        (dt.datetime(2026, 11, 25, 23, 30), DATE),
+        (dt.datetime(2026, 11, 25, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=14))), DATE),
+        (dt.date(2026, 11, 25), DATE),
+    ],
+)
+def test_a_datetime_is_sent_as_its_date_everywhere(
+    api: respx.MockRouter, client: CoachPlansClient, value: dt.date, sent: str
+) -> None:
+    plan_route = api.get(PLAN_PATH).respond(200, json=legacy_plan())
+    plans_route = api.get("/api/v1/plans").respond(200, json={"items": [], "next_cursor": None})
+    client.get_plan("d", value)
+    client.list_plans(date=value, date_from=value, date_to=value)
+    assert plan_route.calls.last.request.url.params["date"] == sent
+    params = plans_route.calls.last.request.url.params
+    assert (params["date"], params["from"], params["to"]) == (sent, sent, sent)
+
+
 def test_undecodable_body_becomes_invalid_response(api: respx.MockRouter, client: CoachPlansClient) -> None:
     api.get(PLAN_PATH).mock(side_effect=httpx.DecodingError("bad gzip"))
     with pytest.raises(InvalidResponseError, match="bad gzip"):

@@ -316,7 +316,8 @@ class BaseClient:
         for name, value in (params or {}).items():
             if value is None:
                 continue
-            cleaned[name] = value.isoformat() if isinstance(value, dt.date) else str(value)
+            # A datetime is sent as its date, as the legacy client and the ticker window do.
+            cleaned[name] = as_date(value).isoformat() if isinstance(value, dt.date) else str(value)
         return cleaned
 
     def _cache_key(self, path: str, params: Mapping[str, str]) -> CacheKey:
