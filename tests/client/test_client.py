@@ -311,13 +311,15 @@ def test_an_error_answer_nested_too_deeply_is_still_the_server_error(
         client.get_plan("coach_d", DATE)
 
 
-def test_a_query_longer_than_a_url_may_be_is_a_connection_error_naming_the_path(
+def test_a_query_longer_than_a_url_may_be_is_a_value_error_naming_the_limit(
     api: respx.MockRouter, client: CoachPlansClient
 ) -> None:
-    """httpx refuses to build the request; naming it in the error must not fail in turn."""
-    with pytest.raises(ConnectionError, match="too long") as info:
+    """httpx refuses to build the request: the argument is at fault, not the API's reachability."""
+    with pytest.raises(ValueError, match="65,536 characters"):
         client.get_plan("d" * 70_000, DATE)
-    assert info.value.url == f"{API}{PLAN_PATH}"
+    with pytest.raises(ValueError, match="65,536 characters"):
+        client.search("vwap " * 14_000)
+    assert not api.calls
 
 
 @pytest.mark.parametrize(

@@ -705,3 +705,15 @@ def test_a_key_off_the_roster_gets_the_servers_400_also_beside_real_coaches(
     metrics = client.get_metrics()
     assert (metrics["errors"], metrics["not_found"]) == (1, 0)
     assert "unknown_coach" in caplog.text
+
+
+def test_an_argument_no_request_can_carry_is_a_warning_not_a_bug(
+    api: respx.MockRouter, client: DiscordWebhookClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="coach_plans_client"):
+        plan = client.fetch_coach_plan("coach_d", "9" * 70_000)
+    assert plan["plan"].startswith("No plan available")
+    assert plan["error"] == "ValueError"
+    assert "65,536 characters" in caplog.text
+    assert all(record.levelno == logging.WARNING for record in caplog.records)
+    assert not api.calls

@@ -47,6 +47,7 @@ DEFAULT_PLAN_TIMEZONE = "America/New_York"
 MAX_PAGE_SIZE = 200  # the API's upper bound for ``limit``
 MAX_SEARCH_PAGE_SIZE = 100  # the same for a search
 SEARCH_PATH = "/api/v1/search"
+MAX_URL_LENGTH = 65_536  # httpx refuses longer URLs (and so longer queries)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 EVENTS_PATH = "/api/v1/events"
@@ -113,12 +114,23 @@ def json_of(data: str | bytes) -> Any:
 
 
 def request_url(url: str, query: Mapping[str, str]) -> str:
-    """The URL a request was for, as its errors name it; ``url`` alone if httpx refuses the
-    query (longer than 65,536 characters, say): naming the request must not fail in its turn."""
+    """The URL a request is for, as its errors name it.
+
+    ValueError when the query cannot be part of a URL (longer than httpx allows, a lone
+    surrogate); ``url`` alone when httpx refuses the URL itself, which the request then reports.
+    """
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return url
     try:
         return str(httpx.URL(url, params=query))
-    except httpx.InvalidURL:
-        return url
+    except httpx.InvalidURL as exc:
+        if "too long" in str(exc):
+            raise ValueError(
+                f"the request's URL would be longer than httpx's {MAX_URL_LENGTH:,} characters"
+            ) from None
+        raise ValueError(f"the request's parameters cannot be sent in a URL: {exc}") from None
 
 
 def as_date(value: str | dt.date) -> dt.date:

@@ -190,15 +190,16 @@ class CoachPlansClient(BaseClient):
         accept: Collection[int] = OK,
     ) -> T:
         query = self._clean_params(params)
+        url = self._url(path)
+        target = request_url(url, query)  # ValueError for a query no URL can hold
         key: CacheKey | None = self._cache_key(path, query) if use_cache else None
         cached, stale, conditional = self._lookup(key)
         if cached is not None:
             return self._parse(parse, cached, response=None)
-        url = self._url(path)
         attempt = 0
         while True:
             if self._http.is_closed:
-                raise self._closed(request_url(url, query))
+                raise self._closed(target)
             started = time.perf_counter()
             self._count_request()
             try:
@@ -210,7 +211,7 @@ class CoachPlansClient(BaseClient):
                     else None
                 )
                 if delay is None:
-                    raise self._translate(exc, method="GET", url=request_url(url, query)) from exc
+                    raise self._translate(exc, method="GET", url=target) from exc
             else:
                 self._log_response(response, attempt=attempt, started=started)
                 delay = (
@@ -505,15 +506,16 @@ class AsyncCoachPlansClient(BaseClient):
         accept: Collection[int] = OK,
     ) -> T:
         query = self._clean_params(params)
+        url = self._url(path)
+        target = request_url(url, query)  # ValueError for a query no URL can hold
         key: CacheKey | None = self._cache_key(path, query) if use_cache else None
         cached, stale, conditional = self._lookup(key)
         if cached is not None:
             return self._parse(parse, cached, response=None)
-        url = self._url(path)
         attempt = 0
         while True:
             if self._http.is_closed:
-                raise self._closed(request_url(url, query))
+                raise self._closed(target)
             started = time.perf_counter()
             self._count_request()
             timeout = self._attempt_timeout(self._http.timeout)
@@ -522,7 +524,7 @@ class AsyncCoachPlansClient(BaseClient):
                     self._attempt(url, query, {**self._headers, **conditional}), timeout
                 )
             except asyncio.TimeoutError:
-                raise self._timed_out(timeout, url=request_url(url, query)) from None
+                raise self._timed_out(timeout, url=target) from None
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 delay = (
                     self._retry_delay_for_exception(exc, attempt)
@@ -530,7 +532,7 @@ class AsyncCoachPlansClient(BaseClient):
                     else None
                 )
                 if delay is None:
-                    raise self._translate(exc, method="GET", url=request_url(url, query)) from exc
+                    raise self._translate(exc, method="GET", url=target) from exc
             else:
                 self._log_response(response, attempt=attempt, started=started)
                 delay = (

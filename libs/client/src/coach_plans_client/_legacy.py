@@ -264,6 +264,11 @@ class DiscordWebhookClient:
                 base,
             )
             return no_plan(coach=coach, date=date, error="misconfigured")
+        if isinstance(exc, ValueError):
+            # What the typed client raises for an argument no request can carry (a query longer
+            # than a URL may be, a lone surrogate): the caller's input, not a bug of ours.
+            logger.warning("%s failed: coach=%s date=%s: cannot be requested: %s", what, coach, date, exc)
+            return no_plan(coach=coach, date=date, error=type(exc).__name__)
         if isinstance(exc, CoachPlansError):
             logger.warning(
                 "%s failed: coach=%s date=%s request=%s %s error=%s: %s",
