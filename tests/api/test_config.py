@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,7 +207,8 @@ def test_a_weak_token_is_refused_outside_mock_mode(token: str) -> None:
 )
 def test_the_charts_base_url_is_one_a_client_can_fetch(env: dict[str, str], base: str) -> None:
     """It was "http://::1:5001" (no brackets) and "http://:5001" (no host)."""
-    settings = Settings(internal_api_token=TOKEN, **{k.lower(): v for k, v in env.items()})
+    values: dict[str, Any] = {name.lower(): value for name, value in env.items()}
+    settings = Settings(internal_api_token=TOKEN, **values)
     assert settings.chart_base_url == base
 
 
