@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import make_url
 
+from coach_plans_api import repository as repo
+from coach_plans_api.models import RevisionAction
 from tests.conftest import INTERNAL_TOKEN, RedisNamespace, ServiceProcess, plan_body
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -20,7 +26,8 @@ ACTOR = {"user_id": "1001", "display_name": "Dan"}
 class Subscriber:
     """Reads `/api/v1/events` in a thread; `connected` is set once the stream is open."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, last_event_id: int | None = None) -> None:
+        self._headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
         self.events: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue()
         self.connected = threading.Event()
         self._stop = threading.Event()
@@ -36,7 +43,9 @@ class Subscriber:
             self.error = exc
 
     def _read(self, url: str) -> None:
-        with httpx.stream("GET", f"{url}/api/v1/events", timeout=httpx.Timeout(30, read=60)) as response:
+        with httpx.stream(
+            "GET", f"{url}/api/v1/events", headers=self._headers, timeout=httpx.Timeout(30, read=60)
+        ) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             fields: dict[str, str] = {}
             for line in response.iter_lines():
@@ -101,3 +110,52 @@ def test_write_on_one_instance_reaches_subscriber_on_the_other(
         assert (kind, data["plan_id"]) == ("plan.created", created["id"])
     assert on_two.events.empty()
     assert on_one.events.empty()
+
+
+def revision_ids(url: str, plan_id: int) -> list[int]:
+    revisions = httpx.get(f"{url}/api/v1/plans/{plan_id}/revisions").json()["revisions"]
+    return [int(r["id"]) for r in revisions]
+
+
+@pytest.mark.postgres
+def test_postgres_revision_ids_become_visible_in_id_order(
+    start_api: Callable[..., ServiceProcess], postgres_url: str
+) -> None:
+    """A write that took a later revision id waits for an earlier one to commit: otherwise a
+    subscriber could see (and resume after) the later id, and never get the earlier one."""
+    import psycopg
+
+    api = start_api(postgres_url)
+    client = httpx.Client(base_url=api.url, headers=AUTH, timeout=10)
+    first = client.put("/internal/plans/d/2026-11-25", json=plan_body(text="v1", message_id="1")).json()
+    (before,) = revision_ids(api.url, first["id"])
+    conninfo = make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as slow, ThreadPoolExecutor(1) as pool:
+        # A slow writer: its revision id is taken, its transaction not committed yet.
+        held = repo.insert_revision(
+            repo.Conn(slow, postgres=True, error=psycopg.Error),
+            {
+                "plan_id": first["id"],
+                "action": RevisionAction.edit,
+                "plan_text": "held",
+                "charts_json": "[]",
+                "editor": "Dan",
+                "editor_id": "1001",
+                "message_id": "2",
+                "payload_hash": "held",
+                "created_at": dt.datetime.now(dt.UTC),
+            },
+        )
+        later = pool.submit(
+            client.put, "/internal/plans/i/2026-11-25", json=plan_body(text="later", message_id="3")
+        )
+        time.sleep(0.5)
+        assert not later.done(), "a later revision id committed while an earlier one was pending"
+        slow.commit()
+        answer = later.result(timeout=10)
+    assert answer.status_code == 201
+    (after,) = revision_ids(api.url, answer.json()["id"])
+    assert before < held < after
+    resumed = Subscriber(api.url, last_event_id=before)
+    assert [int(event_id) for event_id, _, _ in resumed.take(2)] == [held, after]
+    client.close()

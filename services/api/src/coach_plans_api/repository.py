@@ -653,6 +653,10 @@ def newest_plan_id(conn: Conn) -> int | None:
 
 
 # --- writes -----------------------------------------------------------------------------------
+# The two-key form: its key space is apart from `lock_coach_date`'s single (hashtext) keys.
+REVISION_ORDER_LOCK: Params = {"space": 0x63700001, "key": 1}
+
+
 def lock_coach_date(conn: Conn, *, coach: str, date: dt.date) -> None:
     """Serialise writers of one coach and day (SQLite already holds its write lock)."""
     if conn.postgres:
@@ -732,6 +736,16 @@ def set_tickers(conn: Conn, plan_id: int, *, symbols: list[str], new: bool) -> N
 
 
 def insert_revision(conn: Conn, values: Params) -> int:
+    """Record a revision; its id is the event id subscribers order and resume by.
+
+    On PostgreSQL the id comes from a sequence at INSERT, but concurrent transactions commit in
+    any order: a reader could see revision 24 before 22 commits, and a subscriber resuming after
+    24 would never get 22. So every transaction takes one lock just before it takes its revision
+    id and holds it until COMMIT: ids become visible in id order (SQLite has one writer already).
+    Take it after every other lock of the transaction (`lock_coach_date`), or writers deadlock.
+    """
+    if conn.postgres:
+        conn.first("SELECT pg_advisory_xact_lock(:space, :key)", REVISION_ORDER_LOCK)
     row = conn.first(
         "INSERT INTO plan_revisions (plan_id, action, plan_text, charts_json, editor, editor_id,"
         " message_id, payload_hash, created_at) VALUES (:plan_id, :action, :plan_text, :charts_json,"

@@ -548,8 +548,12 @@ class PlanService:
             if done:  # a retry: what the clear deleted then, and nothing posted since
                 return done, []
             events: list[PlanEvent] = []
-            for row in repo.live_plans_on(conn, date):
+            rows = repo.live_plans_on(conn, date)
+            # Every coach's lock before the first revision takes the revision-order lock
+            # (`repo.insert_revision`): taken in the other order, a concurrent write deadlocks.
+            for row in rows:
                 repo.lock_coach_date(conn, coach=row.coach_name, date=row.date)
+            for row in rows:
                 events += self._delete(conn, row, actor=body.actor, message_id=body.message_id).events
                 done.add(row.id)
             return done, events
