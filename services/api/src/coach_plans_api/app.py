@@ -90,8 +90,6 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
         )
         stack.callback(limiter.close)
         events = EventBroker(settings.redis_url, prefix=settings.redis_prefix)
-        await events.start()
-        stack.push_async_callback(events.stop)
         http = httpx.AsyncClient(headers={"User-Agent": f"coach-plans/{__version__}"})
         stack.push_async_callback(http.aclose)
         store = ChartStore(settings.chart_store_dir)
@@ -103,8 +101,17 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
             cache.invalidate()
             events.publish(changes)
 
+        def on_unknown_outcome() -> None:
+            cache.invalidate()
+            events.resync()
+
         service = PlanService(
-            db=db, settings=settings, on_change=on_change, on_pending_charts=archiver.wake, storage=storage
+            db=db,
+            settings=settings,
+            on_change=on_change,
+            on_pending_charts=archiver.wake,
+            on_unknown_outcome=on_unknown_outcome,
+            storage=storage,
         )
 
         def plans_count() -> float:
@@ -116,6 +123,15 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
         threads = SQLITE_DB_THREADS if db.is_sqlite else POSTGRES_DB_THREADS
         db_threads = ThreadPoolExecutor(threads, thread_name_prefix="db-read")
         stack.callback(db_threads.shutdown, wait=False)
+
+        async def missed_events(after: int) -> list[PlanEvent]:
+            return await asyncio.get_running_loop().run_in_executor(db_threads, service.events_after, after)
+
+        async def newest_event() -> int | None:
+            return await asyncio.get_running_loop().run_in_executor(db_threads, service.newest_event_id)
+
+        await events.start(missed=missed_events, latest=newest_event)
+        stack.push_async_callback(events.stop)
         if settings.chart_archiver:
             task = asyncio.create_task(archiver.run(), name="chart-archiver")
             stack.push_async_callback(_cancel, task)

@@ -425,6 +425,11 @@ def revisions_after(conn: Conn, revision_id: int, *, limit: int) -> list[EventRo
     return events
 
 
+def newest_revision_id(conn: Conn) -> int | None:
+    newest = conn.scalar("SELECT max(id) FROM plan_revisions")
+    return None if newest is None else int(newest)
+
+
 def latest_revision_id(conn: Conn, plan_id: int) -> int | None:
     latest = conn.scalar("SELECT max(id) FROM plan_revisions WHERE plan_id = :id", {"id": plan_id})
     return None if latest is None else int(latest)

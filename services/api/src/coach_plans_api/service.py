@@ -133,6 +133,7 @@ class PlanService:
         settings: Settings,
         on_change: Callable[[list[PlanEvent]], None] = lambda _events: None,
         on_pending_charts: Callable[[], None] = lambda: None,
+        on_unknown_outcome: Callable[[], None] = lambda: None,
         now: Callable[[], dt.datetime] = utc_now,
         storage: StorageMonitor | None = None,
     ) -> None:
@@ -141,6 +142,7 @@ class PlanService:
         self.storage = storage or StorageMonitor(db, bot_stale_seconds=settings.bot_stale_seconds, now=now)
         self._on_change = on_change
         self._on_pending_charts = on_pending_charts
+        self._on_unknown_outcome = on_unknown_outcome
         self._now = now
         self._base_url = settings.chart_base_url
 
@@ -236,6 +238,10 @@ class PlanService:
         """The changes after revision `revision_id`, oldest first: what a subscriber missed."""
         with self._read() as conn:
             return [event_of(revision) for revision in repo.revisions_after(conn, revision_id, limit=limit)]
+
+    def newest_event_id(self) -> int | None:
+        with self._read() as conn:
+            return repo.newest_revision_id(conn)
 
     def health(self) -> StorageStatus:
         """The storage probe's last verdict (no database round trip on the request path)."""
@@ -558,7 +564,7 @@ class PlanService:
                 done.add(row.id)
             return done, events
 
-        with storage_errors():
+        with self._writing():
             done, events = self.db.run_write(clear_day)
         if events:
             self._announce(events)
@@ -577,7 +583,7 @@ class PlanService:
 
     # --- write helpers --------------------------------------------------------------------
     def _write(self, job: Callable[[Conn], _Written]) -> _Written:
-        with storage_errors():
+        with self._writing():
             done = self.db.run_write(job)
         if done.events:
             self._stored(done.plan, done.events)
@@ -585,11 +591,26 @@ class PlanService:
 
     async def _write_async(self, job: Callable[[Conn], _Written]) -> _Written:
         """The same, awaited on the event loop: no worker thread waits for the writer."""
-        with storage_errors():
+        with self._writing():
             done = await self.db.run_write_async(job)
         if done.events:
             self._stored(done.plan, done.events)
         return done
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write whose storage failed may still have committed (the connection broke during
+        COMMIT): its answer is a 503, but the database may have changed. The caches are cleared
+        and the events catch up from the database, or nobody would hear of that write (its
+        retry finds it done and announces nothing either)."""
+        try:
+            with storage_errors():
+                yield
+        except StorageUnavailable as exc:
+            # Only a database error can hide a commit: the checks before one stored nothing.
+            if isinstance(exc.__cause__, DBAPIError):
+                self._on_unknown_outcome()
+            raise
 
     def _lock_plan(self, conn: Conn, plan_id: int) -> None:
         row = repo.plan_by_id(conn, plan_id)

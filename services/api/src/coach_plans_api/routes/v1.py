@@ -182,6 +182,16 @@ async def event_cursor(
     return last_event_id
 
 
+async def first_missed(
+    state: StateDep, service: ServiceDep, last_event_id: Annotated[int | None, Depends(event_cursor)]
+) -> Sequence[PlanEvent]:
+    """The first changes a returning subscriber missed, read before the stream starts: a database
+    that cannot be read is then a 503 like for any read, not a stream cut after `connected`."""
+    if last_event_id is None:
+        return ()
+    return await on_db_thread(state, service.events_after, last_event_id)
+
+
 @router.get(
     "/events",
     response_class=EventSourceResponse,
@@ -193,14 +203,15 @@ async def plan_events(
     state: StateDep,
     service: ServiceDep,
     last_event_id: Annotated[int | None, Depends(event_cursor)],
+    first: Annotated[Sequence[PlanEvent], Depends(first_missed)],
 ) -> AsyncIterator[ServerSentEvent]:
     async def missed(after: int) -> Sequence[PlanEvent]:
         return await on_db_thread(state, service.events_after, after)
 
-    with state.events.subscription() as queue:
+    with state.events.subscription() as subscription:
         # "connected" tells a subscriber that writes from now on reach it.
         yield ServerSentEvent(comment="connected", retry=RECONNECT_MS)
-        async for event in follow(queue, after=last_event_id, missed=missed):
+        async for event in follow(subscription, after=last_event_id, missed=missed, first=first):
             yield ServerSentEvent(data=event, event=event.type, id=str(event.id))
 
 
