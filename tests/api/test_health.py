@@ -327,3 +327,13 @@ def test_unknown_route_is_told_apart_from_a_missing_plan(api_client: TestClient,
 def test_wrong_method_uses_error_shape(api_client: TestClient) -> None:
     response = api_client.delete("/api/coach-plans/all")
     assert (response.status_code, response.json()["error"]) == (405, "method_not_allowed")
+
+
+def test_event_replay_with_an_unreachable_database_is_503_before_the_stream() -> None:
+    """The first read of missed events happens before the response starts: a 503 like any read,
+    not `: connected` and then a stream cut with a traceback."""
+    app = create_app(make_settings(UNREACHABLE_PG))
+    with TestClient(app) as client:
+        replay = client.get("/api/v1/events", headers={"Last-Event-ID": "5"})
+        assert replay.status_code == 503
+        assert replay.json()["error"] == "storage_unavailable"

@@ -159,3 +159,24 @@ def test_postgres_revision_ids_become_visible_in_id_order(
     resumed = Subscriber(api.url, last_event_id=before)
     assert [int(event_id) for event_id, _, _ in resumed.take(2)] == [held, after]
     client.close()
+
+
+@pytest.mark.redis
+def test_writes_while_the_pubsub_connection_is_reestablished_are_not_lost(
+    start_api: Callable[..., ServiceProcess], redis_namespace: RedisNamespace
+) -> None:
+    """Redis drops the listener (what a restart or `CLIENT KILL TYPE pubsub` does): the writes
+    published before it is back reach the subscriber from the database."""
+    import redis
+
+    api = start_api(REDIS_URL=redis_namespace.url, REDIS_PREFIX=redis_namespace.prefix)
+    subscriber = Subscriber(api.url)
+    with httpx.Client(base_url=api.url, headers=AUTH, timeout=10) as client:
+        client.put("/internal/plans/d/2026-11-25", json=plan_body(text="before", message_id="1"))
+        assert [kind for _, kind, _ in subscriber.take(1)] == ["plan.created"]
+        admin = redis.Redis.from_url(redis_namespace.url)
+        admin.client_kill_filter(_type="pubsub")
+        admin.close()
+        for n, coach in enumerate("isn", start=2):
+            client.put(f"/internal/plans/{coach}/2026-11-25", json=plan_body(text="x", message_id=str(n)))
+    assert [data["coach"] for _, _, data in subscriber.take(3)] == ["coach_i", "coach_s", "coach_n"]
