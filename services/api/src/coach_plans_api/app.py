@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from coach_plans_api import __version__
-from coach_plans_api.cache import Cache, ReadCache, RedisReadCache
+from coach_plans_api.cache import Cache, ReadCache, RedisReadCache, redis_options
 from coach_plans_api.charts import ChartArchiver, ChartStore
 from coach_plans_api.config import Settings, load_settings
 from coach_plans_api.db import Database
@@ -68,7 +68,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
         stack.callback(storage.stop)
         cache: Cache
         if settings.redis_url:
-            shared = redis.Redis.from_url(settings.redis_url, socket_timeout=1)
+            shared = redis.Redis.from_url(settings.redis_url, **redis_options())
             stack.callback(shared.close)
             cache = RedisReadCache(
                 shared,

@@ -4,6 +4,10 @@
 shared by every API instance pointed at the same Redis, so a write through one instance is never
 answered stale by another. Both follow the database's data version (`follow`), so a commit by any
 process (the CLI, another replica) clears them before the next read.
+
+Every call to Redis runs on the event loop, so a Redis that does not answer must not hold it:
+calls give up after `REDIS_TIMEOUT` without retrying, and after a failure Redis is left alone for
+`REDIS_BACKOFF` (reads go to the database meanwhile).
 """
 
 from __future__ import annotations
@@ -18,11 +22,51 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger("coach_plans_api.cache")
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 # Bookkeeping per entry besides its key, body and ETag (the entry object, the dict slot).
 ENTRY_OVERHEAD = 200
+# Seconds a Redis call may wait (to connect, or between two reads of its answer). Redis answers
+# in well under a millisecond on a local network; the event loop waits for every call, so a
+# frozen or unreachable Redis costs it at most this per `REDIS_BACKOFF`.
+REDIS_TIMEOUT = 0.05
+# Seconds Redis is left alone after a failed call: the cache is bypassed, rate limits count in
+# the process, and a missed invalidation is retried at this pace.
+REDIS_BACKOFF = 1.0
+
+
+def redis_options() -> dict[str, object]:
+    """Options of the synchronous clients that run on the event loop: short waits, no retries
+    (redis-py retries a refused connection three times by default; the breaker retries later)."""
+    return {
+        "socket_timeout": REDIS_TIMEOUT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+    }
+
+
+class Breaker:
+    """Skips Redis for `backoff` seconds after a failure, so one that does not answer costs one
+    timeout per `backoff` instead of one per request. Thread-safe enough: a race only lets one
+    more call try."""
+
+    def __init__(
+        self, backoff: float = REDIS_BACKOFF, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.backoff = backoff
+        self._clock = clock
+        self._until = 0.0
+
+    @property
+    def open(self) -> bool:
+        """Redis is being left alone."""
+        return self._clock() < self._until
+
+    def trip(self) -> None:
+        self._until = self._clock() + self.backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +211,10 @@ return redis.call('INCR', KEYS[1])
 
 
 class RedisReadCache(_Follower):
-    """The same contract over Redis; Redis trouble degrades to cache misses, never to errors."""
+    """The same contract over Redis; Redis trouble degrades to cache misses, never to errors.
+
+    Build the client with `redis_options()`: every call here runs on the event loop.
+    """
 
     def __init__(
         self,
@@ -178,6 +225,7 @@ class RedisReadCache(_Follower):
         max_size: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], float] = time.time,
+        backoff: float = REDIS_BACKOFF,
     ) -> None:
         super().__init__()
         self.ttl = ttl
@@ -188,23 +236,32 @@ class RedisReadCache(_Follower):
         self._keys = [f"{prefix}:cache:generation", f"{prefix}:cache:entries"]
         self._put = client.register_script(_PUT_IF_CURRENT)
         self._invalidate = client.register_script(_INVALIDATE)
+        self._breaker = Breaker(backoff)
+
+    def _failed(self, what: str, exc: redis.RedisError) -> None:
+        self._breaker.trip()
+        log.warning("redis unavailable, %s for %.0f s: %s", what, self._breaker.backoff, exc)
 
     @property
     def generation(self) -> int:
         self._catch_up()
+        if self._breaker.open:
+            return -1
         try:
             return int(self._redis.get(self._keys[0]) or 0)
         except redis.RedisError as exc:
-            log.warning("redis unavailable, cache bypassed: %s", exc)
+            self._failed("cache bypassed", exc)
             return -1
 
     def get(self, key: str, *, allow_stale: bool = False) -> CachedResponse | None:
         if not allow_stale:
             self._catch_up()
+        if self._breaker.open:
+            return None
         try:
             raw = self._redis.hget(self._keys[1], key)
         except redis.RedisError as exc:
-            log.warning("redis unavailable, cache bypassed: %s", exc)
+            self._failed("cache bypassed", exc)
             return None
         if raw is None:
             return None
@@ -216,7 +273,7 @@ class RedisReadCache(_Follower):
         return entry
 
     def put(self, key: str, *, body: bytes, etag: str, generation: int) -> None:
-        if self.ttl <= 0 or generation < 0:
+        if self.ttl <= 0 or generation < 0 or self._breaker.open:
             return
         value = json.dumps({"e": etag, "x": self._clock() + self.ttl}).encode() + b"\n" + body
         try:
@@ -225,11 +282,12 @@ class RedisReadCache(_Follower):
                 args=[generation, key, value, max(1, int(self.ttl * 1000)), self.max_bytes, self.max_size],
             )
         except redis.RedisError as exc:
-            log.warning("redis unavailable, response not cached: %s", exc)
+            self._failed("responses not cached", exc)
 
     def invalidate(self) -> None:
         self._caught_up()
         try:
             self._invalidate(keys=self._keys)
         except redis.RedisError as exc:
+            self._breaker.trip()
             log.error("redis unavailable: other instances may serve cached reads until TTL: %s", exc)

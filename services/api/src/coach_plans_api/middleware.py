@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 import anyio
+import redis
 from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coach_plans_api.cache import Breaker, redis_options
 from coach_plans_api.errors import (
     BadRequest,
     PayloadTooLarge,
@@ -64,21 +66,23 @@ class RateLimiter:
     """A moving one-minute window per client (the `limits` library); `per_minute` 0 turns it off.
 
     With Redis every instance shares one budget per client; while Redis is unreachable each
-    process counts on its own rather than refusing or letting everything through.
+    process counts on its own rather than refusing or letting everything through. Every request
+    counts on the event loop, so Redis calls wait at most `REDIS_TIMEOUT`, and after a failure
+    Redis is left alone for `REDIS_BACKOFF` (counting in the process meanwhile).
     """
 
     def __init__(self, per_minute: int, *, redis_url: str | None = None, prefix: str = "coach-plans") -> None:
         self.item = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
         self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._pool: redis.ConnectionPool | None = None
         self._storage: Storage | None = None
         self._shared: MovingWindowRateLimiter | None = None
+        self._breaker = Breaker()
         if redis_url and self.item is not None:
+            # A pool of our own: `limits` passes only plain options on, not redis-py's `retry`.
+            self._pool = redis.ConnectionPool.from_url(redis_url, **redis_options())
             self._storage = RedisStorage(
-                redis_url,
-                key_prefix=f"{prefix}:ratelimit",
-                wrap_exceptions=True,
-                socket_timeout=1,
-                socket_connect_timeout=1,
+                redis_url, connection_pool=self._pool, key_prefix=f"{prefix}:ratelimit", wrap_exceptions=True
             )
             self._shared = MovingWindowRateLimiter(self._storage)
 
@@ -86,21 +90,31 @@ class RateLimiter:
         """Count one request; the seconds to wait when over the limit, else None."""
         if self.item is None:
             return None
-        limiter = self._shared or self._local
-        try:
-            if limiter.hit(self.item, client):
-                return None
-            reset_at = limiter.get_window_stats(self.item, client).reset_time
-        except StorageError as exc:
-            log.warning("redis unavailable, counting requests in this process: %s", exc.storage_error)
-            if self._local.hit(self.item, client):
-                return None
-            reset_at = self._local.get_window_stats(self.item, client).reset_time
-        return max(1, math.ceil(reset_at - time.time()))
+        if self._shared is not None and not self._breaker.open:
+            try:
+                if self._shared.hit(self.item, client):
+                    return None
+                return _wait(self._shared.get_window_stats(self.item, client).reset_time)
+            except StorageError as exc:
+                self._breaker.trip()
+                log.warning(
+                    "redis unavailable, counting requests in this process for %.0f s: %s",
+                    self._breaker.backoff,
+                    exc.storage_error,
+                )
+        if self._local.hit(self.item, client):
+            return None
+        return _wait(self._local.get_window_stats(self.item, client).reset_time)
 
     def close(self) -> None:
         if isinstance(self._storage, RedisStorage):
             self._storage.storage.close()
+        if self._pool is not None:
+            self._pool.disconnect()
+
+
+def _wait(reset_at: float) -> int:
+    return max(1, math.ceil(reset_at - time.time()))
 
 
 class RequestContext:

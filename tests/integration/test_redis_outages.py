@@ -1,0 +1,156 @@
+"""The shared cache and rate limits through a Redis that drops connections or stops answering.
+
+The test Redis is reached through a proxy that the test cuts (connections dropped, new ones
+refused: Redis restarted or unreachable) or freezes (connections accepted, nothing answered: a
+stopped process or a dead network), each under a key prefix of the test's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import INTERNAL_TOKEN, RedisNamespace, ServiceProcess, plan_body
+
+pytestmark = pytest.mark.redis
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+PLAN = "/api/coach-plans/?coach=coach_d&date=2026-11-25"
+
+
+class RedisProxy:
+    """A TCP proxy to the test Redis that can be cut, or frozen (bytes held, never delivered)."""
+
+    def __init__(self, url: str) -> None:
+        address = redis.Redis.from_url(url).connection_pool.connection_kwargs
+        self.target = (address["host"], address["port"])
+        self.db = address.get("db", 0)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = True
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/{self.db}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                self.flowing.wait()  # frozen: what was sent waits here, as in a stopped server
+                if not self.open:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones."""
+        self.open = False
+        self.flowing.set()
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self.sockets.clear()
+
+    def restore(self) -> None:
+        self.open = True
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy(redis_namespace: RedisNamespace) -> Iterator[RedisProxy]:
+    server = RedisProxy(redis_namespace.url)
+    yield server
+    server.close()
+
+
+def put(client: httpx.Client, text: str, message_id: str) -> None:
+    response = client.put(
+        "/internal/plans/d/2026-11-25", json=plan_body(text=text, message_id=message_id), headers=AUTH
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def test_a_frozen_redis_does_not_hold_up_the_event_loop(
+    start_api: Callable[..., ServiceProcess],
+    redis_namespace: RedisNamespace,
+    proxy: RedisProxy,
+) -> None:
+    api = start_api(REDIS_URL=proxy.url, REDIS_PREFIX=redis_namespace.prefix, RATE_LIMIT_PER_MINUTE="1000")
+    paths = [PLAN, PLAN, "/api/v1/coaches", PLAN, "/api/coach-plans/all?date=2026-11-25", "/health"]
+    with httpx.Client(base_url=api.url, timeout=30) as http, ThreadPoolExecutor(len(paths)) as pool:
+
+        def timed(path: str) -> tuple[int, float]:
+            started = time.monotonic()
+            status = http.get(path).status_code
+            return status, time.monotonic() - started
+
+        put(http, "version one", "1")
+        # Every path once (the plan is then cached), with as many connections as below.
+        assert [status for status, _ in pool.map(timed, paths)] == [200] * len(paths)
+        proxy.freeze()
+        # Cached reads (the rate limit and the cache both ask Redis), a route that does not use
+        # the cache, and /health, all at once.
+        answers = list(pool.map(timed, paths))
+        # Each used to wait for Redis, one request after another on the event loop: 1 s per
+        # call, several calls per request, 3-13 s each. Now Redis costs a few tens of
+        # milliseconds, then is left alone for a second.
+        assert [status for status, _ in answers] == [200] * len(paths)
+        assert max(seconds for _, seconds in answers) < 2.0, answers
+        assert timed("/health")[1] < 1.0
+
+        proxy.thaw()
+        time.sleep(1.1)  # the pause after the failures is over: Redis is used again
+        hits = cache_hits(http)
+        put(http, "version two", "2")
+        deadline = time.monotonic() + 5
+        while cache_hits(http) == hits and time.monotonic() < deadline:
+            assert http.get(PLAN).json()["plan"] == "version two"
+        assert cache_hits(http) > hits
+
+
+def cache_hits(http: httpx.Client) -> float:
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith('coach_plans_cache_total{result="hit"}'):
+            return float(line.split()[-1])
+    return 0.0
