@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -72,6 +73,50 @@ def test_redis_cache_ttl_generation_and_stale(shared: tuple[redis.Redis, str]) -
     assert one.get("k") is None
 
 
+@pytest.mark.redis
+def test_an_invalidation_redis_refused_keeps_its_entries_unused_until_it_is_done(
+    shared: tuple[redis.Redis, str],
+) -> None:
+    admin, prefix = shared
+    entries = f"{prefix}:cache:entries"
+    # A user of our own that may read but not invalidate, as a Redis refuses writes when it is
+    # out of memory or has become a replica.
+    user = prefix
+    admin.acl_setuser(
+        user, enabled=True, nopass=True, keys=[f"{prefix}:*"], commands=["+@all", "-incr", "-unlink"]
+    )
+    url = admin.connection_pool.connection_kwargs
+    client = redis.Redis(host=url["host"], port=url["port"], db=url.get("db", 0), username=user, password="x")
+    version = [1]
+    cache = RedisReadCache(client, ttl=60, prefix=prefix, backoff=0.05)
+    try:
+        cache.follow(lambda: version[0])
+        cache.put("k", body=b"old", etag='"e"', generation=cache.generation)
+        assert cache.get("k") is not None
+        version[0] += 1  # a commit: the next read invalidates first, and Redis refuses it
+        for _ in range(3):
+            assert cache.get("k") is None
+            time.sleep(0.06)  # past the pause after the failure: Redis is asked again
+        assert cache.pending
+        assert admin.hexists(entries, "k")  # still there, never served
+        cache.put("k", body=b"new", etag='"e"', generation=0)
+        assert admin.hget(entries, "k") != b"new"
+
+        admin.acl_setuser(user, commands=["+incr", "+unlink"])  # Redis takes invalidations again
+        time.sleep(0.06)
+        assert cache.get("k") is None
+        assert not cache.pending
+        assert not admin.exists(entries)
+        cache.put("k", body=b"new", etag='"e"', generation=cache.generation)
+        hit = cache.get("k")
+        assert hit is not None
+        assert hit.body == b"new"
+    finally:
+        cache.close()
+        client.close()
+        admin.acl_deluser(user)
+
+
 def test_redis_down_degrades_to_misses() -> None:
     down = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.2, socket_connect_timeout=0.2)
     cache = RedisReadCache(down, ttl=10)
@@ -79,6 +124,8 @@ def test_redis_down_degrades_to_misses() -> None:
     cache.put("k", body=b"x", etag="e", generation=0)
     assert cache.get("k") is None
     cache.invalidate()
+    assert cache.pending  # kept, to be retried
+    cache.close()
 
 
 def test_in_process_cache_is_bounded_by_bytes_too() -> None:

@@ -17,8 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import redis
+from fastapi.testclient import TestClient
 
-from tests.conftest import INTERNAL_TOKEN, RedisNamespace, ServiceProcess, plan_body
+from coach_plans_api.app import create_app
+from tests.conftest import INTERNAL_TOKEN, RedisNamespace, ServiceProcess, make_settings, plan_body
 
 pytestmark = pytest.mark.redis
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -104,11 +106,56 @@ def proxy(redis_namespace: RedisNamespace) -> Iterator[RedisProxy]:
     server.close()
 
 
-def put(client: httpx.Client, text: str, message_id: str) -> None:
+@pytest.fixture
+def direct(redis_namespace: RedisNamespace) -> Iterator[Callable[[str], bytes | None]]:
+    """Reads a key of the test's namespace straight from Redis, past the proxy."""
+    client = redis.Redis.from_url(redis_namespace.url)
+
+    def read(name: str) -> bytes | None:
+        value = client.get(f"{redis_namespace.prefix}:{name}")
+        assert value is None or isinstance(value, bytes)
+        return value
+
+    yield read
+    client.close()
+
+
+def put(client: TestClient | httpx.Client, text: str, message_id: str) -> None:
     response = client.put(
         "/internal/plans/d/2026-11-25", json=plan_body(text=text, message_id=message_id), headers=AUTH
     )
     assert response.status_code in (200, 201), response.text
+
+
+def test_a_write_while_redis_is_unreachable_is_never_hidden_behind_its_old_entries(
+    database_url: str,
+    redis_namespace: RedisNamespace,
+    proxy: RedisProxy,
+    direct: Callable[[str], bytes | None],
+) -> None:
+    settings = make_settings(database_url, redis_url=proxy.url, redis_prefix=redis_namespace.prefix)
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        put(one, "version one", "1")
+        for client in (one, two, one):  # the last read is a hit
+            assert client.get(PLAN).json()["plan"] == "version one"
+        generation = direct("cache:generation")
+
+        proxy.cut()
+        put(one, "version two", "2")  # its invalidation cannot reach Redis
+        proxy.restore()
+        # The old entry is still in Redis; `one` does not serve it (it did, for an hour).
+        for _ in range(2):
+            assert one.get(PLAN).json()["plan"] == "version two"
+
+        # `one` clears Redis by itself within about a second (`two`, which would clear it on its
+        # next read, is not asked): an instance that missed the write never serves the entry.
+        deadline = time.monotonic() + 5
+        while direct("cache:generation") == generation and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert direct("cache:generation") != generation
+        time.sleep(1.1)  # past the pause after the failure: both use Redis again
+        for client in (one, one, two, two):
+            assert client.get(PLAN).json()["plan"] == "version two"
 
 
 def test_a_frozen_redis_does_not_hold_up_the_event_loop(

@@ -70,13 +70,14 @@ async def open_resources(settings: Settings) -> AsyncIterator[AppState]:
         if settings.redis_url:
             shared = redis.Redis.from_url(settings.redis_url, **redis_options())
             stack.callback(shared.close)
-            cache = RedisReadCache(
+            cache = shared_cache = RedisReadCache(
                 shared,
                 ttl=settings.cache_ttl_seconds,
                 prefix=settings.redis_prefix,
                 max_size=settings.max_cache_size,
                 max_bytes=settings.cache_max_bytes,
             )
+            stack.callback(shared_cache.close)
         else:
             cache = ReadCache(
                 ttl=settings.cache_ttl_seconds,

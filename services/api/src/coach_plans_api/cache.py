@@ -7,7 +7,9 @@ process (the CLI, another replica) clears them before the next read.
 
 Every call to Redis runs on the event loop, so a Redis that does not answer must not hold it:
 calls give up after `REDIS_TIMEOUT` without retrying, and after a failure Redis is left alone for
-`REDIS_BACKOFF` (reads go to the database meanwhile).
+`REDIS_BACKOFF` (reads go to the database meanwhile). An invalidation that did not reach Redis is
+kept and retried; until it is done this instance neither reads nor stores shared entries, which
+still hold answers from before its write.
 """
 
 from __future__ import annotations
@@ -105,10 +107,15 @@ class _Follower:
         if self._version is not None and self._version() != self._seen:
             self.invalidate()
 
-    def _caught_up(self) -> None:
-        """After an invalidation: every change up to now is accounted for."""
-        if self._version is not None:
-            self._seen = self._version()
+    def _current(self) -> int | None:
+        """The data version now: read before an invalidation starts, and recorded by
+        `_caught_up` once it is done (a change meanwhile is then seen as news)."""
+        return None if self._version is None else self._version()
+
+    def _caught_up(self, version: int | None) -> None:
+        """After an invalidation that started at `version`: every change up to it is accounted for."""
+        if version is not None:
+            self._seen = version
 
     def invalidate(self) -> None:  # pragma: no cover - both caches define it
         raise NotImplementedError
@@ -174,11 +181,12 @@ class ReadCache(_Follower):
                 self._bytes -= _size(evicted_key, body=evicted.body, etag=evicted.etag)
 
     def invalidate(self) -> None:
-        self._caught_up()
+        version = self._current()
         with self._lock:
             self._generation += 1
             self._entries.clear()
             self._bytes = 0
+        self._caught_up(version)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -237,6 +245,27 @@ class RedisReadCache(_Follower):
         self._put = client.register_script(_PUT_IF_CURRENT)
         self._invalidate = client.register_script(_INVALIDATE)
         self._breaker = Breaker(backoff)
+        # Invalidations asked for, and the last of them known done in Redis: numbered, because
+        # they come from several threads and one may fail while a later one succeeds.
+        self._asked = 0
+        self._done = 0
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._retrier: threading.Thread | None = None
+
+    @property
+    def pending(self) -> bool:
+        """An invalidation has not reached Redis yet: its entries may predate one of our writes."""
+        return self._done < self._asked
+
+    def _usable(self, *, catch_up: bool = True) -> bool:
+        """Redis may be used now: it is not being left alone, and holds no entry older than a
+        write this instance knows of (a missed invalidation is retried first)."""
+        if catch_up:
+            self._catch_up()
+        if self.pending:
+            self._flush()
+        return not self.pending and not self._breaker.open
 
     def _failed(self, what: str, exc: redis.RedisError) -> None:
         self._breaker.trip()
@@ -244,8 +273,7 @@ class RedisReadCache(_Follower):
 
     @property
     def generation(self) -> int:
-        self._catch_up()
-        if self._breaker.open:
+        if not self._usable():
             return -1
         try:
             return int(self._redis.get(self._keys[0]) or 0)
@@ -254,9 +282,9 @@ class RedisReadCache(_Follower):
             return -1
 
     def get(self, key: str, *, allow_stale: bool = False) -> CachedResponse | None:
-        if not allow_stale:
-            self._catch_up()
-        if self._breaker.open:
+        # A stale read (the database is down) does not follow the data version, as in `ReadCache`,
+        # but never reads entries that one of our writes should have removed.
+        if not self._usable(catch_up=not allow_stale):
             return None
         try:
             raw = self._redis.hget(self._keys[1], key)
@@ -273,7 +301,7 @@ class RedisReadCache(_Follower):
         return entry
 
     def put(self, key: str, *, body: bytes, etag: str, generation: int) -> None:
-        if self.ttl <= 0 or generation < 0 or self._breaker.open:
+        if self.ttl <= 0 or generation < 0 or not self._usable():
             return
         value = json.dumps({"e": etag, "x": self._clock() + self.ttl}).encode() + b"\n" + body
         try:
@@ -285,9 +313,58 @@ class RedisReadCache(_Follower):
             self._failed("responses not cached", exc)
 
     def invalidate(self) -> None:
-        self._caught_up()
+        """Drop every shared entry; if Redis cannot be told now, bypass it until it is told."""
+        with self._lock:
+            self._asked += 1
+        self._flush()
+
+    def _flush(self, *, force: bool = False) -> None:
+        """Try the pending invalidation (unless Redis is being left alone); retry it in the
+        background if it fails, so the entries go even if no request comes to this instance."""
+        if self._breaker.open and not force:
+            self._retry_in_background()
+            return
+        with self._lock:
+            asked = self._asked
+        version = self._current()
         try:
             self._invalidate(keys=self._keys)
         except redis.RedisError as exc:
             self._breaker.trip()
-            log.error("redis unavailable: other instances may serve cached reads until TTL: %s", exc)
+            log.error(
+                "redis unavailable: shared cache bypassed until it is cleared (retried every %.0f s): %s",
+                self._breaker.backoff,
+                exc,
+            )
+            self._retry_in_background()
+            return
+        with self._lock:
+            if asked > self._done:
+                self._done = asked
+                self._caught_up(version)
+
+    def _retry_in_background(self) -> None:
+        with self._lock:
+            if self._closed.is_set() or self._retrier is not None:
+                return
+            self._retrier = threading.Thread(target=self._retry, name="cache-invalidation", daemon=True)
+            self._retrier.start()
+
+    def _retry(self) -> None:
+        # Forced: this thread already waits `backoff` between tries, and off the event loop.
+        while not self._closed.wait(self._breaker.backoff):
+            self._flush(force=True)
+            # Decided under the lock: an invalidation failing meanwhile then starts a new thread.
+            with self._lock:
+                if not self.pending:
+                    self._retrier = None
+                    return
+
+    def close(self) -> None:
+        """Stop retrying (after one last try, so other instances lose our superseded entries)."""
+        self._closed.set()
+        if self.pending:
+            self._flush(force=True)
+        retrier = self._retrier
+        if retrier is not None:
+            retrier.join(timeout=1)
