@@ -320,6 +320,10 @@ def test_scale_profile_points_an_api_at_postgres_and_redis(tmp_path: Path) -> No
     services = resolved(tmp_path, "--profile", "scale")
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
+    # The cache's Redis must not persist: a restart from an old snapshot would bring back answers
+    # from before later writes (docs/deploy.md).
+    assert services["redis"]["command"] == ["redis-server", "--save", "", "--appendonly", "no"]
+    assert "volumes" not in services["redis"]
     for name in ("migrate-scaled", "api-scaled"):
         url = services[name]["environment"]["DATABASE_URL"]
         assert re.fullmatch(r"postgresql://coach_plans:[^@]+@postgres:5432/coach_plans", url)
