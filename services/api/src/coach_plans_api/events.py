@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import redis
 import redis.asyncio as aredis
 
+from coach_plans_api.cache import Breaker, redis_options
 from coach_plans_api.errors import PlanError
 from coach_plans_api.schemas import PlanEvent
 
@@ -62,7 +63,8 @@ class EventBroker:
     def __init__(self, redis_url: str | None = None, *, prefix: str = "coach-plans") -> None:
         self._redis_url = redis_url
         self._channel = f"{prefix}:events"
-        self._publisher = redis.Redis.from_url(redis_url, socket_timeout=2) if redis_url else None
+        self._publisher = redis.Redis.from_url(redis_url, **redis_options()) if redis_url else None
+        self._breaker = Breaker()
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, Subscription]] = set()
         self._lock = threading.Lock()
         self._listener: asyncio.Task[None] | None = None
@@ -75,27 +77,32 @@ class EventBroker:
         self._delivered: int | None = None  # the newest revision id delivered (or known to be)
 
     def publish(self, events: list[PlanEvent]) -> None:
-        if self._publisher is not None:
-            try:
-                for event in events:
-                    self._publisher.publish(self._channel, event.model_dump_json())
-                return
-            except redis.RedisError as exc:
-                # The other instances catch up from the database when their listener is back.
-                log.error("redis unavailable; events reach this instance's subscribers only: %s", exc)
-        for event in events:
-            self._receive(event)
+        if not self._through_redis([event.model_dump_json() for event in events]):
+            for event in events:
+                self._receive(event)
 
     def resync(self) -> None:
         """The database may hold revisions nobody announced (a write whose outcome is unknown):
         every instance catches up from it."""
-        if self._publisher is not None:
-            try:
-                self._publisher.publish(self._channel, RESYNC)
-                return
-            except redis.RedisError as exc:
-                log.error("redis unavailable; only this instance catches up on events: %s", exc)
-        self._receive(None)
+        if not self._through_redis([RESYNC]):
+            self._receive(None)
+
+    def _through_redis(self, messages: list[str | bytes]) -> bool:
+        """Publish on the shared channel; False when Redis did not take them (this instance then
+        delivers them itself, the others catch up from the database once they hear again).
+
+        Writes call this on the event loop: a Redis that does not answer costs one short timeout,
+        then is left alone for a while (the read cache's breaker)."""
+        if self._publisher is None or self._breaker.open:
+            return False
+        try:
+            for message in messages:
+                self._publisher.publish(self._channel, message)
+        except redis.RedisError as exc:
+            self._breaker.trip()
+            log.error("redis unavailable; events reach this instance's subscribers only: %s", exc)
+            return False
+        return True
 
     def close_streams(self) -> None:
         """End every open subscription (shutdown must not wait for clients to hang up)."""
