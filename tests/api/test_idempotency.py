@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
+from coach_plans_api import db
+from coach_plans_api.repository import Conn
 from tests.conftest import plan_body
 
 URL = "/internal/plans/coach_d/2026-11-25"
@@ -177,3 +182,49 @@ def test_edit_time_must_carry_a_timezone(api_client: TestClient, internal_header
     response = api_client.put(URL, json=body, headers=internal_headers)
     assert response.status_code == 422
     assert response.json()["fields"][0]["field"] == "message_edited_at"
+
+
+class CommitThenFail:
+    """A driver connection whose next COMMIT is carried out, then reported failed: what a client
+    sees when the connection breaks after the server committed but before it answered."""
+
+    armed = False
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def execute(self, statement: str, *args: Any) -> Any:  # SQLite's group commit
+        result = self._raw.execute(statement, *args)
+        if statement == "COMMIT" and CommitThenFail.armed:
+            CommitThenFail.armed = False
+            raise sqlite3.OperationalError("disk I/O error")
+        return result
+
+    def commit(self) -> None:  # PostgreSQL
+        self._raw.commit()
+        if CommitThenFail.armed:
+            CommitThenFail.armed = False
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+def test_a_write_whose_commit_was_lost_clears_the_cache_and_its_retry_is_read_back(
+    api_client: TestClient, internal_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write is answered 503 but stored: the cached answer from before it was served for an
+    hour (the cache was cleared only after a write that succeeded, and its retry, finding the
+    write done, announced nothing either)."""
+    path, read = "/internal/plans/d/2026-11-25", "/api/coach-plans/?coach=d&date=2026-11-25"
+    assert api_client.put(path, json=plan_body(text="one"), headers=internal_headers).status_code == 201
+    assert api_client.get(read).json()["plan"] == "one"  # now cached
+    monkeypatch.setattr(db, "Conn", lambda raw, **kwargs: Conn(CommitThenFail(raw), **kwargs))
+    CommitThenFail.armed = True
+
+    lost = api_client.put(path, json=plan_body(text="two", message_id="2"), headers=internal_headers)
+
+    assert (lost.status_code, lost.json()["error"]) == (503, "storage_unavailable")
+    assert api_client.get(read).json()["plan"] == "two"
+    retry = api_client.put(path, json=plan_body(text="two", message_id="2"), headers=internal_headers)
+    assert (retry.status_code, retry.json()["plan"]) == (200, "two")

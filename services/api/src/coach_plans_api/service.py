@@ -607,8 +607,9 @@ class PlanService:
             with storage_errors():
                 yield
         except StorageUnavailable as exc:
-            # Only a database error can hide a commit: the checks before one stored nothing.
-            if isinstance(exc.__cause__, DBAPIError):
+            # Only a failed COMMIT can hide one. Any earlier failure stored nothing, and clearing
+            # the caches then would take away the answers they give while the database is down.
+            if isinstance(exc.__cause__, DBAPIError) and exc.__cause__.statement == "COMMIT":
                 self._on_unknown_outcome()
             raise
 
