@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 PYTHON ?= python3
 COVERAGE_MIN := 90
 # Test processes (pytest-xdist); each test file runs whole on one of them. 1 runs them in-process.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 
 .PHONY: help install test-deps env run test lint format bench clean
 

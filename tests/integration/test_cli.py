@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -344,11 +345,11 @@ def test_file_names_that_look_like_url_syntax_are_the_files_named(tmp_path: Path
     legacy.write_text(json.dumps({"coach_d_2024-05-10": "plan A"}))
     live = tmp_path / "x%20y?mode=ro.db"
     assert run(live, "migrate").returncode == 0
+    decoy = tmp_path / "r x.db"  # what "r%20x.db" meant as a URL: another database, empty
+    shutil.copy(live, decoy)
     assert run(live, "import-legacy", str(legacy)).returncode == 0
     backup = tmp_path / "r%20x.db"
     assert run(live, "backup", str(backup)).returncode == 0
-    decoy = tmp_path / "r x.db"  # what "r%20x.db" meant as a URL: another database
-    assert run(decoy, "migrate").returncode == 0
     fresh = tmp_path / "fresh.db"
     restored = run(fresh, "restore", str(backup))
     assert restored.returncode == 0, restored.stderr

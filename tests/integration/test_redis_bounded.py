@@ -44,7 +44,7 @@ def test_two_instances_writing_and_reading_random_keys_stay_bounded(
     rng = random.Random(7)
     samples: list[tuple[int, int, int]] = []
     with httpx.Client(timeout=10) as http:
-        for n in range(120):
+        for n in range(60):
             writer = apis[n % 2]
             day = f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}"
             http.put(
