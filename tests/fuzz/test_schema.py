@@ -39,7 +39,7 @@ _running = TestClient(app)
 _running.__enter__()
 atexit.register(_running.__exit__, None, None, None)
 # Enough examples per operation to reach the edges of every number and string in the schema.
-EXAMPLES = 100
+EXAMPLES = 50
 # The event stream never ends by design; it has its own tests (tests/integration/test_events.py).
 schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path="/api/v1/events")
 # Case is generic over its operation's type, with four parameters schemathesis itself never
