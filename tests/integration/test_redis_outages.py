@@ -7,9 +7,6 @@ stopped process or a dead network), each under a key prefix of the test's own.
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,82 +18,24 @@ from fastapi.testclient import TestClient
 
 from coach_plans_api.app import create_app
 from tests.conftest import INTERNAL_TOKEN, RedisNamespace, ServiceProcess, make_settings, plan_body
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 PLAN = "/api/coach-plans/?coach=coach_d&date=2026-11-25"
 
 
-class RedisProxy:
-    """A TCP proxy to the test Redis that can be cut, or frozen (bytes held, never delivered)."""
+class RedisProxy(TcpProxy):
+    """The proxy in front of the test Redis, with its URL (same db)."""
 
     def __init__(self, url: str) -> None:
         address = redis.Redis.from_url(url).connection_pool.connection_kwargs
-        self.target = (address["host"], address["port"])
+        super().__init__((address["host"], address["port"]))
         self.db = address.get("db", 0)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.open = True
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/{self.db}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.open:
-                client.close()
-                continue
-            server = socket.create_connection(self.target)
-            self.sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                self.flowing.wait()  # frozen: what was sent waits here, as in a stopped server
-                if not self.open:
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-
-    def cut(self) -> None:
-        """Drop every connection and refuse new ones."""
-        self.open = False
-        self.flowing.set()
-        for s in self.sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        self.sockets.clear()
-
-    def restore(self) -> None:
-        self.open = True
-
-    def freeze(self) -> None:
-        self.flowing.clear()
-
-    def thaw(self) -> None:
-        self.flowing.set()
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
 
 
 @pytest.fixture

@@ -3,10 +3,8 @@ size, HEAD, repeated parameters, and database errors mapped to the status that t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -16,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import INTERNAL_TOKEN, ServiceProcess, plan_body
+from tests.tcp_proxy import TcpProxy
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 TEXT_LINE = re.compile(
@@ -211,71 +210,16 @@ def test_database_errors_are_mapped_by_kind(start_api: Callable[..., ServiceProc
     assert "storage_unavailable" not in logs
 
 
-class Proxy:
-    """A TCP proxy to PostgreSQL that the test can cut, as a network or server failure would."""
-
-    def __init__(self, port: int) -> None:
-        self.target = ("127.0.0.1", port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.open = True
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.open:
-                client.close()
-                continue
-            server = socket.create_connection(self.target)
-            self.sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-
-    def cut(self) -> None:
-        """Drop every connection and refuse new ones."""
-        self.open = False
-        for s in self.sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        self.sockets.clear()
-
-    def restore(self) -> None:
-        self.open = True
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
-
-
 @pytest.fixture
-def proxy() -> Iterator[Proxy]:
-    server = Proxy(5432)
+def proxy() -> Iterator[TcpProxy]:
+    server = TcpProxy(("127.0.0.1", 5432))
     yield server
     server.close()
 
 
 @pytest.mark.postgres
 def test_postgres_errors_by_kind(
-    start_api: Callable[..., ServiceProcess], postgres_url: str, proxy: Proxy
+    start_api: Callable[..., ServiceProcess], postgres_url: str, proxy: TcpProxy
 ) -> None:
     from sqlalchemy.engine import make_url
 
