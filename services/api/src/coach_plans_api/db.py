@@ -76,7 +76,8 @@ def make_engine(url: URL, *, must_exist: bool = False) -> Engine:
     """An engine for `url`; with `must_exist`, a missing SQLite file is an error, not a new database.
 
     No pre-ping: it costs a round trip per checkout. A connection that went bad fails its request
-    (503) and the pool drops it; the storage monitor also resets the pool when the database is back.
+    (503) and the pool is emptied (see `Database.raw`); the storage monitor also empties it when
+    the database is back.
     """
     path = sqlite_path(url)
     if url.get_backend_name() == "sqlite":
@@ -271,6 +272,9 @@ class Database:
         except DBAPIError as exc:
             if not self.is_sqlite and getattr(fairy.driver_connection, "closed", False):
                 fairy.invalidate(exc.orig)
+                # The server went away: the other pooled connections are most likely broken too.
+                # New ones for the next requests, rather than one failed request per connection.
+                self.engine.dispose()
             raise
         finally:
             fairy.close()

@@ -171,6 +171,7 @@ class StorageMonitor:
         self._watch = FileWatch(db.path, checkpoints=db.checkpoint_lock) if db.path is not None else None
         self._probe_engine = self._make_probe_engine()
         self._probe_lock = threading.Lock()
+        self._probe_lost = False  # the probe's last connection was lost while in use
         self._status_lock = threading.Lock()
         self._version = 0
         self._version_lock = threading.Lock()
@@ -241,11 +242,7 @@ class StorageMonitor:
         """Check the database now and keep the verdict."""
         with self._probe_lock:
             previous = self._status
-            try:
-                status = self._probe()
-            except (SQLAlchemyError, self.db.driver_error, sqlite3.Error, OSError) as exc:
-                status = StorageStatus(ok=False, reason=f"cannot read the database: {_one_line(exc)}")
-                self._probe_engine.dispose()
+            status = self._probe_twice()
             status = StorageStatus(
                 status.ok, status.reason, status.plans, status.bot_connected, time.monotonic()
             )
@@ -264,6 +261,19 @@ class StorageMonitor:
             elif previous.reason != "not checked yet":
                 log.warning("database available again")
         return status
+
+    def _probe_twice(self) -> StorageStatus:
+        """The probe's verdict. Its connection lost (an outage that is over may have broken it):
+        once more on a new connection, so a database that is back is not reported down."""
+        for last in (False, True):
+            self._probe_lost = False
+            try:
+                return self._probe()
+            except (SQLAlchemyError, self.db.driver_error, sqlite3.Error, OSError) as exc:
+                self._probe_engine.dispose()
+                if last or not self._probe_lost:
+                    return StorageStatus(ok=False, reason=f"cannot read the database: {_one_line(exc)}")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _probe(self) -> StorageStatus:
         if self._watch is not None:
@@ -355,6 +365,9 @@ class StorageMonitor:
         raw: Any = fairy.driver_connection
         try:
             yield Conn(raw, postgres=self.db.path is None, error=self.db.driver_error)
+        except BaseException:
+            self._probe_lost = bool(getattr(raw, "closed", False))  # psycopg: the server is gone
+            raise
         finally:
             with suppress(self.db.driver_error):
                 raw.rollback()
