@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import shutil
@@ -32,6 +34,43 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).resolve().parents[1]
 # Databases and Redis keys of this run carry this id, so two runs on one server never meet.
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def run_in_process(
+    main: Callable[[list[str]], int], argv: list[str], env: dict[str, str], cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    """A command line's `main` run here as its console script runs in a new process: the
+    environment is exactly `env`, stdout and stderr are captured, and what the command set up in
+    logging is undone. Milliseconds instead of the 2 s a new interpreter takes to import the
+    service; the console scripts themselves are run as processes elsewhere."""
+    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    root = logging.getLogger()
+    saved_root = (list(root.handlers), root.level)
+    touched = [logging.getLogger(name) for name in ("httpx", "uvicorn.access")]
+    saved_touched = [(logger.level, logger.disabled) for logger in touched]
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        for handler in root.handlers:
+            if handler not in saved_root[0]:
+                handler.close()
+        root.handlers[:] = saved_root[0]
+        root.setLevel(saved_root[1])
+        for logger, (level, disabled) in zip(touched, saved_touched, strict=True):
+            logger.setLevel(level)
+            logger.disabled = disabled
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def require_service(name: str, host: str, port: int) -> None:

@@ -10,23 +10,22 @@ from typing import Any
 
 import pytest
 
+from coach_plans_api.cli import main
 from coach_plans_api.config import ConfigError, Settings, load_settings
 from tests.conftest import INTERNAL_TOKEN as TOKEN
-from tests.conftest import REPO
+from tests.conftest import REPO, run_in_process
 
 
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def _cli_env(env: dict[str, str]) -> dict[str, str]:
     base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
     if "PYTHONPATH" in os.environ:
         base["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run(
-        [sys.executable, "-m", "coach_plans_api", *(args or ("check-config",))],
-        env={**base, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return {**base, **env}
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`coach-plans-api` (default `check-config`) with exactly `env`, in this process."""
+    return run_in_process(main, list(args or ("check-config",)), _cli_env(env))
 
 
 @pytest.mark.parametrize(
@@ -60,7 +59,15 @@ def test_bad_settings_exit_2_naming_the_setting(env: dict[str, str], named: str)
 
 
 def test_every_bad_setting_is_named_at_once() -> None:
-    result = run_cli({"API_PORT": "0", "DATABASE_URL": "oracle://x", "LOG_FORMAT": "xml"})
+    """Through the console script, in a process of its own, as an operator runs it."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("coach-plans-api")), "serve"],
+        env=_cli_env({"API_PORT": "0", "DATABASE_URL": "oracle://x", "LOG_FORMAT": "xml"}),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     for name in ("API_PORT", "DATABASE_URL", "LOG_FORMAT", "INTERNAL_API_TOKEN"):
         assert name in result.stderr

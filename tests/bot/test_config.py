@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from coach_plans_bot.__main__ import run as bot_main
 from coach_plans_bot.config import BotSettings, ConfigError, load_settings
+from tests.conftest import run_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -176,20 +177,13 @@ def test_coach_ids_must_be_a_mapping() -> None:
 
 
 def run_bot(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`coach-plans-bot` in this process, with the environment of this one and `env`."""
     clean = {
         key: value
         for key, value in os.environ.items()
         if key not in ("DISCORD_BOT_TOKEN", "MOCK_MODE", "CONFIG_FILE")
     }
-    return subprocess.run(
-        [sys.executable, "-m", "coach_plans_bot"],
-        env={**clean, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_in_process(bot_main, [], {**clean, **env})
 
 
 def test_missing_token_outside_mock_mode_exits_2_with_the_message() -> None:

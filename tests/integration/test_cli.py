@@ -8,7 +8,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from coach_plans_api import maintenance
-from tests.conftest import INTERNAL_TOKEN, REPO, ServiceProcess, plan_body
+from coach_plans_api.cli import main
+from tests.conftest import INTERNAL_TOKEN, REPO, ServiceProcess, plan_body, run_in_process
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 LEGACY = REPO / "tests" / "data" / "legacy_plans.json"
@@ -30,14 +30,7 @@ def cli(database_url: str, *args: str, token: bool = True) -> subprocess.Complet
     env.pop("MOCK_MODE", None)
     if not token:
         env.pop("INTERNAL_API_TOKEN")
-    return subprocess.run(
-        [sys.executable, "-m", "coach_plans_api", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_in_process(main, list(args), env)
 
 
 def test_backup_during_writes_restores_every_acknowledged_write(
@@ -338,8 +331,7 @@ def test_file_names_that_look_like_url_syntax_are_the_files_named(tmp_path: Path
         env = {**os.environ, "DATABASE_PATH": str(database), "LOG_LEVEL": "WARNING"}
         for name in ("DATABASE_URL", "CONFIG_FILE", "MOCK_MODE", "INTERNAL_API_TOKEN"):
             env.pop(name, None)
-        command = [sys.executable, "-m", "coach_plans_api", *args]
-        return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+        return run_in_process(main, list(args), env)
 
     legacy = tmp_path / "legacy.json"
     legacy.write_text(json.dumps({"coach_d_2024-05-10": "plan A"}))
