@@ -107,14 +107,17 @@ def _restore(settings: Settings, args: argparse.Namespace) -> int:
 def _import_legacy(settings: Settings, args: argparse.Namespace) -> int:
     from coach_plans_api.db import Database
     from coach_plans_api.service import PlanService
+    from coach_plans_api.storage import StorageMonitor
 
     data = maintenance.load_legacy_file(args.file)
     db = Database(settings.sqlalchemy_url)
+    storage = StorageMonitor(db, bot_stale_seconds=settings.bot_stale_seconds)
     try:
         with db.engine.connect():  # reachable before the first entry
             pass
-        report = maintenance.import_legacy(PlanService(db=db, settings=settings), data)
+        report = maintenance.import_legacy(PlanService(db=db, settings=settings, storage=storage), data)
     finally:
+        storage.close()  # its probe's own connection
         db.dispose()
     for key, reason in report.skipped.items():
         print(f"skipped {key}: {reason}")

@@ -219,7 +219,12 @@ def import_legacy(service: PlanService, data: dict[str, Any]) -> ImportReport:
                 continue
             writer = service
             if posted_at is not None:  # the same rules, with the clock set to when it was posted
-                writer = PlanService(db=service.db, settings=service.settings, now=fixed_clock(posted_at))
+                writer = PlanService(
+                    db=service.db,
+                    settings=service.settings,
+                    now=fixed_clock(posted_at),
+                    storage=service.storage,
+                )
             writer.put_plan(coach=coach, date=date, body=body)
             report.imported.append(key)
         except StorageUnavailable:
