@@ -45,16 +45,12 @@ def run_in_process(
     logging is undone. Milliseconds instead of the 2 s a new interpreter takes to import the
     service; the console scripts themselves are run as processes elsewhere."""
     saved_env, saved_cwd = dict(os.environ), Path.cwd()
-    root = logging.getLogger()
-    saved_root = (list(root.handlers), root.level)
-    touched = [logging.getLogger(name) for name in ("httpx", "uvicorn.access")]
-    saved_touched = [(logger.level, logger.disabled) for logger in touched]
     out, err = io.StringIO(), io.StringIO()
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with logging_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main(argv)
             except SystemExit as exc:  # argparse
@@ -66,14 +62,6 @@ def run_in_process(
         os.environ.clear()
         os.environ.update(saved_env)
         os.chdir(saved_cwd)
-        for handler in root.handlers:
-            if handler not in saved_root[0]:
-                handler.close()
-        root.handlers[:] = saved_root[0]
-        root.setLevel(saved_root[1])
-        for logger, (level, disabled) in zip(touched, saved_touched, strict=True):
-            logger.setLevel(level)
-            logger.disabled = disabled
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
@@ -339,15 +327,31 @@ def start_api(tmp_path: Path, sqlite_template: Path) -> Iterator[Callable[..., S
         proc.stop()
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The root logger's handlers and level as they were before the test configured logging."""
+@contextlib.contextmanager
+def logging_kept() -> Iterator[None]:
+    """Logging as it was before: the root logger's handlers and level (new handlers closed), and
+    the loggers the services tune (httpx, uvicorn.access)."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
+    tuned = [logging.getLogger(name) for name in ("httpx", "uvicorn.access")]
+    states = [(logger.level, logger.disabled) for logger in tuned]
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            if handler not in handlers:
+                handler.close()
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        for logger, (tuned_level, disabled) in zip(tuned, states, strict=True):
+            logger.setLevel(tuned_level)
+            logger.disabled = disabled
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Logging as it was before the test configured it."""
+    with logging_kept():
+        yield
