@@ -234,8 +234,8 @@ class SigintOnLoad:
             os.kill(os.getpid(), signal.SIGINT)
         return None
 
-# What Python installs at start-up, unless SIGINT was ignored then (as in pytest-xdist's workers,
-# whose children inherit it): a terminal's Ctrl-C.
+# What Python installs at start-up unless SIGINT is ignored then, as it is in a shell's background
+# job and the processes it starts (the suite run with `&`): a terminal's Ctrl-C.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.meta_path.insert(0, SigintOnLoad())
 sys.argv = ["coach-plans-api", "check-config"]
