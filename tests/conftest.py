@@ -289,7 +289,7 @@ def start_api(tmp_path: Path, sqlite_template: Path) -> Iterator[Callable[..., S
     """Start `coach-plans-api serve` on a free port (migrated first); stopped after the test.
 
     The database is migrated in this process (a new SQLite file starts as a copy of the migrated
-    template); the CLI tests run `migrate` as a process of its own. `measured=False` leaves the
+    template); the CLI tests run the `migrate` command itself. `measured=False` leaves the
     service out of coverage: a load test gains nothing from tracing, which makes it several times
     slower."""
     started: list[ServiceProcess] = []
