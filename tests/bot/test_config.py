@@ -12,8 +12,6 @@ from coach_plans_bot.__main__ import run as bot_main
 from coach_plans_bot.config import BotSettings, ConfigError, load_settings
 from tests.conftest import run_in_process
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def test_defaults_in_mock_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOCK_MODE", "true")
