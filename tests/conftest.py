@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 import io
 import logging
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -35,6 +37,11 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).resolve().parents[1]
 # Databases and Redis keys of this run carry this id, so two runs on one server never meet.
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def api_today() -> dt.date:
+    """The API's today: the date now in its default PLAN_TIMEZONE, America/New_York."""
+    return dt.datetime.now(ZoneInfo("America/New_York")).date()
 
 
 def run_in_process(

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from coach_plans_api.routes.internal import DOCUMENTED, FastPut
-from tests.conftest import PutPlan, plan_body
+from tests.conftest import PutPlan, api_today, plan_body
 
 URL = "/internal/plans/coach_d/2026-11-25"
 
@@ -260,7 +258,7 @@ def test_clear_bad_date_is_400(
     api_client: TestClient, put_plan: PutPlan, internal_headers: dict[str, str], day: str
 ) -> None:
     """A clear names its day: "" is no date (were it today, a late retry would clear another day)."""
-    today = dt.datetime.now(ZoneInfo("America/New_York")).date().isoformat()  # the API's today
+    today = api_today().isoformat()
     put_plan(coach="d", date=today)
     response = api_client.post(
         "/internal/plans/clear",

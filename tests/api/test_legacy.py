@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import PutPlan
+from tests.conftest import PutPlan, api_today
 
 LEGACY_FIELDS = {
     "plan",
@@ -96,7 +95,7 @@ def test_missing_coach_parameter_is_422_naming_the_field(api_client: TestClient)
 
 
 def test_date_defaults_to_today_in_market_time_zone(api_client: TestClient, put_plan: PutPlan) -> None:
-    today = dt.datetime.now(ZoneInfo("America/New_York")).date().isoformat()
+    today = api_today().isoformat()
     put_plan(date=today, text="today's plan")
     assert api_client.get("/api/coach-plans/", params={"coach": "d"}).json()["plan"] == "today's plan"
 
@@ -124,7 +123,7 @@ def test_all_rejects_invalid_date(api_client: TestClient) -> None:
 
 
 def test_history_newest_first_within_days(api_client: TestClient, put_plan: PutPlan) -> None:
-    today = dt.datetime.now(ZoneInfo("America/New_York")).date()
+    today = api_today()
     for back in (0, 1, 3, 10):
         put_plan(date=(today - dt.timedelta(days=back)).isoformat(), text=f"plan {back}")
     put_plan(coach="i", date=today.isoformat(), text="other coach")

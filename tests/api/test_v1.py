@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from tests.api.test_legacy import LEGACY_FIELDS
-from tests.conftest import PutPlan, plan_body
+from tests.conftest import PutPlan, api_today, plan_body
 
 
 def _texts(body: dict[str, Any]) -> list[str]:
@@ -242,7 +240,7 @@ def test_legacy_urls_do_not_show_levels(api_client: TestClient, put_plan: PutPla
     assert set(plan) == LEGACY_FIELDS
     day = api_client.get("/api/coach-plans/all", params={"date": "2026-11-25"}).json()
     assert set(day["coach_d"]) == LEGACY_FIELDS
-    today = dt.datetime.now(ZoneInfo("America/New_York")).date().isoformat()
+    today = api_today().isoformat()
     put_plan(text=NVDA_PLAN, date=today)  # history counts back from the real today
     history = api_client.get("/api/coach-plans/history", params={"coach": "d", "days": 7}).json()
     assert history["plans"]

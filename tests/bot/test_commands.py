@@ -17,6 +17,7 @@ from coach_plans_bot.bot import CoachPlansBot
 from coach_plans_bot.config import BotSettings
 from coach_plans_bot.permissions import PermissionPolicy
 from tests.bot.conftest import NEW_YORK, TODAY, MakeBot, SwitchableTransport
+from tests.conftest import api_today
 
 Replies = Callable[[], list[str]]
 ADMIN_ROLE = 424242424242424242
@@ -515,7 +516,7 @@ async def test_history_and_long_listings_are_split_under_2000_characters(
 ) -> None:
     # History counts back from the API's real today: the 20 days end 5 days before it, so the
     # window of 30 holds them all whichever side of midnight the test runs on.
-    today = dt.datetime.now(NEW_YORK).date()
+    today = api_today()
     days = [(today - dt.timedelta(days=back)).isoformat() for back in range(5, 25)]
     for n, day in enumerate(days):
         await post(f"!plan d {day}: " + f"day {n} " + "NVDA levels " * 40)

@@ -11,7 +11,6 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,14 +19,14 @@ from coach_plans_bot import __main__ as entry
 from coach_plans_bot.config import BotSettings
 from coach_plans_bot.parsing import MAX_CHARTS
 from tests.bot.conftest import StartWireBot
-from tests.conftest import ServiceProcess, free_port
+from tests.conftest import ServiceProcess, api_today, free_port
 from tests.discord_double import DiscordDouble, Member
 
 pytestmark = pytest.mark.slow
 
 
 def today() -> str:
-    return dt.datetime.now(ZoneInfo("America/New_York")).date().isoformat()
+    return api_today().isoformat()
 
 
 def plans_on(api: ServiceProcess, day: str, **params: str) -> list[dict[str, Any]]:
